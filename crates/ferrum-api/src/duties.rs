@@ -1,0 +1,1 @@
+//! Background duties every API replica runs.

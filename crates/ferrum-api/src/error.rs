@@ -1,0 +1,81 @@
+//! The one mapping from failures to HTTP answers: a status and `{"msg": "…"}` with
+//! `Content-Type: application/json` (contract §2).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ferrum_model::ValidationError;
+use ferrum_store::StoreError;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub msg: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, msg: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            msg: msg.into(),
+        }
+    }
+
+    pub fn bad_request(msg: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, msg)
+    }
+
+    pub fn not_found(msg: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, msg)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "Invalid or missing token")
+    }
+
+    pub fn conflict(msg: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, msg)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "msg": self.msg }).to_string();
+        (
+            self.status,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        let status = match e {
+            ValidationError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::UnknownCode(name) => ApiError::not_found(format!("Code {name:?} not found")),
+            StoreError::Conflict(msg) => ApiError::new(StatusCode::BAD_REQUEST, msg),
+            other => {
+                tracing::error!(error = %other, "store error");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error")
+            }
+        }
+    }
+}
+
+impl From<ferrum_blob::BlobError> for ApiError {
+    fn from(e: ferrum_blob::BlobError) -> Self {
+        tracing::error!(error = %e, "blob store error");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error")
+    }
+}

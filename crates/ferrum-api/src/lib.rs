@@ -1,0 +1,29 @@
+//! Ferrum's HTTP API.
+//!
+//! - [`tenant`]: the IronWorker v2 REST routes under `/2/…` (contract §3), for tenants and the
+//!   official clients.
+//! - [`runner_api`]: the runner protocol under `/runner/v1/…` (see `ferrum_model::protocol`).
+//! - [`duties`]: background work every replica runs (reaping expired leases, firing schedules);
+//!   each step is claimed in the database, so any number of replicas may run them.
+//!
+//! [`router`] builds the whole app from an [`AppState`]; [`serve`] runs it.
+
+pub mod duties;
+pub mod error;
+pub mod queue_signal;
+pub mod runner_api;
+pub mod state;
+pub mod tenant;
+
+use axum::Router;
+
+pub use error::ApiError;
+pub use state::{ApiConfig, AppState};
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(tenant::router())
+        .merge(runner_api::router())
+        .with_state(state)
+}

@@ -1,0 +1,85 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrum_blob::BlobStore;
+use ferrum_store::Store;
+
+use crate::queue_signal::QueueSignal;
+
+/// Settings of the API that operators may change.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// How long a runner's lease lasts without a heartbeat.
+    pub lease_for: Duration,
+    /// How often runners heartbeat each task (well under `lease_for`).
+    pub heartbeat_every: Duration,
+    /// Attempts a task gets before a lost lease marks it `killed`.
+    pub max_attempts: i32,
+    /// Per-task log cap in bytes; past it the log is truncated.
+    pub max_log_bytes: i64,
+    /// Largest unpacked size a code zip may have.
+    pub max_zip_unpacked_bytes: u64,
+    /// Maps a code's `stack`/`runtime` to the image its tasks run in.
+    pub stacks: Arc<StackCatalog>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            lease_for: Duration::from_secs(30),
+            heartbeat_every: Duration::from_secs(5),
+            max_attempts: 3,
+            max_log_bytes: 64 * 1024 * 1024,
+            max_zip_unpacked_bytes: 512 * 1024 * 1024,
+            stacks: Arc::new(StackCatalog::default()),
+        }
+    }
+}
+
+/// The stacks catalog: stack or runtime name → image. `GET /2/stacks` lists its names.
+#[derive(Debug, Clone)]
+pub struct StackCatalog {
+    pub entries: Vec<(String, String)>,
+}
+
+impl StackCatalog {
+    /// The image for a code's stack, else its runtime.
+    pub fn image_for(&self, stack: Option<&str>, runtime: Option<&str>) -> Option<&str> {
+        [stack, runtime].into_iter().flatten().find_map(|name| {
+            self.entries
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, image)| image.as_str())
+        })
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|(n, _)| n.as_str())
+    }
+}
+
+impl Default for StackCatalog {
+    fn default() -> Self {
+        let e = |n: &str, i: &str| (n.to_owned(), i.to_owned());
+        StackCatalog {
+            entries: vec![
+                e("sh", "ferrum/stack-sh:1"),
+                e("binary", "ferrum/stack-sh:1"),
+                e("python", "ferrum/stack-python:1"),
+                e("python-3", "ferrum/stack-python:1"),
+                e("python-3.11", "ferrum/stack-python:1"),
+            ],
+        }
+    }
+}
+
+/// Shared state of all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub config: Arc<ApiConfig>,
+    pub queue: QueueSignal,
+}

@@ -1,0 +1,9 @@
+//! The IronWorker v2 routes.
+
+use axum::Router;
+
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+}

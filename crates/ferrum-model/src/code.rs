@@ -1,0 +1,69 @@
+//! Code packages and their revisions (contract §3.2, §4.1, §4.2).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::Id;
+
+/// What a revision runs: either an old-style zip package (`runtime` + `file_name`, run in a
+/// stack image) or a Docker image, optionally with a zip unpacked into the task directory.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CodeSpec {
+    pub runtime: Option<String>,
+    pub stack: Option<String>,
+    pub file_name: Option<String>,
+    pub image: Option<String>,
+    pub command: Option<String>,
+    pub config: Option<String>,
+    pub env_vars: BTreeMap<String, String>,
+    pub max_concurrency: Option<i32>,
+    pub retries: i32,
+    pub retries_delay: i32,
+    pub default_priority: i32,
+}
+
+/// Where a revision's zip lives in the object store, and what it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZipInfo {
+    /// The object-store key.
+    pub key: String,
+    /// Hex MD5 of the zip, reported as `latest_checksum`.
+    pub checksum: String,
+    pub size: i64,
+}
+
+/// One immutable revision of a code.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodeRevision {
+    pub id: Id,
+    pub code_id: Id,
+    pub project_id: Id,
+    pub name: String,
+    pub rev: i32,
+    pub spec: CodeSpec,
+    pub zip: Option<ZipInfo>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A named code of a project, with its latest revision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Code {
+    pub id: Id,
+    pub project_id: Id,
+    pub name: String,
+    /// While true, the code's queued tasks are not dispatched (contract §5.7).
+    pub paused: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub latest: CodeRevision,
+}
+
+/// What an upload stores as the next revision of the code called `name`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRevision {
+    pub name: String,
+    pub spec: CodeSpec,
+    pub zip: Option<ZipInfo>,
+}

@@ -1,0 +1,142 @@
+//! The runner protocol: what runners and the API say to each other over HTTP.
+//!
+//! Runners never see the database (brief §3). They authenticate with a runner token bound to a
+//! cluster and use these messages under `/runner/v1`:
+//!
+//! | call | body | answer |
+//! |---|---|---|
+//! | `POST /runner/v1/register` | [`RegisterRequest`] | [`RegisterResponse`] |
+//! | `POST /runner/v1/lease` | [`LeaseRequest`] | [`LeaseResponse`] (long-poll up to `wait_ms`) |
+//! | `POST /runner/v1/tasks/{id}/started` | [`AttemptRef`] | [`HeartbeatResponse`] |
+//! | `POST /runner/v1/tasks/{id}/heartbeat` | [`AttemptRef`] | [`HeartbeatResponse`] |
+//! | `PUT /runner/v1/tasks/{id}/log?attempt=&seq=&stream=` | raw bytes | [`LogAck`] |
+//! | `POST /runner/v1/tasks/{id}/complete` | [`CompleteRequest`] | [`CompleteResponse`] |
+//! | `GET /runner/v1/revisions/{rev_id}/zip` | | the zip bytes |
+//!
+//! Every per-task call carries the lease's `attempt`. The API answers **409** when that attempt
+//! is no longer the task's current lease (it expired and the task was leased again, or it was
+//! cancelled): the runner must then stop the container and forget the task. This fencing is
+//! what makes at-least-once delivery safe.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Id, TaskStatus};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    pub hostname: String,
+    pub concurrency: u32,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterResponse {
+    pub runner_id: Id,
+    /// The cluster the runner's token is bound to.
+    pub cluster: String,
+    /// How long a lease lasts without a heartbeat.
+    pub lease_secs: u32,
+    /// How often the runner should heartbeat each running task.
+    pub heartbeat_secs: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRequest {
+    pub runner_id: Id,
+    /// Most tasks to lease now: the runner's free slots.
+    pub max_tasks: u32,
+    /// How long the API may hold the request open when nothing is runnable.
+    pub wait_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaseResponse {
+    pub leases: Vec<Lease>,
+}
+
+/// One task handed to a runner, with everything needed to run it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    pub task_id: Id,
+    pub project_id: Id,
+    /// Fencing token: quote it on every call about this task.
+    pub attempt: i32,
+    pub timeout_secs: i32,
+    /// The payload bytes, base64 (standard alphabet): payloads need not be UTF-8.
+    pub payload_base64: String,
+    pub schedule_id: Option<Id>,
+    pub code: RunSpec,
+}
+
+/// How to run a code revision (contract §6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub code_id: Id,
+    pub code_name: String,
+    pub revision_id: Id,
+    pub rev: i32,
+    /// The image to create the container from: the code's own image, or the stack's.
+    pub image: String,
+    /// True for Docker-style codes (`image` [+ `command`]): environment only, no argv flags.
+    pub docker_style: bool,
+    pub runtime: Option<String>,
+    pub file_name: Option<String>,
+    pub command: Option<String>,
+    pub config: Option<String>,
+    pub env_vars: BTreeMap<String, String>,
+    /// True when the revision has a zip to fetch from `/runner/v1/revisions/{rev}/zip`.
+    pub has_zip: bool,
+}
+
+/// Names a lease: the task and the attempt the runner holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRef {
+    pub attempt: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    /// A user asked to cancel the task: stop the container and report `cancelled`.
+    pub cancel_requested: bool,
+}
+
+/// Which output stream a log chunk holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+impl LogStream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogAck {
+    /// False when the chunk was a duplicate (already stored): harmless, chunks are idempotent.
+    pub stored: bool,
+}
+
+/// How an attempt ended, as the runner saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompleteRequest {
+    pub attempt: i32,
+    /// One of `complete`, `error`, `timeout`, `cancelled`, `killed`.
+    pub status: TaskStatus,
+    pub exit_code: Option<i32>,
+    pub msg: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompleteResponse {
+    /// The automatic retry queued because of this failure, if any.
+    pub retry_task_id: Option<Id>,
+}

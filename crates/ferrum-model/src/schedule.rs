@@ -1,0 +1,76 @@
+//! Schedules: things that queue tasks over time (contract §3.4, §4.4, §5.6).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::Id;
+
+/// A schedule's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleStatus {
+    /// Active: will fire at `next_start`.
+    Scheduled,
+    /// Will not fire again (ran its times, or passed `end_at`).
+    Complete,
+    Cancelled,
+}
+
+impl ScheduleStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScheduleStatus::Scheduled => "scheduled",
+            ScheduleStatus::Complete => "complete",
+            ScheduleStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Scheduled, Self::Complete, Self::Cancelled]
+            .into_iter()
+            .find(|st| st.as_str() == s)
+    }
+}
+
+/// A schedule as the store keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    pub id: Id,
+    pub project_id: Id,
+    pub code_name: String,
+    pub payload: Vec<u8>,
+    pub status: ScheduleStatus,
+    pub msg: Option<String>,
+    pub start_at: DateTime<Utc>,
+    pub end_at: Option<DateTime<Utc>>,
+    pub next_start: Option<DateTime<Utc>>,
+    pub last_run_time: Option<DateTime<Utc>>,
+    /// Seconds between runs; `None` for a one-shot schedule.
+    pub run_every: Option<i32>,
+    /// Most runs; `None` for no count limit.
+    pub run_times: Option<i32>,
+    pub run_count: i32,
+    pub priority: i32,
+    pub timeout: i32,
+    pub task_delay: i32,
+    pub cluster: String,
+    pub label: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A validated request to create a schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSchedule {
+    pub code_name: String,
+    pub payload: Vec<u8>,
+    pub start_at: DateTime<Utc>,
+    pub end_at: Option<DateTime<Utc>>,
+    pub run_every: Option<i32>,
+    pub run_times: Option<i32>,
+    pub priority: i32,
+    pub timeout: i32,
+    pub task_delay: i32,
+    pub cluster: String,
+    pub label: Option<String>,
+}

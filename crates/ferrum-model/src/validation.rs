@@ -1,0 +1,240 @@
+//! Turning what clients send into valid model inputs.
+//!
+//! Clients are lenient in what they send (contract §2): seconds arrive as floats, "unset" as
+//! `null`, `""`, `0` or `-3`. These functions accept all of that, apply the documented defaults,
+//! and reject only what is really wrong, with a message that says why.
+
+use chrono::{DateTime, Utc};
+
+use crate::limits::{
+    DEFAULT_CLUSTER, DEFAULT_TIMEOUT_SECS, MAX_DELAY_SECS, MAX_PAYLOAD_BYTES, MAX_RETRIES,
+    MAX_TIMEOUT_SECS, MIN_RUN_EVERY_SECS,
+};
+use crate::{NewSchedule, NewTask, TaskOrigin};
+
+/// Why an input was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    /// A payload or config over [`MAX_PAYLOAD_BYTES`].
+    #[error("{what} is {size} bytes; the limit is {MAX_PAYLOAD_BYTES} bytes")]
+    TooLarge { what: &'static str, size: usize },
+    #[error("{0} is required")]
+    Missing(&'static str),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Task options as a client sent them, before defaults.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskOptions {
+    pub priority: Option<f64>,
+    pub timeout: Option<f64>,
+    pub delay: Option<f64>,
+    pub cluster: Option<String>,
+    pub label: Option<String>,
+}
+
+/// Validates one task to queue. Priority outside 0..=2 means "use the code's default"
+/// (ironcli sends -3); timeout 0 or absent means the default; a timeout past the maximum is
+/// clamped to it (contract §5.3).
+pub fn new_task(
+    code_name: &str,
+    payload: Vec<u8>,
+    opts: TaskOptions,
+) -> Result<NewTask, ValidationError> {
+    if code_name.is_empty() {
+        return Err(ValidationError::Missing("code_name"));
+    }
+    check_size("payload", payload.len())?;
+    let priority = opts
+        .priority
+        .map(|p| p.trunc() as i32)
+        .filter(|p| (0..=2).contains(p));
+    let delay = seconds("delay", opts.delay)?.unwrap_or(0);
+    if delay > MAX_DELAY_SECS {
+        return Err(ValidationError::Invalid(format!(
+            "delay must be at most {MAX_DELAY_SECS} seconds"
+        )));
+    }
+    Ok(NewTask {
+        code_name: code_name.to_owned(),
+        payload,
+        priority,
+        timeout: timeout(opts.timeout)?,
+        delay,
+        cluster: cluster(opts.cluster),
+        label: opts.label.filter(|l| !l.is_empty()),
+        origin: TaskOrigin::default(),
+    })
+}
+
+/// Schedule fields as a client sent them, before defaults.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScheduleOptions {
+    pub task: TaskOptions,
+    pub start_at: Option<DateTime<Utc>>,
+    pub end_at: Option<DateTime<Utc>>,
+    pub run_every: Option<f64>,
+    pub run_times: Option<f64>,
+    /// Per-task delay (`task_delay`).
+    pub task_delay: Option<f64>,
+}
+
+/// Validates one schedule. `run_every` under 60 seconds is refused (contract §3.4 S2);
+/// `run_times` 0 means no limit; `delay` (an offset to the first run) applies when `start_at`
+/// is absent (contract §8.9).
+pub fn new_schedule(
+    code_name: &str,
+    payload: Vec<u8>,
+    opts: ScheduleOptions,
+    now: DateTime<Utc>,
+) -> Result<NewSchedule, ValidationError> {
+    let first_delay = seconds("delay", opts.task.delay)?.unwrap_or(0);
+    let task = new_task(
+        code_name,
+        payload,
+        TaskOptions {
+            delay: opts.task_delay,
+            ..opts.task
+        },
+    )?;
+    let run_every = seconds("run_every", opts.run_every)?.filter(|s| *s != 0);
+    if let Some(every) = run_every {
+        if every < MIN_RUN_EVERY_SECS {
+            return Err(ValidationError::Invalid(format!(
+                "run_every must be at least {MIN_RUN_EVERY_SECS} seconds"
+            )));
+        }
+    }
+    let run_times = seconds("run_times", opts.run_times)?.filter(|n| *n > 0);
+    let start_at = opts
+        .start_at
+        .unwrap_or_else(|| now + chrono::Duration::seconds(first_delay.into()));
+    if let Some(end) = opts.end_at {
+        if end < start_at {
+            return Err(ValidationError::Invalid(
+                "end_at must not be before start_at".into(),
+            ));
+        }
+    }
+    Ok(NewSchedule {
+        code_name: task.code_name,
+        payload: task.payload,
+        start_at,
+        end_at: opts.end_at,
+        run_every,
+        run_times,
+        priority: task.priority.unwrap_or(0),
+        timeout: task.timeout,
+        task_delay: task.delay,
+        cluster: task.cluster,
+        label: task.label,
+    })
+}
+
+/// Validates the numeric options of a code upload.
+pub fn code_retries(retries: i32, retries_delay: i32) -> Result<(), ValidationError> {
+    if !(0..=MAX_RETRIES).contains(&retries) {
+        return Err(ValidationError::Invalid(format!(
+            "retries must be between 0 and {MAX_RETRIES}"
+        )));
+    }
+    if retries_delay < 0 {
+        return Err(ValidationError::Invalid(
+            "retries_delay must not be negative".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a payload or config over the size limit.
+pub fn check_size(what: &'static str, size: usize) -> Result<(), ValidationError> {
+    if size > MAX_PAYLOAD_BYTES {
+        return Err(ValidationError::TooLarge { what, size });
+    }
+    Ok(())
+}
+
+fn timeout(raw: Option<f64>) -> Result<i32, ValidationError> {
+    Ok(match seconds("timeout", raw)? {
+        None | Some(0) => DEFAULT_TIMEOUT_SECS,
+        Some(t) => t.min(MAX_TIMEOUT_SECS),
+    })
+}
+
+fn cluster(raw: Option<String>) -> String {
+    raw.filter(|c| !c.is_empty())
+        .unwrap_or_else(|| DEFAULT_CLUSTER.to_owned())
+}
+
+/// Whole seconds from a JSON number that may have a fraction (Go sends floats).
+fn seconds(what: &str, raw: Option<f64>) -> Result<Option<i32>, ValidationError> {
+    match raw {
+        None => Ok(None),
+        Some(v) if v.is_finite() && (0.0..=i32::MAX as f64).contains(&v) => Ok(Some(v as i32)),
+        Some(v) => Err(ValidationError::Invalid(format!(
+            "{what} must be a non-negative number of seconds, got {v}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_defaults_follow_the_contract() {
+        let t = new_task(
+            "hello",
+            b"{}".to_vec(),
+            TaskOptions {
+                priority: Some(-3.0),
+                timeout: Some(0.0),
+                delay: Some(1.7),
+                cluster: Some(String::new()),
+                label: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(t.priority, None);
+        assert_eq!(t.timeout, DEFAULT_TIMEOUT_SECS);
+        assert_eq!(t.delay, 1);
+        assert_eq!(t.cluster, "default");
+    }
+
+    #[test]
+    fn oversized_payload_and_bad_numbers_are_refused() {
+        let big = vec![b'x'; MAX_PAYLOAD_BYTES + 1];
+        assert!(matches!(
+            new_task("c", big, TaskOptions::default()),
+            Err(ValidationError::TooLarge { .. })
+        ));
+        let neg = TaskOptions {
+            delay: Some(-1.0),
+            ..Default::default()
+        };
+        assert!(new_task("c", vec![], neg).is_err());
+        let long = TaskOptions {
+            timeout: Some(1e9),
+            ..Default::default()
+        };
+        assert_eq!(new_task("c", vec![], long).unwrap().timeout, MAX_TIMEOUT_SECS);
+    }
+
+    #[test]
+    fn run_every_under_a_minute_is_refused() {
+        let now = Utc::now();
+        let opts = ScheduleOptions {
+            run_every: Some(59.0),
+            ..Default::default()
+        };
+        assert!(new_schedule("c", b"{}".to_vec(), opts, now).is_err());
+        let ok = ScheduleOptions {
+            run_every: Some(60.0),
+            run_times: Some(0.0),
+            ..Default::default()
+        };
+        let s = new_schedule("c", b"{}".to_vec(), ok, now).unwrap();
+        assert_eq!((s.run_every, s.run_times, s.start_at), (Some(60), None, now));
+    }
+}

@@ -1,0 +1,22 @@
+//! The store's error type.
+
+/// Why a store call failed. The first variants are the caller's mistake and map to 4xx; the
+/// last ones are the backend's and map to 5xx.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A task or schedule named a code the project does not have.
+    #[error("code {0:?} not found")]
+    UnknownCode(String),
+    /// A write that would break a uniqueness rule (e.g. a project name already in use).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A row the database returned does not fit the model (e.g. an unknown status).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;

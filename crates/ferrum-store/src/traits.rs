@@ -1,0 +1,253 @@
+//! The storage contract. Both backends pass the same suite, `tests/contract.rs`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ferrum_model::protocol::LogStream;
+use ferrum_model::{
+    Code, CodeRevision, Id, NewRevision, NewSchedule, NewTask, Page, Principal, Project, Schedule,
+    Task, TaskFilter, TaskStatus,
+};
+
+use crate::StoreResult;
+
+/// Users, tokens, projects and runner tokens. Tokens are passed in the clear and stored hashed.
+#[async_trait]
+pub trait AccountStore {
+    /// Makes `token` the token of the bootstrap admin user, creating that user on first start.
+    async fn bootstrap_admin(&self, token: &str) -> StoreResult<Principal>;
+    async fn create_user(&self, email: &str, is_admin: bool) -> StoreResult<Id>;
+    async fn add_user_token(&self, user_id: Id, token: &str) -> StoreResult<()>;
+    /// Who holds this token, if anyone.
+    async fn authenticate(&self, token: &str) -> StoreResult<Option<Principal>>;
+    async fn create_project(&self, owner: Id, name: &str) -> StoreResult<Project>;
+    /// The project, if it exists and `who` may use it (admins may use every project).
+    async fn project(&self, who: &Principal, id: Id) -> StoreResult<Option<Project>>;
+    async fn projects(&self, who: &Principal) -> StoreResult<Vec<Project>>;
+    /// Sets a project's concurrency limit; `None` removes it.
+    async fn set_project_concurrency(&self, project: Id, limit: Option<i32>) -> StoreResult<()>;
+    /// Creates a runner token bound to `cluster`.
+    async fn add_runner_token(&self, cluster: &str, token: &str) -> StoreResult<()>;
+    /// The cluster a runner token is bound to, if the token is valid.
+    async fn authenticate_runner(&self, token: &str) -> StoreResult<Option<String>>;
+    /// Records a runner daemon that just started.
+    async fn register_runner(
+        &self,
+        cluster: &str,
+        hostname: &str,
+        concurrency: i32,
+    ) -> StoreResult<Id>;
+}
+
+/// Code packages and their revisions.
+#[async_trait]
+pub trait CodeStore {
+    /// Stores the next revision of the code `rev.name`, creating the code on first upload. The
+    /// code keeps its id across revisions; its dispatch settings follow the latest revision.
+    async fn put_revision(&self, project: Id, rev: NewRevision) -> StoreResult<Code>;
+    async fn code(&self, project: Id, id: Id) -> StoreResult<Option<Code>>;
+    async fn code_by_name(&self, project: Id, name: &str) -> StoreResult<Option<Code>>;
+    /// Newest first.
+    async fn codes(&self, project: Id, page: Page) -> StoreResult<Vec<Code>>;
+    /// Newest first.
+    async fn revisions(&self, project: Id, code: Id, page: Page)
+        -> StoreResult<Vec<CodeRevision>>;
+    /// A revision by number, or the latest when `rev` is `None`.
+    async fn revision_of(
+        &self,
+        project: Id,
+        code: Id,
+        rev: Option<i32>,
+    ) -> StoreResult<Option<CodeRevision>>;
+    /// A revision by id, whatever its project: for runners, which serve every project.
+    async fn revision(&self, id: Id) -> StoreResult<Option<CodeRevision>>;
+    /// Deletes the code. Its unfinished tasks are cancelled and its schedules cancelled, so
+    /// nothing runs a code that no longer exists. False if there was no such code.
+    async fn delete_code(&self, project: Id, id: Id) -> StoreResult<bool>;
+    /// Pauses or resumes the code's queue. `Some(true)` if that changed something,
+    /// `Some(false)` if it already was so, `None` if there is no such code.
+    async fn set_paused(&self, project: Id, id: Id, paused: bool) -> StoreResult<Option<bool>>;
+    /// Task counts per status of tasks last changed within `[from, to]`.
+    async fn code_stats(
+        &self,
+        project: Id,
+        code: Id,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<BTreeMap<TaskStatus, i64>>;
+}
+
+/// Tasks as tenants see them.
+#[async_trait]
+pub trait TaskStore {
+    /// Queues all the tasks in one transaction: all are committed, or none (e.g. when one names
+    /// an unknown code, [`crate::StoreError::UnknownCode`]). Ids come back in input order.
+    async fn enqueue(&self, project: Id, tasks: Vec<NewTask>) -> StoreResult<Vec<Id>>;
+    async fn task(&self, project: Id, id: Id) -> StoreResult<Option<Task>>;
+    /// Newest first.
+    async fn tasks(&self, project: Id, filter: &TaskFilter) -> StoreResult<Vec<Task>>;
+    /// Cancels a queued task at once; flags a leased one so its runner stops it; leaves a
+    /// finished one alone. The status afterwards, or `None` if there is no such task.
+    async fn cancel(&self, project: Id, id: Id) -> StoreResult<Option<TaskStatus>>;
+    /// Cancels every unfinished task of a code; returns how many.
+    async fn cancel_all(&self, project: Id, code: Id) -> StoreResult<u64>;
+    /// Sets `percent` and `msg`; false if there is no such task.
+    async fn set_progress(
+        &self,
+        project: Id,
+        id: Id,
+        percent: Option<i32>,
+        msg: Option<String>,
+    ) -> StoreResult<bool>;
+    /// Queues a copy of the task, bound to the code's latest revision, that may run after
+    /// `delay` seconds. `None` if there is no such task.
+    async fn retry(&self, project: Id, id: Id, delay: i32) -> StoreResult<Option<Id>>;
+    /// The log of the task's current attempt: both streams, or stdout only. `None` while the
+    /// task has never started (and if there is no such task).
+    async fn read_log(&self, project: Id, id: Id, stdout_only: bool)
+        -> StoreResult<Option<Vec<u8>>>;
+}
+
+/// What a runner asks for when it leases.
+#[derive(Debug, Clone)]
+pub struct LeaseSpec {
+    pub runner_id: Id,
+    pub cluster: String,
+    pub max_tasks: u32,
+    /// How long the lease lasts without a heartbeat.
+    pub lease_for: Duration,
+}
+
+/// A task a runner now holds, with the revision it runs.
+#[derive(Debug, Clone)]
+pub struct LeasedTask {
+    pub task: Task,
+    pub revision: CodeRevision,
+}
+
+/// The answer to a call that quotes a lease's attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fenced<T> {
+    /// The attempt is the task's current lease; the call took effect.
+    Current(T),
+    /// The attempt is stale (the lease expired, the task was leased again, or it ended):
+    /// nothing was written.
+    Stale,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub status: TaskStatus,
+    pub exit_code: Option<i32>,
+    pub msg: Option<String>,
+}
+
+/// What a pass over expired leases did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReapReport {
+    /// Tasks put back in the queue for another attempt.
+    pub requeued: u64,
+    /// Tasks out of attempts, marked `killed`.
+    pub lost: u64,
+}
+
+/// The dispatch queue as runners (through the API) use it.
+#[async_trait]
+pub trait DispatchStore {
+    /// Leases up to `max_tasks` runnable tasks of the runner's cluster: highest priority first,
+    /// then oldest `run_at`; skipping paused codes, codes at their `max_concurrency` and
+    /// projects at their concurrency limit. Leased tasks are `preparing`, with a new attempt.
+    async fn lease(&self, spec: &LeaseSpec) -> StoreResult<Vec<LeasedTask>>;
+    /// The container started: `preparing → running`, `start_time` set, lease renewed.
+    async fn mark_running(
+        &self,
+        task: Id,
+        attempt: i32,
+        lease_for: Duration,
+    ) -> StoreResult<Fenced<bool>>;
+    /// Renews the lease; answers whether a cancel was requested.
+    async fn heartbeat(
+        &self,
+        task: Id,
+        attempt: i32,
+        lease_for: Duration,
+    ) -> StoreResult<Fenced<bool>>;
+    /// Stores one log chunk. Chunks are idempotent by `(attempt, seq)`; `stored` is false for a
+    /// duplicate or once the log has reached `max_log_bytes`.
+    async fn append_log(
+        &self,
+        task: Id,
+        attempt: i32,
+        seq: i64,
+        stream: LogStream,
+        data: &[u8],
+        max_log_bytes: i64,
+    ) -> StoreResult<Fenced<bool>>;
+    /// Records how the attempt ended. A failure (`error`, `timeout`) of a code with retries
+    /// left queues a linked retry task, whose id is returned.
+    async fn complete(
+        &self,
+        task: Id,
+        attempt: i32,
+        outcome: Outcome,
+    ) -> StoreResult<Fenced<Option<Id>>>;
+    /// Puts tasks whose lease expired back in the queue, or marks them `killed` once they have
+    /// had `max_attempts` attempts.
+    async fn reap_expired(&self, max_attempts: i32) -> StoreResult<ReapReport>;
+    /// When the next delayed task of the cluster becomes runnable, if any is waiting.
+    async fn next_run_at(&self, cluster: &str) -> StoreResult<Option<DateTime<Utc>>>;
+}
+
+/// A partial update of a schedule (S5): `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScheduleUpdate {
+    pub payload: Option<Vec<u8>>,
+    pub priority: Option<i32>,
+    pub timeout: Option<i32>,
+    pub cluster: Option<String>,
+    pub label: Option<String>,
+    pub run_every: Option<i32>,
+    pub run_times: Option<i32>,
+    pub end_at: Option<DateTime<Utc>>,
+    pub task_delay: Option<i32>,
+}
+
+/// Schedules, and firing them.
+#[async_trait]
+pub trait ScheduleStore {
+    /// Creates all the schedules in one transaction, or none. Ids in input order.
+    async fn create_schedules(
+        &self,
+        project: Id,
+        schedules: Vec<NewSchedule>,
+    ) -> StoreResult<Vec<Id>>;
+    async fn schedule(&self, project: Id, id: Id) -> StoreResult<Option<Schedule>>;
+    /// Newest first.
+    async fn schedules(&self, project: Id, page: Page) -> StoreResult<Vec<Schedule>>;
+    /// False if there is no such schedule.
+    async fn cancel_schedule(&self, project: Id, id: Id) -> StoreResult<bool>;
+    async fn update_schedule(
+        &self,
+        project: Id,
+        id: Id,
+        update: ScheduleUpdate,
+    ) -> StoreResult<bool>;
+    /// Fires up to `limit` schedules due at `now`: each firing queues one task and advances
+    /// the schedule in the same transaction, claimed with `SKIP LOCKED`, so several API
+    /// replicas never fire one occurrence twice. Returns the tasks queued.
+    async fn fire_due(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<Id>>;
+}
+
+/// Everything a backend provides.
+pub trait Store:
+    AccountStore + CodeStore + TaskStore + DispatchStore + ScheduleStore + Send + Sync
+{
+}
+
+impl<T> Store for T where
+    T: AccountStore + CodeStore + TaskStore + DispatchStore + ScheduleStore + Send + Sync
+{
+}
