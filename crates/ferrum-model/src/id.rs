@@ -108,19 +108,28 @@ mod tests {
         let id = Id::generate();
         let text = id.to_string();
         assert_eq!(text.len(), 24);
-        assert!(text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         assert_eq!(text.parse::<Id>().unwrap(), id);
     }
 
     #[test]
     fn ids_generated_later_sort_later() {
         let ids: Vec<Id> = (0..1000).map(|_| Id::generate()).collect();
-        assert!(ids.windows(2).all(|w| w[0] < w[1] || w[0].0[..4] < w[1].0[..4]));
+        assert!(ids
+            .windows(2)
+            .all(|w| w[0] < w[1] || w[0].0[..4] < w[1].0[..4]));
     }
 
     #[test]
     fn bad_ids_are_rejected() {
-        for bad in ["", "abc", "zzzzzzzzzzzzzzzzzzzzzzzz", "0123456789abcdef012345678"] {
+        for bad in [
+            "",
+            "abc",
+            "zzzzzzzzzzzzzzzzzzzzzzzz",
+            "0123456789abcdef012345678",
+        ] {
             assert!(bad.parse::<Id>().is_err(), "{bad}");
         }
     }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where a task is in its life. `queued → preparing → running → complete | error | timeout |
 /// killed`, and any unfinished status can become `cancelled`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskStatus {
     Queued,

@@ -18,7 +18,9 @@ pub fn format_opt(t: Option<DateTime<Utc>>) -> String {
 
 /// Parses an RFC 3339 time with any offset, as Python, Go and Ruby send it.
 pub fn parse(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 #[cfg(test)]

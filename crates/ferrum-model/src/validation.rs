@@ -218,7 +218,10 @@ mod tests {
             timeout: Some(1e9),
             ..Default::default()
         };
-        assert_eq!(new_task("c", vec![], long).unwrap().timeout, MAX_TIMEOUT_SECS);
+        assert_eq!(
+            new_task("c", vec![], long).unwrap().timeout,
+            MAX_TIMEOUT_SECS
+        );
     }
 
     #[test]
@@ -235,6 +238,9 @@ mod tests {
             ..Default::default()
         };
         let s = new_schedule("c", b"{}".to_vec(), ok, now).unwrap();
-        assert_eq!((s.run_every, s.run_times, s.start_at), (Some(60), None, now));
+        assert_eq!(
+            (s.run_every, s.run_times, s.start_at),
+            (Some(60), None, now)
+        );
     }
 }

@@ -11,6 +11,7 @@
 
 mod error;
 pub mod pg;
+pub mod testing;
 mod traits;
 
 pub use error::{StoreError, StoreResult};

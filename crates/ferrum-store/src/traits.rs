@@ -52,8 +52,7 @@ pub trait CodeStore {
     /// Newest first.
     async fn codes(&self, project: Id, page: Page) -> StoreResult<Vec<Code>>;
     /// Newest first.
-    async fn revisions(&self, project: Id, code: Id, page: Page)
-        -> StoreResult<Vec<CodeRevision>>;
+    async fn revisions(&self, project: Id, code: Id, page: Page) -> StoreResult<Vec<CodeRevision>>;
     /// A revision by number, or the latest when `rev` is `None`.
     async fn revision_of(
         &self,
@@ -106,8 +105,12 @@ pub trait TaskStore {
     async fn retry(&self, project: Id, id: Id, delay: i32) -> StoreResult<Option<Id>>;
     /// The log of the task's current attempt: both streams, or stdout only. `None` while the
     /// task has never started (and if there is no such task).
-    async fn read_log(&self, project: Id, id: Id, stdout_only: bool)
-        -> StoreResult<Option<Vec<u8>>>;
+    async fn read_log(
+        &self,
+        project: Id,
+        id: Id,
+        stdout_only: bool,
+    ) -> StoreResult<Option<Vec<u8>>>;
 }
 
 /// What a runner asks for when it leases.

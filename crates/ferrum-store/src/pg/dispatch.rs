@@ -1,0 +1,242 @@
+//! The dispatch queue: leases, heartbeats, log chunks, completion and lease expiry.
+//!
+//! Every call about a leased task quotes its `attempt`, and every write is conditioned on
+//! `attempt = $n AND status IN ('preparing', 'running')`: a runner whose lease expired (and the
+//! task was leased again) can no longer change the task. That is the fencing the brief asks
+//! for; see `migrations/0002_lease.sql` for the leasing rule itself.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ferrum_model::protocol::LogStream;
+use ferrum_model::{Id, TaskStatus};
+use sqlx::postgres::types::PgInterval;
+use sqlx::Row;
+
+use super::{rows, PgStore};
+use crate::{
+    DispatchStore, Fenced, LeaseSpec, LeasedTask, Outcome, ReapReport, StoreError, StoreResult,
+};
+
+fn interval(d: Duration) -> PgInterval {
+    PgInterval {
+        months: 0,
+        days: 0,
+        microseconds: d.as_micros().try_into().unwrap_or(i64::MAX),
+    }
+}
+
+fn fenced<T>(current: bool, value: T) -> Fenced<T> {
+    if current {
+        Fenced::Current(value)
+    } else {
+        Fenced::Stale
+    }
+}
+
+#[async_trait]
+impl DispatchStore for PgStore {
+    async fn lease(&self, spec: &LeaseSpec) -> StoreResult<Vec<LeasedTask>> {
+        let rows = sqlx::query("SELECT * FROM ferrum_lease($1, $2, $3, $4)")
+            .bind(&spec.cluster)
+            .bind(i32::try_from(spec.max_tasks).unwrap_or(i32::MAX))
+            .bind(spec.runner_id.to_string())
+            .bind(interval(spec.lease_for))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut tasks = rows
+            .iter()
+            .map(rows::task)
+            .collect::<StoreResult<Vec<_>>>()?;
+        tasks.sort_by(|a, b| (b.priority, a.run_at, a.id).cmp(&(a.priority, b.run_at, b.id)));
+        let mut leased = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            let revision = self.cached_revision(task.code_revision_id).await?;
+            leased.push(LeasedTask { task, revision });
+        }
+        Ok(leased)
+    }
+
+    async fn mark_running(
+        &self,
+        task: Id,
+        attempt: i32,
+        lease_for: Duration,
+    ) -> StoreResult<Fenced<bool>> {
+        let row = sqlx::query(
+            "UPDATE tasks SET status = 'running', start_time = now(), updated_at = now(), \
+             lease_expires_at = now() + $3 \
+             WHERE id = $1 AND attempt = $2 AND status IN ('preparing', 'running') \
+             RETURNING cancel_requested",
+        )
+        .bind(task.to_string())
+        .bind(attempt)
+        .bind(interval(lease_for))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => Fenced::Current(r.try_get("cancel_requested")?),
+            None => Fenced::Stale,
+        })
+    }
+
+    async fn heartbeat(
+        &self,
+        task: Id,
+        attempt: i32,
+        lease_for: Duration,
+    ) -> StoreResult<Fenced<bool>> {
+        let row = sqlx::query(
+            "UPDATE tasks SET lease_expires_at = now() + $3 \
+             WHERE id = $1 AND attempt = $2 AND status IN ('preparing', 'running') \
+             RETURNING cancel_requested",
+        )
+        .bind(task.to_string())
+        .bind(attempt)
+        .bind(interval(lease_for))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => Fenced::Current(r.try_get("cancel_requested")?),
+            None => Fenced::Stale,
+        })
+    }
+
+    async fn append_log(
+        &self,
+        task: Id,
+        attempt: i32,
+        seq: i64,
+        stream: LogStream,
+        data: &[u8],
+        max_log_bytes: i64,
+    ) -> StoreResult<Fenced<bool>> {
+        let row = sqlx::query(
+            "WITH cur AS ( \
+               SELECT log_size < $6 AS room FROM tasks \
+               WHERE id = $1 AND attempt = $2 AND status IN ('preparing', 'running')), \
+             ins AS ( \
+               INSERT INTO task_log_chunks (task_id, attempt, seq, stream, data) \
+               SELECT $1, $2, $3, $4, $5 FROM cur WHERE cur.room \
+               ON CONFLICT DO NOTHING RETURNING 1), \
+             grow AS ( \
+               UPDATE tasks SET log_size = log_size + length($5) \
+               WHERE id = $1 AND EXISTS (SELECT 1 FROM ins)) \
+             SELECT EXISTS (SELECT 1 FROM cur) AS current, \
+                    EXISTS (SELECT 1 FROM ins) AS stored",
+        )
+        .bind(task.to_string())
+        .bind(attempt)
+        .bind(seq)
+        .bind(stream.as_str())
+        .bind(data)
+        .bind(max_log_bytes)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(fenced(row.try_get("current")?, row.try_get("stored")?))
+    }
+
+    async fn complete(
+        &self,
+        task: Id,
+        attempt: i32,
+        outcome: Outcome,
+    ) -> StoreResult<Fenced<Option<Id>>> {
+        if !outcome.status.is_terminal() {
+            return Err(StoreError::Conflict(format!(
+                "{} is not a final status",
+                outcome.status
+            )));
+        }
+        let retry_id = Id::generate();
+        let error_class = outcome
+            .exit_code
+            .filter(|_| outcome.status == TaskStatus::Error)
+            .map(|code| format!("Process Exit {code}"));
+        // One statement: record the outcome and, for a failure with retries left, queue the
+        // linked retry. A successful run keeps the msg set by progress (contract §5.9).
+        let row = sqlx::query(
+            "WITH done AS ( \
+               UPDATE tasks SET status = $3, exit_code = $4, error_class = $6, \
+                 msg = CASE WHEN $3 = 'complete' THEN msg ELSE coalesce($5, msg) END, \
+                 end_time = now(), start_time = coalesce(start_time, now()), \
+                 updated_at = now(), lease_expires_at = NULL \
+               WHERE id = $1 AND attempt = $2 AND status IN ('preparing', 'running') \
+               RETURNING *), \
+             retry AS ( \
+               INSERT INTO tasks (id, project_id, code_id, code_name, code_revision_id, \
+                 code_rev, status, priority, payload, timeout, delay, cluster, label, \
+                 schedule_id, batch_id, original_task_id, retry_count, retries_left, \
+                 retries_delay, run_at) \
+               SELECT $7, d.project_id, d.code_id, d.code_name, d.code_revision_id, \
+                 d.code_rev, 'queued', d.priority, d.payload, d.timeout, d.retries_delay, \
+                 d.cluster, d.label, d.schedule_id, d.batch_id, d.id, d.retry_count + 1, \
+                 d.retries_left - 1, d.retries_delay, \
+                 now() + make_interval(secs => d.retries_delay) \
+               FROM done d \
+               WHERE d.retries_left > 0 AND d.status IN ('error', 'timeout') \
+               RETURNING id, cluster), \
+             wake AS (SELECT pg_notify('ferrum_queue', cluster) FROM retry) \
+             SELECT (SELECT count(*) FROM done) AS n, (SELECT id FROM retry) AS retry_id, \
+                    (SELECT count(*) FROM wake) AS woke",
+        )
+        .bind(task.to_string())
+        .bind(attempt)
+        .bind(outcome.status.as_str())
+        .bind(outcome.exit_code)
+        .bind(outcome.msg)
+        .bind(error_class)
+        .bind(retry_id.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        let n: i64 = row.try_get("n")?;
+        Ok(fenced(n == 1, rows::opt_id(&row, "retry_id")?))
+    }
+
+    async fn reap_expired(&self, max_attempts: i32) -> StoreResult<ReapReport> {
+        let rows = sqlx::query(
+            "WITH expired AS ( \
+               SELECT id FROM tasks \
+               WHERE status IN ('preparing', 'running') AND lease_expires_at < now() \
+               FOR UPDATE SKIP LOCKED), \
+             reaped AS ( \
+               UPDATE tasks t SET \
+                 status = CASE WHEN t.cancel_requested THEN 'cancelled' \
+                               WHEN t.attempt >= $1 THEN 'killed' ELSE 'queued' END, \
+                 msg = CASE WHEN t.cancel_requested THEN t.msg \
+                            WHEN t.attempt >= $1 THEN 'Runner lost: lease expired on attempt ' \
+                                 || t.attempt || ' of ' || $1 \
+                            ELSE t.msg END, \
+                 end_time = CASE WHEN t.cancel_requested OR t.attempt >= $1 THEN now() END, \
+                 start_time = CASE WHEN t.cancel_requested OR t.attempt >= $1 \
+                                   THEN t.start_time END, \
+                 run_at = now(), runner_id = NULL, lease_expires_at = NULL, updated_at = now() \
+               FROM expired WHERE t.id = expired.id \
+               RETURNING t.status, t.cluster), \
+             wake AS ( \
+               SELECT pg_notify('ferrum_queue', cluster) FROM reaped WHERE status = 'queued') \
+             SELECT status, (SELECT count(*) FROM wake) AS woke FROM reaped",
+        )
+        .bind(max_attempts)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut report = ReapReport::default();
+        for row in rows {
+            match row.try_get::<String, _>("status")?.as_str() {
+                "queued" => report.requeued += 1,
+                _ => report.lost += 1,
+            }
+        }
+        Ok(report)
+    }
+
+    async fn next_run_at(&self, cluster: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        Ok(sqlx::query_scalar(
+            "SELECT min(run_at) FROM tasks WHERE status = 'queued' AND cluster = $1",
+        )
+        .bind(cluster)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+}

@@ -1,0 +1,69 @@
+//! The Postgres backend.
+
+mod accounts;
+mod codes;
+mod dispatch;
+mod rows;
+mod schedules;
+mod tasks;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use ferrum_model::{CodeRevision, Id};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use crate::{CodeStore, StoreError, StoreResult};
+
+/// Revisions are immutable, so leasing may remember them; past this many it starts afresh.
+const REVISION_CACHE_CAP: usize = 10_000;
+
+/// The production store: Postgres through sqlx, schema from `migrations/`.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    revisions: Arc<Mutex<HashMap<Id, CodeRevision>>>,
+}
+
+impl PgStore {
+    /// Connects and brings the schema up to date.
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .connect(url)
+            .await?;
+        sqlx::migrate!("../../migrations").run(&pool).await?;
+        Ok(PgStore {
+            pool,
+            revisions: Arc::default(),
+        })
+    }
+
+    /// The pool, for the queue listener and benchmarks.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// A revision by id, from memory when leasing has seen it before.
+    async fn cached_revision(&self, id: Id) -> StoreResult<CodeRevision> {
+        if let Some(rev) = self.lock_revisions().get(&id) {
+            return Ok(rev.clone());
+        }
+        let rev = self
+            .revision(id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("revision {id} is missing")))?;
+        let mut cache = self.lock_revisions();
+        if cache.len() >= REVISION_CACHE_CAP {
+            cache.clear();
+        }
+        cache.insert(id, rev.clone());
+        Ok(rev)
+    }
+
+    fn lock_revisions(&self) -> std::sync::MutexGuard<'_, HashMap<Id, CodeRevision>> {
+        self.revisions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,353 @@
+//! Tasks as tenants see them: queueing, listing, cancelling, progress, retry and logs.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use ferrum_model::{Id, NewTask, Task, TaskFilter, TaskOrigin, TaskStatus};
+use sqlx::{PgConnection, Row};
+
+use super::{rows, PgStore};
+use crate::{StoreError, StoreResult, TaskStore};
+
+/// The code facts a new task copies at queue time.
+struct CodeHead {
+    id: String,
+    revision_id: String,
+    rev: i32,
+    default_priority: i32,
+    retries: i32,
+    retries_delay: i32,
+}
+
+/// Looks up the named codes of a project with their latest revisions.
+async fn code_heads(
+    conn: &mut PgConnection,
+    project: &str,
+    names: &[String],
+) -> StoreResult<HashMap<String, CodeHead>> {
+    let rows = sqlx::query(
+        "SELECT c.name, c.id, c.latest_revision_id, c.latest_rev, r.default_priority, \
+         r.retries, r.retries_delay \
+         FROM codes c JOIN code_revisions r ON r.id = c.latest_revision_id \
+         WHERE c.project_id = $1 AND c.name = ANY($2) AND c.deleted_at IS NULL",
+    )
+    .bind(project)
+    .bind(names)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("name")?,
+                CodeHead {
+                    id: r.try_get("id")?,
+                    revision_id: r.try_get("latest_revision_id")?,
+                    rev: r.try_get("latest_rev")?,
+                    default_priority: r.try_get("default_priority")?,
+                    retries: r.try_get("retries")?,
+                    retries_delay: r.try_get("retries_delay")?,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Inserts tasks with one multi-row statement and wakes runners of their clusters. The
+/// notification is delivered when the surrounding transaction commits, never before.
+pub(crate) async fn insert_tasks(
+    conn: &mut PgConnection,
+    project: Id,
+    tasks: Vec<NewTask>,
+) -> StoreResult<Vec<Id>> {
+    let project_s = project.to_string();
+    let mut names: Vec<String> = tasks.iter().map(|t| t.code_name.clone()).collect();
+    names.sort();
+    names.dedup();
+    let heads = code_heads(conn, &project_s, &names).await?;
+    let n = tasks.len();
+    let mut cols = TaskColumns::with_capacity(n);
+    let mut ids = Vec::with_capacity(n);
+    for t in tasks {
+        let head = heads
+            .get(&t.code_name)
+            .ok_or_else(|| StoreError::UnknownCode(t.code_name.clone()))?;
+        let id = Id::generate();
+        ids.push(id);
+        cols.push(id, head, t);
+    }
+    let mut clusters = cols.cluster.clone();
+    clusters.sort();
+    clusters.dedup();
+    sqlx::query(
+        "INSERT INTO tasks (id, project_id, code_id, code_name, code_revision_id, code_rev, \
+         status, priority, payload, timeout, delay, cluster, label, schedule_id, batch_id, \
+         original_task_id, retry_count, retries_left, retries_delay, run_at) \
+         SELECT t.id, $1, t.code_id, t.code_name, t.rev_id, t.rev, 'queued', t.priority, \
+         t.payload, t.timeout, t.delay, t.cluster, t.label, t.schedule_id, t.batch_id, \
+         t.original_task_id, t.retry_count, t.retries_left, t.retries_delay, \
+         now() + make_interval(secs => t.delay) \
+         FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::smallint[], \
+         $8::bytea[], $9::int[], $10::int[], $11::text[], $12::text[], $13::text[], \
+         $14::text[], $15::text[], $16::int[], $17::int[], $18::int[]) \
+         AS t(id, code_id, code_name, rev_id, rev, priority, payload, timeout, delay, cluster, \
+         label, schedule_id, batch_id, original_task_id, retry_count, retries_left, \
+         retries_delay)",
+    )
+    .bind(&project_s)
+    .bind(&cols.id)
+    .bind(&cols.code_id)
+    .bind(&cols.code_name)
+    .bind(&cols.rev_id)
+    .bind(&cols.rev)
+    .bind(&cols.priority)
+    .bind(&cols.payload)
+    .bind(&cols.timeout)
+    .bind(&cols.delay)
+    .bind(&cols.cluster)
+    .bind(&cols.label)
+    .bind(&cols.schedule_id)
+    .bind(&cols.batch_id)
+    .bind(&cols.original_task_id)
+    .bind(&cols.retry_count)
+    .bind(&cols.retries_left)
+    .bind(&cols.retries_delay)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("SELECT pg_notify('ferrum_queue', c) FROM UNNEST($1::text[]) AS c")
+        .bind(&clusters)
+        .execute(&mut *conn)
+        .await?;
+    Ok(ids)
+}
+
+/// Column vectors for the multi-row insert.
+#[derive(Default)]
+struct TaskColumns {
+    id: Vec<String>,
+    code_id: Vec<String>,
+    code_name: Vec<String>,
+    rev_id: Vec<String>,
+    rev: Vec<i32>,
+    priority: Vec<i16>,
+    payload: Vec<Vec<u8>>,
+    timeout: Vec<i32>,
+    delay: Vec<i32>,
+    cluster: Vec<String>,
+    label: Vec<Option<String>>,
+    schedule_id: Vec<Option<String>>,
+    batch_id: Vec<Option<String>>,
+    original_task_id: Vec<Option<String>>,
+    retry_count: Vec<i32>,
+    retries_left: Vec<i32>,
+    retries_delay: Vec<i32>,
+}
+
+impl TaskColumns {
+    fn with_capacity(n: usize) -> Self {
+        let mut c = TaskColumns::default();
+        c.id.reserve(n);
+        c.payload.reserve(n);
+        c
+    }
+
+    fn push(&mut self, id: Id, head: &CodeHead, t: NewTask) {
+        let TaskOrigin {
+            schedule_id,
+            batch_id,
+            original_task_id,
+            retry_count,
+        } = t.origin;
+        self.id.push(id.to_string());
+        self.code_id.push(head.id.clone());
+        self.code_name.push(t.code_name);
+        self.rev_id.push(head.revision_id.clone());
+        self.rev.push(head.rev);
+        self.priority
+            .push(t.priority.unwrap_or(head.default_priority).clamp(0, 2) as i16);
+        self.payload.push(t.payload);
+        self.timeout.push(t.timeout);
+        self.delay.push(t.delay);
+        self.cluster.push(t.cluster);
+        self.label.push(t.label);
+        self.schedule_id.push(schedule_id.map(|i| i.to_string()));
+        self.batch_id.push(batch_id.map(|i| i.to_string()));
+        self.original_task_id
+            .push(original_task_id.map(|i| i.to_string()));
+        self.retry_count.push(retry_count);
+        self.retries_left.push(head.retries);
+        self.retries_delay.push(head.retries_delay);
+    }
+}
+
+/// Cancels the unfinished tasks matching `filter` (a condition on `$1`): queued ones at once,
+/// leased ones by flagging them for their runner. Returns how many were affected.
+pub(crate) async fn cancel_unfinished(
+    conn: &mut PgConnection,
+    filter: &str,
+    arg: &str,
+) -> StoreResult<u64> {
+    let done = sqlx::query(&format!(
+        "UPDATE tasks SET \
+           status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END, \
+           end_time = CASE WHEN status = 'queued' THEN now() ELSE end_time END, \
+           cancel_requested = status <> 'queued', \
+           updated_at = now() \
+         WHERE {filter} AND status IN ('queued', 'preparing', 'running')"
+    ))
+    .bind(arg)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+#[async_trait]
+impl TaskStore for PgStore {
+    async fn enqueue(&self, project: Id, tasks: Vec<NewTask>) -> StoreResult<Vec<Id>> {
+        let mut tx = self.pool.begin().await?;
+        let ids = insert_tasks(&mut tx, project, tasks).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn task(&self, project: Id, id: Id) -> StoreResult<Option<Task>> {
+        let row = sqlx::query("SELECT * FROM tasks WHERE project_id = $1 AND id = $2")
+            .bind(project.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(rows::task).transpose()
+    }
+
+    async fn tasks(&self, project: Id, f: &TaskFilter) -> StoreResult<Vec<Task>> {
+        let statuses: Vec<&str> = f.statuses.iter().map(|s| s.as_str()).collect();
+        let rows = sqlx::query(
+            "SELECT * FROM tasks WHERE project_id = $1 \
+             AND ($2::text IS NULL OR code_name = $2) \
+             AND (cardinality($3::text[]) = 0 OR status = ANY($3)) \
+             AND ($4::timestamptz IS NULL OR created_at >= $4) \
+             AND ($5::timestamptz IS NULL OR created_at <= $5) \
+             AND ($6::text IS NULL OR cluster = $6) \
+             AND ($7::text IS NULL OR label = $7) \
+             AND ($8::text IS NULL OR schedule_id = $8) \
+             ORDER BY id DESC LIMIT $9 OFFSET $10",
+        )
+        .bind(project.to_string())
+        .bind(&f.code_name)
+        .bind(&statuses)
+        .bind(f.from_time)
+        .bind(f.to_time)
+        .bind(&f.cluster)
+        .bind(&f.label)
+        .bind(f.schedule_id.map(|i| i.to_string()))
+        .bind(f.page.limit())
+        .bind(f.page.offset())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::task).collect()
+    }
+
+    async fn cancel(&self, project: Id, id: Id) -> StoreResult<Option<TaskStatus>> {
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT id FROM tasks WHERE project_id = $1 AND id = $2")
+                .bind(project.to_string())
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(id_s) = exists else {
+            return Ok(None);
+        };
+        cancel_unfinished(&mut tx, "id = $1", &id_s).await?;
+        let status: String = sqlx::query_scalar("SELECT status FROM tasks WHERE id = $1")
+            .bind(&id_s)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        status
+            .parse()
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("{e}")))
+    }
+
+    async fn cancel_all(&self, project: Id, code: Id) -> StoreResult<u64> {
+        let mut conn = self.pool.acquire().await?;
+        let owned: Option<String> =
+            sqlx::query_scalar("SELECT id FROM codes WHERE project_id = $1 AND id = $2")
+                .bind(project.to_string())
+                .bind(code.to_string())
+                .fetch_optional(&mut *conn)
+                .await?;
+        match owned {
+            Some(code_id) => cancel_unfinished(&mut conn, "code_id = $1", &code_id).await,
+            None => Ok(0),
+        }
+    }
+
+    async fn set_progress(
+        &self,
+        project: Id,
+        id: Id,
+        percent: Option<i32>,
+        msg: Option<String>,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE tasks SET percent = coalesce($3, percent), msg = coalesce($4, msg), \
+             updated_at = now() WHERE project_id = $1 AND id = $2",
+        )
+        .bind(project.to_string())
+        .bind(id.to_string())
+        .bind(percent)
+        .bind(msg)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn retry(&self, project: Id, id: Id, delay: i32) -> StoreResult<Option<Id>> {
+        let Some(task) = self.task(project, id).await? else {
+            return Ok(None);
+        };
+        let retry = NewTask {
+            code_name: task.code_name,
+            payload: task.payload,
+            priority: Some(task.priority),
+            timeout: task.timeout,
+            delay,
+            cluster: task.cluster,
+            label: task.label,
+            origin: TaskOrigin {
+                original_task_id: Some(task.id),
+                retry_count: task.origin.retry_count + 1,
+                ..task.origin
+            },
+        };
+        Ok(self.enqueue(project, vec![retry]).await?.pop())
+    }
+
+    async fn read_log(
+        &self,
+        project: Id,
+        id: Id,
+        stdout_only: bool,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        let attempt: Option<i32> =
+            sqlx::query_scalar("SELECT attempt FROM tasks WHERE project_id = $1 AND id = $2")
+                .bind(project.to_string())
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(attempt) = attempt.filter(|a| *a > 0) else {
+            return Ok(None);
+        };
+        let chunks: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT data FROM task_log_chunks WHERE task_id = $1 AND attempt = $2 \
+             AND (NOT $3 OR stream = 'stdout') ORDER BY seq",
+        )
+        .bind(id.to_string())
+        .bind(attempt)
+        .bind(stdout_only)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some(chunks.concat()))
+    }
+}
