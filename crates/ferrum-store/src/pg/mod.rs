@@ -67,3 +67,28 @@ impl PgStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
+
+impl PgStore {
+    /// Calls `wake` whenever any replica queues work (`NOTIFY ferrum_queue`, sent by enqueue,
+    /// retries and requeues on commit). Reconnects after errors; runs until the process ends.
+    pub fn watch_queue(&self, wake: impl Fn() + Send + 'static) {
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            loop {
+                match sqlx::postgres::PgListener::connect_with(&pool).await {
+                    Ok(mut listener) => {
+                        if let Err(e) = listener.listen("ferrum_queue").await {
+                            tracing::warn!(error = %e, "LISTEN ferrum_queue failed");
+                        } else {
+                            while listener.recv().await.is_ok() {
+                                wake();
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "queue listener cannot connect"),
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
+    }
+}

@@ -1,0 +1,217 @@
+//! Dispatch benchmark: Ferrum's store against the raw Postgres floor, in the same run, on the
+//! same server, through the same client library.
+//!
+//! - enqueue: batched `enqueue` (1,000 tasks a call) vs a raw multi-row `INSERT … UNNEST` of
+//!   minimal rows into a plain table;
+//! - lease+complete: N concurrent leasers taking 10 tasks a call and completing each, on a queue
+//!   holding 1,000,000 tasks, vs the same loop in plain SQL (`UPDATE … WHERE id IN (SELECT …
+//!   FOR UPDATE SKIP LOCKED LIMIT 10)` then one `UPDATE` per job) on a plain table.
+//!
+//! Run: `scripts/bench-dispatch` (or `cargo run --release -p ferrum-store --example
+//! dispatch_bench` with `FERRUM_TEST_DATABASE_URL` set). `BENCH_TASKS` and `BENCH_SECS` change
+//! the queue size (default 1,000,000) and the seconds per measurement (default 10).
+
+use std::time::{Duration, Instant};
+
+use ferrum_model::{CodeSpec, Id, NewRevision, NewTask, TaskStatus};
+use ferrum_store::{
+    AccountStore, CodeStore, DispatchStore, LeaseSpec, Outcome, PgStore, TaskStore,
+};
+use sqlx::PgPool;
+
+const BATCH: usize = 1000;
+const LEASE_BATCH: u32 = 10;
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let total = env_num("BENCH_TASKS", 1_000_000) as usize;
+    let secs = Duration::from_secs(env_num("BENCH_SECS", 10));
+    let (store, _url) = ferrum_store::testing::fresh_store().await?;
+    let pool = store.pool().clone();
+    let user = store.create_user("bench@example.com", false).await?;
+    let project = store.create_project(user, "bench").await?.id;
+    let rev = NewRevision {
+        name: "noop".into(),
+        spec: CodeSpec::default(),
+        zip: None,
+    };
+    store.put_revision(project, rev).await?;
+    sqlx::query(
+        "CREATE TABLE bench_raw_jobs (id bigserial PRIMARY KEY, status text NOT NULL, \
+         priority smallint NOT NULL, run_at timestamptz NOT NULL DEFAULT now(), payload bytea)",
+    )
+    .execute(&pool)
+    .await?;
+    sqlx::query(
+        "CREATE INDEX bench_raw_runnable ON bench_raw_jobs (priority DESC, run_at, id) \
+         WHERE status = 'queued'",
+    )
+    .execute(&pool)
+    .await?;
+
+    println!(
+        "# Ferrum dispatch benchmark: {total} queued tasks, {}s per measurement",
+        secs.as_secs()
+    );
+    println!(
+        "{:<28} {:>12} {:>12} {:>7}",
+        "measure", "ferrum/s", "raw/s", "ratio"
+    );
+    let ferrum = enqueue_ferrum(&store, project, total).await?;
+    let raw = enqueue_raw(&pool, total).await?;
+    report("enqueue (1000/batch)", ferrum, raw);
+    sqlx::query("VACUUM ANALYZE tasks").execute(&pool).await?;
+    sqlx::query("VACUUM ANALYZE bench_raw_jobs")
+        .execute(&pool)
+        .await?;
+
+    for leasers in [1, 4, 16] {
+        let ferrum = lease_complete_ferrum(&store, leasers, secs).await;
+        let raw = lease_complete_raw(&pool, leasers, secs).await;
+        report(&format!("lease+complete, {leasers} leasers"), ferrum, raw);
+    }
+    Ok(())
+}
+
+fn report(what: &str, ferrum: f64, raw: f64) {
+    println!(
+        "{what:<28} {ferrum:>12.0} {raw:>12.0} {:>7.2}",
+        ferrum / raw
+    );
+}
+
+fn task() -> NewTask {
+    NewTask {
+        code_name: "noop".into(),
+        payload: b"{}".to_vec(),
+        priority: Some(0),
+        timeout: 3600,
+        cluster: "default".into(),
+        ..NewTask::default()
+    }
+}
+
+async fn enqueue_ferrum(
+    store: &PgStore,
+    project: Id,
+    total: usize,
+) -> Result<f64, ferrum_store::StoreError> {
+    let start = Instant::now();
+    for _ in 0..total / BATCH {
+        store
+            .enqueue(project, (0..BATCH).map(|_| task()).collect())
+            .await?;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn enqueue_raw(pool: &PgPool, total: usize) -> Result<f64, sqlx::Error> {
+    let start = Instant::now();
+    let payloads: Vec<Vec<u8>> = (0..BATCH).map(|_| b"{}".to_vec()).collect();
+    for _ in 0..total / BATCH {
+        sqlx::query(
+            "INSERT INTO bench_raw_jobs (status, priority, payload) \
+             SELECT 'queued', 0, p FROM UNNEST($1::bytea[]) AS p",
+        )
+        .bind(&payloads)
+        .execute(pool)
+        .await?;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Runs `leasers` copies of `work` (each stops at its deadline and returns how many jobs it
+/// finished) and gives the combined rate.
+async fn measure<F, Fut>(leasers: usize, work: F) -> f64
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = u64> + Send + 'static,
+{
+    let start = Instant::now();
+    let handles: Vec<_> = (0..leasers).map(|_| tokio::spawn(work())).collect();
+    let mut done = 0;
+    for h in handles {
+        done += h.await.unwrap_or(0);
+    }
+    done as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn lease_complete_ferrum(store: &PgStore, leasers: usize, secs: Duration) -> f64 {
+    let deadline = Instant::now() + secs;
+    measure(leasers, || {
+        let store = store.clone();
+        async move {
+            let spec = LeaseSpec {
+                runner_id: Id::generate(),
+                cluster: "default".into(),
+                max_tasks: LEASE_BATCH,
+                lease_for: Duration::from_secs(300),
+            };
+            let mut n = 0;
+            while Instant::now() < deadline {
+                let Ok(leased) = store.lease(&spec).await else {
+                    break;
+                };
+                for l in leased {
+                    let outcome = Outcome {
+                        status: TaskStatus::Complete,
+                        exit_code: Some(0),
+                        msg: None,
+                    };
+                    if store
+                        .complete(l.task.id, l.task.attempt, outcome)
+                        .await
+                        .is_ok()
+                    {
+                        n += 1;
+                    }
+                }
+            }
+            n
+        }
+    })
+    .await
+}
+
+async fn lease_complete_raw(pool: &PgPool, leasers: usize, secs: Duration) -> f64 {
+    let deadline = Instant::now() + secs;
+    measure(leasers, || {
+        let pool = pool.clone();
+        async move {
+            let mut n = 0;
+            while Instant::now() < deadline {
+                let Ok(ids) = sqlx::query_scalar::<_, i64>(
+                    "UPDATE bench_raw_jobs SET status = 'running' WHERE id IN ( \
+                       SELECT id FROM bench_raw_jobs WHERE status = 'queued' AND run_at <= now() \
+                       ORDER BY priority DESC, run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED) \
+                     RETURNING id",
+                )
+                .bind(i64::from(LEASE_BATCH))
+                .fetch_all(&pool)
+                .await
+                else {
+                    break;
+                };
+                for id in ids {
+                    let done =
+                        sqlx::query("UPDATE bench_raw_jobs SET status = 'done' WHERE id = $1")
+                            .bind(id)
+                            .execute(&pool)
+                            .await;
+                    if done.is_ok() {
+                        n += 1;
+                    }
+                }
+            }
+            n
+        }
+    })
+    .await
+}
