@@ -21,6 +21,11 @@ pub struct ApiConfig {
     pub max_log_bytes: i64,
     /// Largest unpacked size a code zip may have.
     pub max_zip_unpacked_bytes: u64,
+    /// Largest request body of a code upload (multipart, zip included).
+    pub max_upload_bytes: usize,
+    /// Largest request body of every other tenant route (contract §8.14: about 1 MB; each
+    /// payload is further limited to 64 KB).
+    pub max_request_bytes: usize,
     /// Maps a code's `stack`/`runtime` to the image its tasks run in.
     pub stacks: Arc<StackCatalog>,
 }
@@ -29,10 +34,12 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             lease_for: Duration::from_secs(30),
-            heartbeat_every: Duration::from_secs(5),
+            heartbeat_every: Duration::from_secs(1),
             max_attempts: 3,
             max_log_bytes: 64 * 1024 * 1024,
             max_zip_unpacked_bytes: 512 * 1024 * 1024,
+            max_upload_bytes: 256 * 1024 * 1024,
+            max_request_bytes: 1024 * 1024,
             stacks: Arc::new(StackCatalog::default()),
         }
     }

@@ -2,9 +2,11 @@
 //!
 //! [`BlobStore`] is the one interface; [`open`] picks a backend from a URL:
 //! `file:///path` for a local directory ([`LocalDir`]), `s3://bucket?endpoint=…&region=…` for
-//! S3 or an S3-compatible server. Keys are relative paths made of `[A-Za-z0-9._/-]`.
+//! S3 or an S3-compatible server ([`S3Store`], whose docs give the full URL form and where
+//! credentials come from). Keys are relative paths made of `[A-Za-z0-9._/-]`.
 
 mod local;
+mod s3;
 
 use std::sync::Arc;
 
@@ -12,6 +14,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub use local::LocalDir;
+pub use s3::S3Store;
 
 /// Why a blob operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +46,9 @@ pub async fn open(url: &str) -> Result<Arc<dyn BlobStore>, BlobError> {
     if let Some(path) = url.strip_prefix("file://") {
         return Ok(Arc::new(LocalDir::new(path).await?));
     }
+    if url.starts_with("s3://") {
+        return Ok(Arc::new(S3Store::from_env(url)?));
+    }
     Err(BlobError::InvalidUrl {
         url: url.to_owned(),
         reason: "expected file:///path or s3://bucket?endpoint=…&region=…".into(),
@@ -56,7 +62,9 @@ pub(crate) fn check_key(key: &str) -> Result<(), BlobError> {
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._/-".contains(&b))
-        && key.split('/').all(|part| !part.is_empty() && part != "." && part != "..");
+        && key
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..");
     if ok {
         Ok(())
     } else {
