@@ -50,6 +50,16 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The answer for a path no route matches.
+pub async fn no_such_route() -> ApiError {
+    ApiError::not_found("No such route")
+}
+
+/// The answer for a known path called with a method it does not serve.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+}
+
 impl From<ValidationError> for ApiError {
     fn from(e: ValidationError) -> Self {
         let status = match e {
@@ -63,7 +73,9 @@ impl From<ValidationError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::UnknownCode(name) => ApiError::not_found(format!("Code {name:?} not found")),
+            StoreError::UnknownCode(name) => {
+                ApiError::not_found(format!("Code {name:?} not found"))
+            }
             StoreError::Conflict(msg) => ApiError::new(StatusCode::BAD_REQUEST, msg),
             other => {
                 tracing::error!(error = %other, "store error");

@@ -20,10 +20,13 @@ use axum::Router;
 pub use error::ApiError;
 pub use state::{ApiConfig, AppState};
 
-/// The whole API.
+/// The whole API. Unknown routes and methods answer with the usual `{"msg"}` JSON, so that
+/// even those replies carry a `Content-Type` (contract §1.3).
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .merge(tenant::router())
+        .merge(tenant::router(&state.config))
         .merge(runner_api::router())
+        .fallback(error::no_such_route)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
 }

@@ -1,9 +1,290 @@
-//! The runner protocol, server side.
+//! The runner protocol, server side (messages in `ferrum_model::protocol`).
+//!
+//! Runners authenticate with a runner token (`Authorization: Bearer …`) bound to a cluster;
+//! they only ever lease tasks of that cluster. Every per-task call is fenced by the lease's
+//! attempt: a stale attempt gets 409 and changes nothing.
 
-use axum::Router;
+use std::time::Duration;
 
-use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use base64::Engine;
+use ferrum_model::protocol::{
+    AttemptRef, CompleteRequest, CompleteResponse, HeartbeatResponse, Lease, LeaseRequest,
+    LeaseResponse, LogAck, LogStream, RegisterRequest, RegisterResponse, RunSpec,
+};
+use ferrum_model::{Id, TaskStatus};
+use ferrum_store::{Fenced, LeaseSpec, LeasedTask, Outcome};
+use serde::Deserialize;
+
+use crate::{ApiError, AppState};
+
+/// Longest a lease request is held open.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+/// How often a held lease request looks at the queue even without a wake-up: covers delayed
+/// tasks becoming due and notifications from other replicas that were missed.
+const RECHECK: Duration = Duration::from_millis(500);
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/runner/v1/register", post(register))
+        .route("/runner/v1/lease", post(lease))
+        .route("/runner/v1/tasks/{id}/started", post(started))
+        .route("/runner/v1/tasks/{id}/heartbeat", post(heartbeat))
+        .route("/runner/v1/tasks/{id}/log", put(append_log))
+        .route("/runner/v1/tasks/{id}/complete", post(complete))
+        .route("/runner/v1/revisions/{id}/zip", get(revision_zip))
+}
+
+/// A runner authenticated by its token; carries the cluster the token is bound to.
+pub struct RunnerAuth {
+    pub cluster: String,
+}
+
+impl FromRequestParts<AppState> for RunnerAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(ApiError::unauthorized)?;
+        let cluster = state
+            .store
+            .authenticate_runner(token)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
+        Ok(RunnerAuth { cluster })
+    }
+}
+
+fn task_id(raw: &str) -> Result<Id, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::not_found("Task not found"))
+}
+
+fn stale() -> ApiError {
+    ApiError::conflict("Lease lost: this attempt is no longer the task's current one")
+}
+
+async fn register(
+    State(state): State<AppState>,
+    auth: RunnerAuth,
+    Json(req): Json<RegisterRequest>,
+) -> Result<Json<RegisterResponse>, ApiError> {
+    let concurrency = i32::try_from(req.concurrency).unwrap_or(i32::MAX);
+    let runner_id = state
+        .store
+        .register_runner(&auth.cluster, &req.hostname, concurrency)
+        .await?;
+    tracing::info!(%runner_id, cluster = %auth.cluster, host = %req.hostname, "runner registered");
+    Ok(Json(RegisterResponse {
+        runner_id,
+        cluster: auth.cluster,
+        lease_secs: state.config.lease_for.as_secs() as u32,
+        heartbeat_secs: state.config.heartbeat_every.as_secs().max(1) as u32,
+    }))
+}
+
+/// Long-polls: answers as soon as something is leased, or empty after `wait_ms`.
+async fn lease(
+    State(state): State<AppState>,
+    auth: RunnerAuth,
+    Json(req): Json<LeaseRequest>,
+) -> Result<Json<LeaseResponse>, ApiError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(req.wait_ms).min(MAX_WAIT);
+    let spec = LeaseSpec {
+        runner_id: req.runner_id,
+        cluster: auth.cluster,
+        max_tasks: req.max_tasks.clamp(1, 100),
+        lease_for: state.config.lease_for,
+    };
+    loop {
+        // Registered before looking, so a wake between the look and the wait is kept.
+        let woken = state.queue.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let leased = state.store.lease(&spec).await?;
+        let mut leases = Vec::with_capacity(leased.len());
+        for l in leased {
+            if let Some(lease) = to_lease(&state, l).await? {
+                leases.push(lease);
+            }
+        }
+        let now = tokio::time::Instant::now();
+        if !leases.is_empty() || now >= deadline {
+            return Ok(Json(LeaseResponse { leases }));
+        }
+        tokio::select! {
+            _ = &mut woken => {}
+            _ = tokio::time::sleep(RECHECK.min(deadline - now)) => {}
+        }
+    }
+}
+
+/// Describes a leased task to its runner. A task whose stack has no image cannot run
+/// anywhere: it ends as `error` here instead of failing on every runner.
+async fn to_lease(state: &AppState, leased: LeasedTask) -> Result<Option<Lease>, ApiError> {
+    let LeasedTask { task, revision } = leased;
+    let spec = &revision.spec;
+    let docker_style = spec.image.is_some();
+    let image = match &spec.image {
+        Some(image) => Some(image.clone()),
+        None => state
+            .config
+            .stacks
+            .image_for(spec.stack.as_deref(), spec.runtime.as_deref())
+            .map(str::to_owned),
+    };
+    let Some(image) = image else {
+        let msg = format!(
+            "No stack image for stack {:?} / runtime {:?}",
+            spec.stack, spec.runtime
+        );
+        let outcome = Outcome {
+            status: TaskStatus::Error,
+            exit_code: None,
+            msg: Some(msg),
+        };
+        state.store.complete(task.id, task.attempt, outcome).await?;
+        return Ok(None);
+    };
+    Ok(Some(Lease {
+        task_id: task.id,
+        project_id: task.project_id,
+        attempt: task.attempt,
+        timeout_secs: task.timeout,
+        payload_base64: base64::engine::general_purpose::STANDARD.encode(&task.payload),
+        schedule_id: task.origin.schedule_id,
+        code: RunSpec {
+            code_id: revision.code_id,
+            code_name: revision.name.clone(),
+            revision_id: revision.id,
+            rev: revision.rev,
+            image,
+            docker_style,
+            runtime: spec.runtime.clone(),
+            file_name: spec.file_name.clone(),
+            command: spec.command.clone(),
+            config: spec.config.clone(),
+            env_vars: spec.env_vars.clone(),
+            has_zip: revision.zip.is_some(),
+        },
+    }))
+}
+
+async fn started(
+    State(state): State<AppState>,
+    _auth: RunnerAuth,
+    Path(id): Path<String>,
+    Json(req): Json<AttemptRef>,
+) -> Result<Json<HeartbeatResponse>, ApiError> {
+    let lease_for = state.config.lease_for;
+    match state
+        .store
+        .mark_running(task_id(&id)?, req.attempt, lease_for)
+        .await?
+    {
+        Fenced::Current(cancel_requested) => Ok(Json(HeartbeatResponse { cancel_requested })),
+        Fenced::Stale => Err(stale()),
+    }
+}
+
+async fn heartbeat(
+    State(state): State<AppState>,
+    _auth: RunnerAuth,
+    Path(id): Path<String>,
+    Json(req): Json<AttemptRef>,
+) -> Result<Json<HeartbeatResponse>, ApiError> {
+    let lease_for = state.config.lease_for;
+    match state
+        .store
+        .heartbeat(task_id(&id)?, req.attempt, lease_for)
+        .await?
+    {
+        Fenced::Current(cancel_requested) => Ok(Json(HeartbeatResponse { cancel_requested })),
+        Fenced::Stale => Err(stale()),
+    }
+}
+
+#[derive(Deserialize)]
+struct ChunkRef {
+    attempt: i32,
+    seq: i64,
+    stream: LogStream,
+}
+
+async fn append_log(
+    State(state): State<AppState>,
+    _auth: RunnerAuth,
+    Path(id): Path<String>,
+    Query(chunk): Query<ChunkRef>,
+    body: Bytes,
+) -> Result<Json<LogAck>, ApiError> {
+    let max = state.config.max_log_bytes;
+    let id = task_id(&id)?;
+    match state
+        .store
+        .append_log(id, chunk.attempt, chunk.seq, chunk.stream, &body, max)
+        .await?
+    {
+        Fenced::Current(stored) => Ok(Json(LogAck { stored })),
+        Fenced::Stale => Err(stale()),
+    }
+}
+
+async fn complete(
+    State(state): State<AppState>,
+    _auth: RunnerAuth,
+    Path(id): Path<String>,
+    Json(req): Json<CompleteRequest>,
+) -> Result<Json<CompleteResponse>, ApiError> {
+    if !req.status.is_terminal() {
+        return Err(ApiError::bad_request(format!(
+            "{} is not a final status",
+            req.status
+        )));
+    }
+    let outcome = Outcome {
+        status: req.status,
+        exit_code: req.exit_code,
+        msg: req.msg,
+    };
+    match state
+        .store
+        .complete(task_id(&id)?, req.attempt, outcome)
+        .await?
+    {
+        Fenced::Current(retry_task_id) => {
+            // A finished task frees a concurrency slot, and a retry may be runnable.
+            state.queue.wake();
+            Ok(Json(CompleteResponse { retry_task_id }))
+        }
+        Fenced::Stale => Err(stale()),
+    }
+}
+
+async fn revision_zip(
+    State(state): State<AppState>,
+    _auth: RunnerAuth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found("Revision has no zip");
+    let id: Id = id.parse().map_err(|_| not_found())?;
+    let revision = state.store.revision(id).await?.ok_or_else(not_found)?;
+    let zip = revision.zip.ok_or_else(not_found)?;
+    let data = state.blobs.get(&zip.key).await?.ok_or_else(not_found)?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/zip")],
+        data,
+    )
+        .into_response())
 }

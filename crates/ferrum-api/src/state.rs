@@ -68,16 +68,13 @@ impl StackCatalog {
 }
 
 impl Default for StackCatalog {
+    /// The catalog the runner's `ferrum stacks build` builds.
     fn default() -> Self {
-        let e = |n: &str, i: &str| (n.to_owned(), i.to_owned());
         StackCatalog {
-            entries: vec![
-                e("sh", "ferrum/stack-sh:1"),
-                e("binary", "ferrum/stack-sh:1"),
-                e("python", "ferrum/stack-python:1"),
-                e("python-3", "ferrum/stack-python:1"),
-                e("python-3.11", "ferrum/stack-python:1"),
-            ],
+            entries: ferrum_model::stacks::CATALOG
+                .iter()
+                .map(|(name, image)| ((*name).to_owned(), (*image).to_owned()))
+                .collect(),
         }
     }
 }

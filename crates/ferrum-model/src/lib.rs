@@ -9,6 +9,7 @@ pub mod page;
 pub mod project;
 pub mod protocol;
 pub mod schedule;
+pub mod stacks;
 pub mod status;
 pub mod task;
 pub mod time;

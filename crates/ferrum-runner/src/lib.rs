@@ -1,1 +1,20 @@
-//! placeholder
+//! The Ferrum runner: leases tasks from the API over the runner protocol
+//! ([`ferrum_model::protocol`]) and runs each in a fresh, unprivileged Docker container.
+//!
+//! - [`stacks`]: the stack catalog and a registry-free local image build.
+//! - [`contract`]: the worker runtime contract (argv, environment, working directory) as pure
+//!   functions.
+//! - [`unpack`]: safe extraction of code zips into a task directory.
+//! - [`executor`]: one container per task, with hardening, log streaming, timeout and cancel.
+//! - [`daemon`]: the lease/heartbeat/log/complete loop that ties it together.
+
+pub mod contract;
+pub mod daemon;
+pub mod executor;
+pub mod stacks;
+pub mod unpack;
+
+pub use daemon::{run, RunnerConfig, RunnerError};
+pub use executor::{
+    DockerExecutor, ExecError, ExecutorConfig, Limits, Outcome, RunReport, TaskEvent, TaskRun,
+};

@@ -1,0 +1,108 @@
+//! `GET /openapi.json`: an OpenAPI 3 document of the tenant API.
+//!
+//! Built from the same [`Route`] tables as the router, so every served route is listed with
+//! its path parameters, and nothing that is not served. The object shapes are described in
+//! prose by `docs/ironworker-v2-contract.md` §4; the document stays deliberately small.
+
+use axum::body::Bytes;
+use axum::http::header::CONTENT_TYPE;
+use axum::routing::{get, MethodRouter};
+use serde_json::{json, Map, Value};
+
+use super::Route;
+use crate::AppState;
+
+/// The document for `routes`, plus `/openapi.json` itself.
+pub fn document(routes: &[Route]) -> Value {
+    let mut paths = Map::new();
+    for r in routes {
+        let operation = json!({
+            "summary": r.summary,
+            "parameters": path_parameters(r.path),
+            "responses": responses(r.path),
+        });
+        let entry = paths.entry(r.path).or_insert_with(|| json!({}));
+        entry[r.method.as_str().to_ascii_lowercase()] = operation;
+    }
+    paths.insert(
+        "/openapi.json".into(),
+        json!({"get": {
+            "summary": "This document",
+            "security": [],
+            "responses": {"200": {"description": "The OpenAPI document"}},
+        }}),
+    );
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Ferrum",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "IronWorker v2 compatible task queue. Tokens go in \
+                `Authorization: OAuth <token>` (or `Bearer <token>`), or in `?oauth=<token>`. \
+                Bodies are JSON whatever their Content-Type; every answer but logs and \
+                downloads is a JSON object, errors are {\"msg\": \"…\"}.",
+        },
+        "security": [{"header": []}, {"query": []}],
+        "components": {
+            "securitySchemes": {
+                "header": {"type": "apiKey", "in": "header", "name": "Authorization"},
+                "query": {"type": "apiKey", "in": "query", "name": "oauth"},
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "properties": {"msg": {"type": "string"}},
+                    "required": ["msg"],
+                },
+            },
+        },
+        "paths": paths,
+    })
+}
+
+/// Serves the document, serialized once.
+pub fn route(document: Value) -> MethodRouter<AppState> {
+    let body = Bytes::from(document.to_string());
+    get(move || {
+        let body = body.clone();
+        async move { ([(CONTENT_TYPE, "application/json")], body) }
+    })
+}
+
+/// `{name}` segments of a path, as OpenAPI path parameters.
+fn path_parameters(path: &str) -> Vec<Value> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| {
+            json!({
+                "name": name,
+                "in": "path",
+                "required": true,
+                "schema": {"type": "string", "pattern": "^[0-9a-f]{24}$"},
+            })
+        })
+        .collect()
+}
+
+fn responses(path: &str) -> Value {
+    let error = |what: &str| {
+        json!({
+            "description": what,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        })
+    };
+    let ok_type = if path.ends_with("/log") || path.ends_with("/outlog") {
+        "text/plain; charset=utf-8"
+    } else if path.ends_with("/download") {
+        "application/zip"
+    } else {
+        "application/json"
+    };
+    json!({
+        "200": {"description": "Success", "content": {ok_type: {}}},
+        "400": error("Invalid input"),
+        "401": error("Missing or invalid token"),
+        "404": error("No such resource, or not the caller's"),
+        "413": error("Payload or body too large"),
+    })
+}

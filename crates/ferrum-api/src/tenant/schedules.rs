@@ -1,0 +1,201 @@
+//! Schedule routes (contract §3.4 S1–S5). Firing them is a background duty.
+
+use axum::extract::State;
+use axum::Json;
+use chrono::Utc;
+use ferrum_model::validation::{new_schedule, ScheduleOptions};
+use ferrum_model::{Id, NewSchedule, Schedule};
+use ferrum_store::ScheduleUpdate;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::auth::ProjectScope;
+use super::extract::{optional_time, payload_bytes, LenientJson, PageArgs, QueryArgs, ScheduleId};
+use super::render::{Created, Msg, ScheduleJson};
+use super::tasks::{in_element, TaskFields};
+use super::Route;
+use crate::{ApiError, AppState};
+
+const SCHEDULES: &str = "/2/projects/{project_id}/schedules";
+const SCHEDULE: &str = "/2/projects/{project_id}/schedules/{schedule_id}";
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get(SCHEDULES, "List schedules, newest first", list),
+        Route::post(
+            SCHEDULES,
+            "Create schedules: {\"schedules\":[{\"code_name\",\"payload\",\"run_every\",…}]}",
+            create,
+        ),
+        Route::get(SCHEDULE, "Get a schedule", get_schedule),
+        Route::put(SCHEDULE, "Update some fields of a schedule", update),
+        Route::post(
+            "/2/projects/{project_id}/schedules/{schedule_id}/cancel",
+            "Cancel a schedule; tasks it already queued are not touched",
+            cancel,
+        ),
+    ]
+}
+
+/// One S2 element, or an S5 body. `delay` (in [`TaskFields`]) offsets the first run when
+/// `start_at` is absent; `task_delay` delays every task (contract §8.9).
+#[derive(Deserialize)]
+struct ScheduleInput {
+    code_name: Option<String>,
+    payload: Option<Value>,
+    start_at: Option<String>,
+    end_at: Option<String>,
+    run_every: Option<f64>,
+    run_times: Option<f64>,
+    task_delay: Option<f64>,
+    #[serde(flatten)]
+    fields: TaskFields,
+}
+
+impl ScheduleInput {
+    fn options(self) -> Result<(Option<String>, Vec<u8>, ScheduleOptions), ApiError> {
+        let opts = ScheduleOptions {
+            start_at: optional_time("start_at", self.start_at.as_deref())?,
+            end_at: optional_time("end_at", self.end_at.as_deref())?,
+            run_every: self.run_every,
+            run_times: self.run_times,
+            task_delay: self.task_delay,
+            task: self.fields.into(),
+        };
+        Ok((self.code_name, payload_bytes(self.payload), opts))
+    }
+
+    fn into_new(self) -> Result<NewSchedule, ApiError> {
+        let (code_name, payload, opts) = self.options()?;
+        Ok(new_schedule(
+            &code_name.unwrap_or_default(),
+            payload,
+            opts,
+            Utc::now(),
+        )?)
+    }
+
+    /// The fields this body sets, checked by the same rules as a new schedule; `null` and
+    /// absent fields stay as they are. `start_at` and `code_name` cannot change.
+    fn into_update(self, existing: &Schedule) -> Result<ScheduleUpdate, ApiError> {
+        let given_payload = self.payload.is_some();
+        let given_priority = self.fields.priority.is_some();
+        let given_timeout = self.fields.timeout.is_some();
+        let given_cluster = self.fields.cluster.is_some();
+        let given_label = self.fields.label.is_some();
+        let given_task_delay = self.task_delay.is_some();
+        let given_end_at = self.end_at.is_some();
+        let (_, payload, mut opts) = self.options()?;
+        opts.start_at = Some(existing.start_at);
+        let payload = if given_payload {
+            payload
+        } else {
+            existing.payload.clone()
+        };
+        let valid = new_schedule(&existing.code_name, payload, opts, Utc::now())?;
+        Ok(ScheduleUpdate {
+            payload: given_payload.then_some(valid.payload),
+            priority: given_priority.then_some(valid.priority),
+            timeout: given_timeout.then_some(valid.timeout),
+            cluster: given_cluster.then_some(valid.cluster),
+            label: if given_label { valid.label } else { None },
+            run_every: valid.run_every,
+            run_times: valid.run_times,
+            end_at: if given_end_at { valid.end_at } else { None },
+            task_delay: given_task_delay.then_some(valid.task_delay),
+        })
+    }
+}
+
+async fn find_schedule(state: &AppState, project: Id, id: Id) -> Result<Schedule, ApiError> {
+    state
+        .store
+        .schedule(project, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Schedule not found"))
+}
+
+#[derive(Serialize)]
+struct ScheduleList {
+    schedules: Vec<ScheduleJson>,
+}
+
+async fn list(
+    ProjectScope(project): ProjectScope,
+    State(state): State<AppState>,
+    QueryArgs(args): QueryArgs<PageArgs>,
+) -> Result<Json<ScheduleList>, ApiError> {
+    let schedules = state.store.schedules(project.id, args.page()).await?;
+    Ok(Json(ScheduleList {
+        schedules: schedules.iter().map(ScheduleJson::from).collect(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    schedules: Option<Vec<ScheduleInput>>,
+}
+
+#[derive(Serialize)]
+struct Scheduled {
+    msg: &'static str,
+    schedules: Vec<Created>,
+}
+
+/// All-or-nothing; one `{"id"}` per input schedule, in input order.
+async fn create(
+    ProjectScope(project): ProjectScope,
+    State(state): State<AppState>,
+    LenientJson(body): LenientJson<CreateBody>,
+) -> Result<Json<Scheduled>, ApiError> {
+    let inputs = body.schedules.unwrap_or_default();
+    if inputs.is_empty() {
+        return Err(ApiError::bad_request(
+            "schedules must hold at least one schedule",
+        ));
+    }
+    let schedules = inputs
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| s.into_new().map_err(|e| in_element("schedules", i, e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ids = state.store.create_schedules(project.id, schedules).await?;
+    Ok(Json(Scheduled {
+        msg: "Scheduled",
+        schedules: ids.into_iter().map(|id| Created { id }).collect(),
+    }))
+}
+
+async fn get_schedule(
+    ProjectScope(project): ProjectScope,
+    ScheduleId(id): ScheduleId,
+    State(state): State<AppState>,
+) -> Result<Json<ScheduleJson>, ApiError> {
+    let schedule = find_schedule(&state, project.id, id).await?;
+    Ok(Json(ScheduleJson::from(&schedule)))
+}
+
+async fn update(
+    ProjectScope(project): ProjectScope,
+    ScheduleId(id): ScheduleId,
+    State(state): State<AppState>,
+    LenientJson(body): LenientJson<ScheduleInput>,
+) -> Result<Json<Msg>, ApiError> {
+    let existing = find_schedule(&state, project.id, id).await?;
+    let update = body.into_update(&existing)?;
+    if !state.store.update_schedule(project.id, id, update).await? {
+        return Err(ApiError::not_found("Schedule not found"));
+    }
+    Ok(Json(Msg::new("Updated")))
+}
+
+async fn cancel(
+    ProjectScope(project): ProjectScope,
+    ScheduleId(id): ScheduleId,
+    State(state): State<AppState>,
+) -> Result<Json<Msg>, ApiError> {
+    if !state.store.cancel_schedule(project.id, id).await? {
+        return Err(ApiError::not_found("Schedule not found"));
+    }
+    Ok(Json(Msg::new("Cancelled")))
+}

@@ -1,0 +1,253 @@
+//! The runner daemon: register, then long-poll for leases with as many free slots as there
+//! are, run each lease concurrently, and drain on shutdown.
+//!
+//! Shutdown (the `shutdown` future resolves, e.g. on SIGTERM): leasing stops at once (an
+//! open long poll is abandoned), running tasks get `drain_timeout` to finish and report, then
+//! their containers are killed and removed **without** reporting an outcome. Their leases
+//! expire and the API retries them on another runner: at-least-once delivery, rather than a
+//! final `killed` that would lose the work.
+
+mod client;
+mod logship;
+mod task;
+mod zipcache;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferrum_model::protocol::{LeaseRequest, RegisterRequest, RegisterResponse};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use client::{ApiClient, ApiError};
+
+use crate::executor::{DockerExecutor, ExecError, ExecutorConfig};
+use task::TaskContext;
+use zipcache::ZipCache;
+
+/// How long killed tasks get to clean up after the drain timeout.
+const KILL_GRACE: Duration = Duration::from_secs(30);
+/// Longest pause between failed API calls of the lease loop.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// An empty lease answer faster than this means the API did not long-poll; pause this long.
+const EMPTY_POLL_PAUSE: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// Base URL of the API, e.g. `http://127.0.0.1:8080`.
+    pub api: String,
+    /// Runner token; it binds the runner to its cluster.
+    pub token: String,
+    /// Informational: the cluster the operator expects; a mismatch with the token's cluster
+    /// is logged.
+    pub cluster: Option<String>,
+    /// Reported to the API at registration.
+    pub hostname: String,
+    /// Most tasks run at once.
+    pub concurrency: u32,
+    /// How long running tasks may finish after shutdown is requested.
+    pub drain_timeout: Duration,
+    /// How long one lease long-poll may be held open by the API.
+    pub lease_wait: Duration,
+    /// Container settings. Its `work_dir` also holds the zip cache (`<work_dir>/zips`).
+    pub executor: ExecutorConfig,
+}
+
+impl RunnerConfig {
+    /// Defaults: this host's name, one slot per CPU, 60 s drain, 20 s long polls, task dirs
+    /// under `work_dir`. The container label (`ferrum.runner`) is `<hostname>:<work_dir>`:
+    /// stable across restarts, so a restarted runner finds its orphans, yet distinct for two
+    /// runners on one host (e.g. `ferrum dev` next to `ferrum runner`), so neither removes the
+    /// other's containers.
+    pub fn new(
+        api: impl Into<String>,
+        token: impl Into<String>,
+        work_dir: impl Into<PathBuf>,
+    ) -> Self {
+        let hostname = local_hostname();
+        let work_dir = work_dir.into();
+        let work_dir = std::path::absolute(&work_dir).unwrap_or(work_dir);
+        let host_id = format!("{hostname}:{}", work_dir.display());
+        let concurrency = std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(2);
+        RunnerConfig {
+            api: api.into(),
+            token: token.into(),
+            cluster: None,
+            executor: ExecutorConfig::new(work_dir, host_id),
+            hostname,
+            concurrency,
+            drain_timeout: Duration::from_secs(60),
+            lease_wait: Duration::from_secs(20),
+        }
+    }
+}
+
+/// The host name from the kernel, falling back to a fixed name.
+pub fn local_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "ferrum-runner".to_owned())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("executor: {0}")]
+    Exec(#[from] ExecError),
+    #[error("runner API: {0}")]
+    Api(#[from] ApiError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("concurrency must be at least 1")]
+    NoSlots,
+}
+
+/// Runs the runner until `shutdown` resolves and running tasks are drained.
+pub async fn run(
+    config: RunnerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunnerError> {
+    if config.concurrency == 0 {
+        return Err(RunnerError::NoSlots);
+    }
+    let executor = DockerExecutor::connect(config.executor.clone()).await?;
+    let removed = executor.cleanup_orphans().await?;
+    if removed > 0 {
+        tracing::info!(removed, "removed containers left by a previous runner");
+    }
+    let client = ApiClient::new(&config.api, &config.token)?;
+    tokio::pin!(shutdown);
+    let registration = tokio::select! {
+        r = register(&client, &config) => r?,
+        _ = &mut shutdown => return Ok(()),
+    };
+    if let Some(expected) = config
+        .cluster
+        .as_deref()
+        .filter(|c| *c != registration.cluster)
+    {
+        tracing::warn!(
+            expected,
+            actual = registration.cluster,
+            "token is bound to another cluster"
+        );
+    }
+    tracing::info!(runner = %registration.runner_id, cluster = registration.cluster, "registered");
+    let ctx = Arc::new(TaskContext {
+        client: client.clone(),
+        zips: ZipCache::new(executor.config().work_dir.join("zips"))?,
+        executor,
+        heartbeat: Duration::from_secs(registration.heartbeat_secs.max(1).into()),
+    });
+    let kill = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    let slots = Arc::new(Semaphore::new(config.concurrency as usize));
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        while tasks.try_join_next().is_some() {}
+        let first = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
+        let mut permits = vec![first];
+        while let Ok(p) = slots.clone().try_acquire_owned() {
+            permits.push(p);
+        }
+        let request = LeaseRequest {
+            runner_id: registration.runner_id,
+            max_tasks: permits.len() as u32,
+            wait_ms: config.lease_wait.as_millis() as u64,
+        };
+        let asked = Instant::now();
+        let leased = tokio::select! {
+            r = client.lease(&request) => r,
+            _ = &mut shutdown => break,
+        };
+        match leased {
+            Ok(response) => {
+                backoff = Duration::from_millis(500);
+                if response.leases.is_empty() && asked.elapsed() < EMPTY_POLL_PAUSE {
+                    // The API answered "nothing" without holding the poll: don't spin.
+                    tokio::time::sleep(EMPTY_POLL_PAUSE).await;
+                }
+                for lease in response.leases {
+                    let permit = permits.pop();
+                    if permit.is_none() {
+                        tracing::warn!(task = %lease.task_id, "API leased more tasks than asked for");
+                    }
+                    let (ctx, kill) = (ctx.clone(), kill.clone());
+                    tasks.spawn(async move {
+                        task::run_lease(ctx, lease, kill).await;
+                        drop(permit);
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "lease failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = &mut shutdown => break,
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+    drain(tasks, kill, config.drain_timeout).await;
+    Ok(())
+}
+
+/// Registers, retrying transient failures; auth and other client errors are fatal.
+async fn register(client: &ApiClient, config: &RunnerConfig) -> Result<RegisterResponse, ApiError> {
+    let request = RegisterRequest {
+        hostname: config.hostname.clone(),
+        concurrency: config.concurrency,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match client.register(&request).await {
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "register failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Waits for running tasks up to `timeout`, then kills the rest and waits for their cleanup.
+async fn drain(mut tasks: JoinSet<()>, kill: CancellationToken, timeout: Duration) {
+    if tasks.is_empty() {
+        return;
+    }
+    tracing::info!(running = tasks.len(), ?timeout, "draining");
+    let finished = tokio::time::timeout(timeout, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_ok() {
+        return;
+    }
+    tracing::warn!(
+        running = tasks.len(),
+        "drain timeout: killing remaining tasks, leases will expire"
+    );
+    kill.cancel();
+    let cleaned = tokio::time::timeout(KILL_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if cleaned.is_err() {
+        tasks.abort_all();
+    }
+}

@@ -1,0 +1,376 @@
+//! The Docker executor against the real engine: outcomes, contract, hardening, output and
+//! cleanup. Every run also checks that its container and task dir were removed.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use ferrum_model::protocol::LogStream;
+use ferrum_runner::executor::{ExecError, Outcome};
+use ferrum_runner::unpack::UnpackError;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test]
+async fn success_and_exit_codes() {
+    let exec = executor("exit", |_| {}).await;
+    let ok = run(
+        &exec,
+        sh_task(&exec, "echo hello"),
+        CancellationToken::new(),
+    )
+    .await;
+    assert!(ok.started);
+    assert_eq!(ok.report().outcome, Outcome::Complete);
+    assert_eq!(ok.stdout(), "hello\n");
+
+    let task = sh_task(&exec, "echo first >&2; echo 'it broke' >&2; exit 3");
+    let failed = run(&exec, task, CancellationToken::new()).await;
+    assert_eq!(
+        failed.report().outcome,
+        Outcome::Error {
+            exit_code: 3,
+            msg: "Process exited with code 3: it broke".into()
+        }
+    );
+    assert_eq!(
+        failed.stream(LogStream::Stderr),
+        bytes::Bytes::from("first\nit broke\n")
+    );
+}
+
+#[tokio::test]
+async fn timeout_kills_the_container() {
+    let exec = executor("timeout", |_| {}).await;
+    let mut task = sh_task(&exec, "echo before; sleep 60; echo after");
+    task.timeout = Duration::from_secs(1);
+    let t0 = Instant::now();
+    let got = run(&exec, task, CancellationToken::new()).await;
+    assert_eq!(got.report().outcome, Outcome::Timeout);
+    assert_eq!(got.stdout(), "before\n");
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+}
+
+#[tokio::test]
+async fn cancel_stops_within_two_seconds() {
+    let exec = executor("cancel", |_| {}).await;
+    let task = sh_task(&exec, "trap '' TERM; sleep 60");
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    let t0 = Instant::now();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        trigger.cancel();
+    });
+    let got = run(&exec, task, cancel).await;
+    assert_eq!(got.report().outcome, Outcome::Cancelled);
+    assert!(
+        t0.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        t0.elapsed()
+    );
+}
+
+const CONTRACT_SCRIPT: &str = r#"
+echo "argv: $0 $*"
+echo "cwd: $(pwd)"
+echo "TASK_ID=$TASK_ID"
+echo "TASK_DIR=$TASK_DIR"
+echo "PAYLOAD_FILE=$PAYLOAD_FILE"
+echo "CONFIG_FILE=${CONFIG_FILE-unset}"
+echo "SCHEDULE_ID=${SCHEDULE_ID-unset}"
+echo "GREETING=$GREETING"
+echo "payload: $(cat "$PAYLOAD_FILE")"
+echo "config: $(cat "$CONFIG_FILE")"
+echo "files: $(ls /mnt/task | tr '\n' ' ')"
+touch /mnt/task/scratch && echo writable
+"#;
+
+#[tokio::test]
+async fn contract_is_visible_inside() {
+    let exec = executor("contract", |_| {}).await;
+    let mut task = sh_task(&exec, CONTRACT_SCRIPT);
+    task.payload = br#"{"a":1}"#.to_vec();
+    task.spec.config = Some("k: v".into());
+    task.spec
+        .env_vars
+        .insert("GREETING".into(), "hi there".into());
+    task.schedule_id = Some("5f0c000000000000000000bb".into());
+    let id = task.task_id.clone();
+    let got = run(&exec, task, CancellationToken::new()).await;
+    assert_eq!(got.report().outcome, Outcome::Complete);
+    let expected = format!(
+        "argv: run.sh -d /mnt/task -payload /mnt/task/__payload__ -config /mnt/task/__config__ -id {id}\n\
+         cwd: /mnt/task\nTASK_ID={id}\nTASK_DIR=/mnt/task\nPAYLOAD_FILE=/mnt/task/__payload__\n\
+         CONFIG_FILE=/mnt/task/__config__\nSCHEDULE_ID=5f0c000000000000000000bb\nGREETING=hi there\n\
+         payload: {{\"a\":1}}\nconfig: k: v\nfiles: __config__ __payload__ run.sh \nwritable\n"
+    );
+    assert_eq!(got.stdout(), expected);
+}
+
+#[tokio::test]
+async fn empty_payload_is_written_and_no_config_means_no_file() {
+    let exec = executor("noconfig", |_| {}).await;
+    let script = "test -f \"$PAYLOAD_FILE\" && wc -c < \"$PAYLOAD_FILE\"; echo \"${CONFIG_FILE-unset}\"; echo $*";
+    let task = sh_task(&exec, script);
+    let id = task.task_id.clone();
+    let got = run(&exec, task, CancellationToken::new()).await;
+    assert_eq!(
+        got.stdout(),
+        format!("0\nunset\n-d /mnt/task -payload /mnt/task/__payload__ -id {id}\n")
+    );
+}
+
+#[tokio::test]
+async fn binary_runtime_and_docker_style_codes() {
+    let exec = executor("styles", |_| {}).await;
+    let mut task = sh_task(&exec, "#!/bin/sh\necho binary \"$1\"\n");
+    task.spec.runtime = Some("binary".into());
+    let got = run(&exec, task, CancellationToken::new()).await;
+    assert_eq!(got.stdout(), "binary -d\n");
+
+    let mut task = sh_task(&exec, "echo from zip");
+    task.spec.docker_style = true;
+    task.spec.command = Some("sh run.sh; echo \"$TASK_DIR\"; echo $#".into());
+    let got = run(&exec, task, CancellationToken::new()).await;
+    assert_eq!(got.stdout(), "from zip\n/mnt/task\n0\n");
+
+    let mut task = sh_task(&exec, "");
+    task.zip = None;
+    task.spec.has_zip = false;
+    task.spec.docker_style = true;
+    task.spec.command = Some("echo  split   words".into());
+    let got = run(&exec, task, CancellationToken::new()).await;
+    assert_eq!(got.stdout(), "split words\n");
+}
+
+const HARDENING_SCRIPT: &str = r#"
+echo "uid=$(id -u)"
+grep -E '^(CapEff|CapPrm|NoNewPrivs):' /proc/self/status
+echo "pids=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max)"
+echo "mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)"
+test -e /var/run/docker.sock && echo "sock=present" || echo "sock=absent"
+test -e /run/docker.sock && echo "sock2=present" || echo "sock2=absent"
+"#;
+
+#[tokio::test]
+async fn hardening_is_visible_inside() {
+    let exec = executor("harden", |_| {}).await;
+    let mut task = sh_task(&exec, HARDENING_SCRIPT);
+    task.limits = Some(ferrum_runner::executor::Limits {
+        memory_bytes: 128 * 1024 * 1024,
+        nano_cpus: 500_000_000,
+        pids: 64,
+    });
+    let got = run(&exec, task, CancellationToken::new()).await;
+    let out = got.stdout();
+    assert!(out.contains("uid=1000\n"), "{out}");
+    assert!(out.contains("CapEff:\t0000000000000000\n"), "{out}");
+    assert!(out.contains("CapPrm:\t0000000000000000\n"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t1\n"), "{out}");
+    assert!(out.contains("pids=64\n"), "{out}");
+    assert!(
+        out.contains(&format!("mem={}\n", 128 * 1024 * 1024)),
+        "{out}"
+    );
+    assert!(out.contains("sock=absent\nsock2=absent\n"), "{out}");
+}
+
+#[tokio::test]
+async fn fifty_megabytes_arrive_complete_and_in_order() {
+    let exec = executor("bigout", |c| c.log_cap_bytes = 128 * 1024 * 1024).await;
+    let task = sh_task(&exec, "seq 1 6000000; echo done >&2");
+    let got = run(&exec, task, CancellationToken::new()).await;
+    assert_eq!(got.report().outcome, Outcome::Complete);
+    let mut expected = String::with_capacity(50 * 1024 * 1024);
+    for i in 1..=6_000_000u32 {
+        expected.push_str(&i.to_string());
+        expected.push('\n');
+    }
+    assert!(expected.len() > 45_000_000);
+    let stdout = got.stream(LogStream::Stdout);
+    assert_eq!(stdout.len(), expected.len());
+    assert!(
+        stdout == expected.as_bytes(),
+        "stdout differs from seq output"
+    );
+    assert_eq!(got.report().log_bytes as usize, expected.len() + 5);
+    assert!(!got.report().truncated);
+}
+
+#[tokio::test]
+async fn log_cap_truncates_with_one_note() {
+    let exec = executor("cap", |c| c.log_cap_bytes = 1000).await;
+    let task = sh_task(&exec, "seq 1 10000; echo tail >&2");
+    let got = run(&exec, task, CancellationToken::new()).await;
+    assert_eq!(got.report().outcome, Outcome::Complete);
+    assert!(got.report().truncated);
+    assert_eq!(got.stream(LogStream::Stdout).len(), 1000);
+    assert_eq!(
+        got.stream(LogStream::Stderr),
+        ferrum_runner::executor::truncation_note(1000)
+    );
+}
+
+#[tokio::test]
+async fn traversal_zip_is_rejected_and_cleaned_up() {
+    let exec = executor("evil", |_| {}).await;
+    let mut task = sh_task(&exec, "");
+    task.zip = Some(make_zip(
+        &exec.config().work_dir,
+        &[("run.sh", b"echo hi"), ("../../escaped", b"x")],
+    ));
+    let got = run(&exec, task, CancellationToken::new()).await;
+    assert!(matches!(
+        got.result,
+        Err(ExecError::Unpack(UnpackError::UnsafePath(_)))
+    ));
+    assert!(!got.started);
+    assert!(!exec.config().work_dir.join("escaped").exists());
+}
+
+#[tokio::test]
+async fn missing_image_is_an_error_and_cleaned_up() {
+    let exec = executor("noimage", |_| {}).await;
+    let mut task = sh_task(&exec, "echo hi");
+    task.spec.image = "ferrum/does-not-exist:0".into();
+    let got = run(&exec, task, CancellationToken::new()).await;
+    assert!(matches!(got.result, Err(ExecError::ImageMissing(_))));
+}
+
+#[tokio::test]
+async fn dropped_run_still_cleans_up() {
+    let exec = executor("drop", |_| {}).await;
+    let task = sh_task(&exec, "sleep 60");
+    let name = format!("ferrum-{}-{}", task.task_id, task.attempt);
+    let dir = exec
+        .config()
+        .work_dir
+        .join("tasks")
+        .join(format!("{}-1", task.task_id));
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let runner = exec.clone();
+    let handle = tokio::spawn(async move { runner.run(task, tx, CancellationToken::new()).await });
+    assert!(matches!(
+        rx.recv().await,
+        Some(ferrum_runner::executor::TaskEvent::Started)
+    ));
+    handle.abort();
+    let _ = handle.await;
+    for _ in 0..50 {
+        if !dir.exists() && exec.docker().inspect_container(&name, None).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_gone(&exec, &name, &dir).await;
+}
+
+#[tokio::test]
+async fn cleanup_orphans_removes_only_this_hosts_leftovers() {
+    use bollard::container::{Config, CreateContainerOptions};
+    use std::collections::HashMap;
+
+    let exec = executor("orphans", |_| {}).await;
+    let create = |name: String, host: String| {
+        let docker = exec.docker().clone();
+        async move {
+            let labels = HashMap::from([("ferrum.runner".to_owned(), host)]);
+            let config = Config {
+                image: Some(ferrum_runner::stacks::IMAGE_SH.to_owned()),
+                cmd: Some(vec!["sleep".to_owned(), "60".to_owned()]),
+                labels: Some(labels),
+                ..Default::default()
+            };
+            let options = CreateContainerOptions {
+                name: name.clone(),
+                platform: None,
+            };
+            docker
+                .create_container(Some(options), config)
+                .await
+                .unwrap();
+            docker.start_container::<String>(&name, None).await.unwrap();
+            name
+        }
+    };
+    let id = ferrum_model::Id::generate();
+    let mine = create(format!("ferrum-orphan-{id}"), exec.config().host_id.clone()).await;
+    let other = create(
+        format!("ferrum-other-{id}"),
+        format!("{}-other", exec.config().host_id),
+    )
+    .await;
+    let stale_dir = exec.config().work_dir.join("tasks").join(format!("{id}-1"));
+    std::fs::create_dir_all(stale_dir.join("sub")).unwrap();
+
+    assert_eq!(exec.cleanup_orphans().await.unwrap(), 1);
+    assert_gone(&exec, &mine, &stale_dir).await;
+    assert!(exec.docker().inspect_container(&other, None).await.is_ok());
+    let options = bollard::container::RemoveContainerOptions {
+        force: true,
+        ..Default::default()
+    };
+    exec.docker()
+        .remove_container(&other, Some(options))
+        .await
+        .unwrap();
+}
+
+const PY_WORKER: &str = r#"
+import json, os, sys
+args = sys.argv
+def flag(name):
+    i = args.index(name)
+    return args[i + 1]
+payload = json.load(open(os.environ.get("PAYLOAD_FILE") or flag("-payload")))
+print(json.dumps({
+    "argv": args,
+    "cwd": os.getcwd(),
+    "payload": payload,
+    "task_id": os.environ["TASK_ID"],
+    "config": os.environ.get("CONFIG_FILE"),
+    "version": sys.version_info[0],
+    "write_through": sys.stdout.write_through,
+}))
+"#;
+
+/// Contract §6.5's example, in the real Python stack (built here if missing: ~1-2 minutes).
+#[tokio::test]
+async fn python_example_from_section_6_5() {
+    ferrum_runner::stacks::build(&["python".to_owned()], false)
+        .await
+        .unwrap();
+    let exec = executor("python", |_| {}).await;
+    let mut task = sh_task(&exec, "");
+    task.zip = Some(make_zip(
+        &exec.config().work_dir,
+        &[("testDir/hello.py", PY_WORKER.as_bytes())],
+    ));
+    task.spec.runtime = Some("python".into());
+    task.spec.file_name = Some("testDir/hello.py".into());
+    task.spec.image = ferrum_runner::stacks::IMAGE_PYTHON.into();
+    task.payload = br#"{"a": 1}"#.to_vec();
+    let id = task.task_id.clone();
+    let got = run(&exec, task, CancellationToken::new()).await;
+    assert_eq!(got.report().outcome, Outcome::Complete, "{}", got.stdout());
+    let seen: serde_json::Value = serde_json::from_str(&got.stdout()).unwrap();
+    assert_eq!(
+        seen["argv"],
+        serde_json::json!([
+            "testDir/hello.py",
+            "-d",
+            "/mnt/task",
+            "-payload",
+            "/mnt/task/__payload__",
+            "-id",
+            id
+        ])
+    );
+    assert_eq!(seen["cwd"], "/mnt/task");
+    assert_eq!(seen["payload"], serde_json::json!({"a": 1}));
+    assert_eq!(seen["task_id"], id.as_str());
+    assert_eq!(seen["config"], serde_json::Value::Null);
+    assert_eq!(seen["version"], 3);
+    assert_eq!(seen["write_through"], true, "python -u");
+}
