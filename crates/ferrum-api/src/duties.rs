@@ -1,24 +1,36 @@
-//! Background duties every API replica runs: reaping expired leases and firing due schedules.
+//! Background duties every API replica runs: reaping expired leases, firing due schedules,
+//! waking runners when delayed tasks become due, and forgetting old webhook delivery keys.
 //!
-//! Neither needs a leader. Each pass claims its rows in the database (`FOR UPDATE SKIP LOCKED`
+//! None needs a leader. Each pass claims its rows in the database (`FOR UPDATE SKIP LOCKED`
 //! and conditional updates), so N replicas running the same loop never double-fire a schedule
 //! or requeue a task twice; more replicas only means passes happen more often.
+//!
+//! Firing and waking are timed, not polled: each loop asks the store when its next event is
+//! and sleeps until then, so a slot fires within a few milliseconds of its time. The sleep is
+//! capped at [`TICK`] so that schedules created or resumed on another replica are seen soon.
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::AppState;
 
-/// How often each duty runs.
+/// Longest any duty sleeps between passes.
 const TICK: Duration = Duration::from_millis(500);
-/// Most schedules one pass fires; the next pass takes the rest.
+/// Most schedules one pass fires; when a pass is full the next one starts at once.
 const FIRE_BATCH: i64 = 500;
+/// How long webhook delivery keys are kept to recognise a retried delivery. Senders retry
+/// within minutes (Slack) to hours (GitHub redeliveries by hand); a day covers both.
+const DELIVERY_MEMORY: chrono::Duration = chrono::Duration::hours(24);
+/// How often old delivery keys are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 /// Starts the duties on the current runtime. They run until the process ends.
 pub fn spawn(state: AppState) {
     tokio::spawn(reap_expired_leases(state.clone()));
-    tokio::spawn(fire_schedules(state));
+    tokio::spawn(fire_schedules(state.clone()));
+    tokio::spawn(wake_for_delayed_tasks(state.clone()));
+    tokio::spawn(purge_deliveries(state));
 }
 
 async fn reap_expired_leases(state: AppState) {
@@ -41,18 +53,70 @@ async fn reap_expired_leases(state: AppState) {
     }
 }
 
+/// Sleeps until `at` (if given), but never longer than [`TICK`].
+async fn sleep_until(at: Option<DateTime<Utc>>) {
+    let wait = at
+        .and_then(|at| (at - Utc::now()).to_std().ok())
+        .map_or(TICK, |d| d.min(TICK));
+    tokio::time::sleep(wait).await;
+}
+
 async fn fire_schedules(state: AppState) {
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let now = Utc::now();
+        let full = match state.store.fire_due(now, FIRE_BATCH).await {
+            Ok(fired) => {
+                if !fired.is_empty() {
+                    tracing::debug!(tasks = fired.len(), "schedules fired");
+                    state.queue.wake();
+                }
+                fired.len() as i64 >= FIRE_BATCH
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "firing schedules failed");
+                false
+            }
+        };
+        if full {
+            continue;
+        }
+        match state.store.next_fire_at(now).await {
+            Ok(next) => sleep_until(next).await,
+            Err(e) => {
+                tracing::error!(error = %e, "finding the next schedule slot failed");
+                sleep_until(None).await;
+            }
+        }
+    }
+}
+
+/// Held lease requests look at the queue when woken; this wakes them when a delayed task's
+/// `run_at` arrives, so it starts on time rather than at the requests' next periodic look.
+async fn wake_for_delayed_tasks(state: AppState) {
+    let mut due: Option<DateTime<Utc>> = None;
+    loop {
+        let now = Utc::now();
+        if due.is_some_and(|at| at <= now) {
+            state.queue.wake();
+        }
+        due = match state.store.next_delayed_at(now).await {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::error!(error = %e, "finding the next delayed task failed");
+                None
+            }
+        };
+        sleep_until(due).await;
+    }
+}
+
+async fn purge_deliveries(state: AppState) {
+    let mut tick = tokio::time::interval(PURGE_EVERY);
     loop {
         tick.tick().await;
-        match state.store.fire_due(Utc::now(), FIRE_BATCH).await {
-            Ok(fired) if !fired.is_empty() => {
-                tracing::debug!(tasks = fired.len(), "schedules fired");
-                state.queue.wake();
-            }
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "firing schedules failed"),
+        let before = Utc::now() - DELIVERY_MEMORY;
+        if let Err(e) = state.store.purge_deliveries(before).await {
+            tracing::error!(error = %e, "purging webhook delivery keys failed");
         }
     }
 }

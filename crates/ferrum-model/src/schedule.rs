@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::Id;
+use crate::recurrence::{Bounds, MisfirePolicy, Recurrence};
+use crate::{Id, ValidationError};
 
 /// A schedule's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +51,13 @@ pub struct Schedule {
     /// Most runs; `None` for no count limit.
     pub run_times: Option<i32>,
     pub run_count: i32,
+    /// A cron expression (5 fields, or 6 with seconds), instead of `run_every`.
+    pub cron: Option<String>,
+    /// The IANA zone `cron` is read in; `None` for UTC.
+    pub timezone: Option<String>,
+    pub misfire: MisfirePolicy,
+    /// Paused schedules stay `scheduled` but do not fire; resuming skips the slots missed.
+    pub paused: bool,
     pub priority: i32,
     pub timeout: i32,
     pub task_delay: i32,
@@ -68,9 +76,44 @@ pub struct NewSchedule {
     pub end_at: Option<DateTime<Utc>>,
     pub run_every: Option<i32>,
     pub run_times: Option<i32>,
+    pub cron: Option<String>,
+    pub timezone: Option<String>,
+    pub misfire: MisfirePolicy,
+    /// The first slot: `start_at`, or the first cron match at or after it.
+    pub first_slot: DateTime<Utc>,
     pub priority: i32,
     pub timeout: i32,
     pub task_delay: i32,
     pub cluster: String,
     pub label: Option<String>,
+}
+
+impl Schedule {
+    /// How the schedule repeats. Its fields were validated on the way in, so an error here
+    /// means a stored row no longer parses.
+    pub fn recurrence(&self) -> Result<Recurrence, ValidationError> {
+        Recurrence::new(
+            self.run_every,
+            self.cron.as_deref(),
+            self.timezone.as_deref(),
+        )
+    }
+
+    /// The limits left: `end_at`, and the runs left under `run_times`.
+    pub fn bounds(&self) -> Bounds {
+        Bounds {
+            end_at: self.end_at,
+            runs_left: self.run_times.map(|max| (max - self.run_count).max(0)),
+        }
+    }
+
+    /// Up to `n` upcoming fire times; none unless the schedule is active and not paused.
+    pub fn next_fire_times(&self, n: usize) -> Vec<DateTime<Utc>> {
+        match (self.status, self.paused, self.next_start, self.recurrence()) {
+            (ScheduleStatus::Scheduled, false, Some(next), Ok(r)) => {
+                r.upcoming(next, self.bounds(), n)
+            }
+            _ => Vec::new(),
+        }
+    }
 }

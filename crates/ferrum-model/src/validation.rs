@@ -10,6 +10,7 @@ use crate::limits::{
     DEFAULT_CLUSTER, DEFAULT_TIMEOUT_SECS, MAX_DELAY_SECS, MAX_PAYLOAD_BYTES, MAX_RETRIES,
     MAX_TIMEOUT_SECS, MIN_RUN_EVERY_SECS,
 };
+use crate::recurrence::{MisfirePolicy, Recurrence};
 use crate::{NewSchedule, NewTask, TaskOrigin};
 
 /// Why an input was refused.
@@ -78,6 +79,11 @@ pub struct ScheduleOptions {
     pub run_times: Option<f64>,
     /// Per-task delay (`task_delay`).
     pub task_delay: Option<f64>,
+    /// A cron expression instead of `run_every`, read in `timezone` (default UTC).
+    pub cron: Option<String>,
+    pub timezone: Option<String>,
+    /// `run_once` (default), `skip` or `catch_up`.
+    pub misfire: Option<String>,
 }
 
 /// Validates one schedule. `run_every` under 60 seconds is refused (contract §3.4 S2);
@@ -107,9 +113,19 @@ pub fn new_schedule(
         }
     }
     let run_times = seconds("run_times", opts.run_times)?.filter(|n| *n > 0);
+    let cron = opts.cron.filter(|c| !c.trim().is_empty());
+    let timezone = opts.timezone.filter(|z| !z.is_empty());
+    let recurrence = Recurrence::new(run_every, cron.as_deref(), timezone.as_deref())?;
+    let misfire = opts
+        .misfire
+        .filter(|m| !m.is_empty())
+        .map(|m| MisfirePolicy::parse(&m))
+        .transpose()?
+        .unwrap_or_default();
     let start_at = opts
         .start_at
         .unwrap_or_else(|| now + chrono::Duration::seconds(first_delay.into()));
+    let first_slot = recurrence.first_slot(start_at)?;
     if let Some(end) = opts.end_at {
         if end < start_at {
             return Err(ValidationError::Invalid(
@@ -124,6 +140,10 @@ pub fn new_schedule(
         end_at: opts.end_at,
         run_every,
         run_times,
+        cron,
+        timezone,
+        misfire,
+        first_slot,
         priority: task.priority.unwrap_or(0),
         timeout: task.timeout,
         task_delay: task.delay,

@@ -1,25 +1,33 @@
-//! Ferrum's storage layer: the [`Store`] trait every backend implements, and the Postgres
-//! backend ([`PgStore`]).
+//! Ferrum's storage layer: the [`Store`] trait every backend implements, the Postgres backend
+//! ([`PgStore`], production) and the embedded SQLite backend ([`SqliteStore`], `ferrum dev`).
+//! Both pass one contract suite (`tests/contract.rs`) and share their row mapping (`rows`).
 //!
 //! The trait is split by concern ([`AccountStore`], [`CodeStore`], [`TaskStore`],
-//! [`DispatchStore`], [`ScheduleStore`]); [`Store`] is all of them. Every method that takes a
+//! [`DispatchStore`], [`ScheduleStore`], [`WebhookStore`]); [`Store`] is all of them. Every method that takes a
 //! `project` scopes its query to that project, so tenant isolation holds at this layer and the
 //! API only has to resolve which project a caller may use.
 //!
 //! The dispatch rules (priority order, limits, leases, fencing) live in the backend, inside the
 //! database's transactions, because only there can they hold across many API replicas.
 
+mod derived;
 mod error;
 pub mod pg;
+mod rows;
+pub mod sqlite;
 pub mod testing;
 mod traits;
 
 pub use error::{StoreError, StoreResult};
 pub use pg::PgStore;
+pub use sqlite::SqliteStore;
 pub use traits::{
-    AccountStore, CodeStore, DispatchStore, Fenced, LeaseSpec, LeasedTask, Outcome, ReapReport,
-    ScheduleStore, ScheduleUpdate, Store, TaskStore,
+    AccountStore, CodeStore, Delivery, DispatchStore, Fenced, LeaseSpec, LeasedTask, Outcome,
+    ReapReport, ScheduleStore, ScheduleUpdate, Store, TaskStore, WebhookStore,
 };
+
+/// The bootstrap admin user's email, in every backend.
+const ADMIN_EMAIL: &str = "admin@ferrum.local";
 
 /// Hashes a token for storage: tokens are never stored in the clear (brief §5).
 pub fn hash_token(token: &str) -> String {

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ferrum_model::protocol::LogStream;
 use ferrum_model::{
-    Code, CodeRevision, Id, NewRevision, NewSchedule, NewTask, Page, Principal, Project, Schedule,
-    Task, TaskFilter, TaskStatus,
+    Code, CodeRevision, Id, NewRevision, NewSchedule, NewTask, NewWebhook, Page, Principal,
+    Project, Schedule, Task, TaskFilter, TaskStatus, Webhook,
 };
 
 use crate::StoreResult;
@@ -202,6 +202,9 @@ pub trait DispatchStore {
     async fn reap_expired(&self, max_attempts: i32) -> StoreResult<ReapReport>;
     /// When the next delayed task of the cluster becomes runnable, if any is waiting.
     async fn next_run_at(&self, cluster: &str) -> StoreResult<Option<DateTime<Utc>>>;
+    /// The earliest `run_at` later than `now` of a queued delayed task, in any cluster: when
+    /// held lease requests should look at the queue again.
+    async fn next_delayed_at(&self, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>>;
 }
 
 /// A partial update of a schedule (S5): `None` leaves a field as it is.
@@ -242,15 +245,74 @@ pub trait ScheduleStore {
     /// the schedule in the same transaction, claimed with `SKIP LOCKED`, so several API
     /// replicas never fire one occurrence twice. Returns the tasks queued.
     async fn fire_due(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<Id>>;
+    /// Pauses or resumes an active schedule. Resuming skips the slots missed while paused (a
+    /// one-shot still runs). `Some(true)` if that changed something, `Some(false)` if it
+    /// already was so or the schedule is not active, `None` if there is no such schedule.
+    async fn set_schedule_paused(
+        &self,
+        project: Id,
+        id: Id,
+        paused: bool,
+    ) -> StoreResult<Option<bool>>;
+    /// The earliest slot later than `now` of an active, unpaused schedule of an unpaused code:
+    /// when the firing duty should run next.
+    async fn next_fire_at(&self, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>>;
+}
+
+/// A delivery queued by [`WebhookStore::enqueue_once`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub task_id: Id,
+    /// True when an earlier delivery with the same key had queued `task_id`; nothing new
+    /// was queued.
+    pub duplicate: bool,
+}
+
+/// Per-code webhooks and deduplicated deliveries.
+#[async_trait]
+pub trait WebhookStore {
+    /// Creates a webhook whose URL secret is `token` (stored hashed). `None` if the project
+    /// has no such code.
+    async fn create_webhook(
+        &self,
+        project: Id,
+        token: &str,
+        hook: NewWebhook,
+    ) -> StoreResult<Option<Webhook>>;
+    /// The code's webhooks, newest first.
+    async fn webhooks(&self, project: Id, code: Id) -> StoreResult<Vec<Webhook>>;
+    /// False if the code has no such webhook.
+    async fn delete_webhook(&self, project: Id, code: Id, id: Id) -> StoreResult<bool>;
+    /// The webhook whose URL secret is `token`, while its code exists.
+    async fn webhook_by_token(&self, token: &str) -> StoreResult<Option<Webhook>>;
+    /// Queues `task` unless a delivery with the same `(scope, key)` already queued one in
+    /// this project; the check and the enqueue are one transaction, so concurrent retries
+    /// of one delivery make one task.
+    async fn enqueue_once(
+        &self,
+        project: Id,
+        scope: &str,
+        key: &str,
+        task: NewTask,
+    ) -> StoreResult<Delivery>;
+    /// Forgets delivery keys recorded before `before`; returns how many.
+    async fn purge_deliveries(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 }
 
 /// Everything a backend provides.
 pub trait Store:
-    AccountStore + CodeStore + TaskStore + DispatchStore + ScheduleStore + Send + Sync
+    AccountStore + CodeStore + TaskStore + DispatchStore + ScheduleStore + WebhookStore + Send + Sync
 {
 }
 
 impl<T> Store for T where
-    T: AccountStore + CodeStore + TaskStore + DispatchStore + ScheduleStore + Send + Sync
+    T: AccountStore
+        + CodeStore
+        + TaskStore
+        + DispatchStore
+        + ScheduleStore
+        + WebhookStore
+        + Send
+        + Sync
 {
 }

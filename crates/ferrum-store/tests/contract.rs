@@ -1,5 +1,6 @@
 //! The store contract: rules every backend must keep. Each test gets a fresh database.
-//! Backends other than Postgres join by adding their constructor to `backend()`'s callers.
+//! Every test runs against every backend: the `contract!` list at the end generates
+//! `pg::<test>` and `sqlite::<test>`; a new backend joins by adding a [`Backend`] variant.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -7,20 +8,36 @@ use std::time::Duration;
 
 use ferrum_model::protocol::LogStream;
 use ferrum_model::{CodeSpec, Id, NewRevision, NewTask, Page, TaskFilter, TaskStatus};
-use ferrum_store::{AccountStore, Fenced, LeaseSpec, Outcome, Store, StoreError};
+use ferrum_store::testing::{self, TempDb};
+use ferrum_store::{Fenced, LeaseSpec, Outcome, Store, StoreError};
+
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Pg,
+    Sqlite,
+}
 
 struct World {
     store: Arc<dyn Store>,
     project: Id,
+    /// Keeps a SQLite database's directory alive for the test.
+    _db: Option<TempDb>,
 }
 
-async fn world() -> World {
-    let (store, _url) = ferrum_store::testing::fresh_store().await.unwrap();
+async fn world(backend: Backend) -> World {
+    let (store, db): (Arc<dyn Store>, _) = match backend {
+        Backend::Pg => (Arc::new(testing::fresh_store().await.unwrap().0), None),
+        Backend::Sqlite => {
+            let (store, db) = testing::fresh_sqlite_store().await.unwrap();
+            (Arc::new(store), Some(db))
+        }
+    };
     let user = store.create_user("t@example.com", false).await.unwrap();
     let project = store.create_project(user, "p").await.unwrap().id;
     World {
-        store: Arc::new(store),
+        store,
         project,
+        _db: db,
     }
 }
 
@@ -76,9 +93,8 @@ fn outcome(status: TaskStatus) -> Outcome {
     }
 }
 
-#[tokio::test]
-async fn leases_highest_priority_first_then_oldest() {
-    let w = world().await;
+async fn leases_highest_priority_first_then_oldest(backend: Backend) {
+    let w = world(backend).await;
     w.code("c", CodeSpec::default()).await;
     let low = w.queue("c", 0, 0).await;
     let high_old = w.queue("c", 2, 0).await;
@@ -88,9 +104,8 @@ async fn leases_highest_priority_first_then_oldest() {
     assert_eq!(order, vec![high_old, high_new, mid, low]);
 }
 
-#[tokio::test]
-async fn delayed_tasks_wait_and_clusters_are_separate() {
-    let w = world().await;
+async fn delayed_tasks_wait_and_clusters_are_separate(backend: Backend) {
+    let w = world(backend).await;
     w.code("c", CodeSpec::default()).await;
     w.queue("c", 0, 3600).await;
     let mut other = task("c", 0, 0);
@@ -106,9 +121,8 @@ async fn delayed_tasks_wait_and_clusters_are_separate() {
     assert!(w.store.next_run_at("default").await.unwrap().is_some());
 }
 
-#[tokio::test]
-async fn paused_code_holds_its_tasks_until_resumed() {
-    let w = world().await;
+async fn paused_code_holds_its_tasks_until_resumed(backend: Backend) {
+    let w = world(backend).await;
     let code = w.code("c", CodeSpec::default()).await;
     w.queue("c", 0, 0).await;
     assert_eq!(
@@ -124,9 +138,8 @@ async fn paused_code_holds_its_tasks_until_resumed() {
     assert_eq!(w.lease(10).await.len(), 1);
 }
 
-#[tokio::test]
-async fn code_max_concurrency_makes_tasks_wait_not_fail() {
-    let w = world().await;
+async fn code_max_concurrency_makes_tasks_wait_not_fail(backend: Backend) {
+    let w = world(backend).await;
     let limited = CodeSpec {
         max_concurrency: Some(2),
         ..CodeSpec::default()
@@ -158,9 +171,8 @@ async fn code_max_concurrency_makes_tasks_wait_not_fail() {
     assert_eq!(w.store.tasks(w.project, &queued).await.unwrap().len(), 2);
 }
 
-#[tokio::test]
-async fn project_concurrency_limit_holds_across_concurrent_leasers() {
-    let w = world().await;
+async fn project_concurrency_limit_holds_across_concurrent_leasers(backend: Backend) {
+    let w = world(backend).await;
     w.store
         .set_project_concurrency(w.project, Some(3))
         .await
@@ -179,9 +191,8 @@ async fn project_concurrency_limit_holds_across_concurrent_leasers() {
     assert_eq!(total, 3);
 }
 
-#[tokio::test]
-async fn a_stale_attempt_cannot_overwrite_a_newer_one() {
-    let w = world().await;
+async fn a_stale_attempt_cannot_overwrite_a_newer_one(backend: Backend) {
+    let w = world(backend).await;
     w.code("c", CodeSpec::default()).await;
     let id = w.queue("c", 0, 0).await;
     let first = w
@@ -226,9 +237,8 @@ async fn a_stale_attempt_cannot_overwrite_a_newer_one() {
     assert_eq!(t.status, TaskStatus::Complete);
 }
 
-#[tokio::test]
-async fn expired_leases_are_retried_then_marked_killed() {
-    let w = world().await;
+async fn expired_leases_are_retried_then_marked_killed(backend: Backend) {
+    let w = world(backend).await;
     w.code("c", CodeSpec::default()).await;
     let id = w.queue("c", 0, 0).await;
     for _ in 0..2 {
@@ -245,9 +255,8 @@ async fn expired_leases_are_retried_then_marked_killed() {
     assert!(w.lease(1).await.is_empty());
 }
 
-#[tokio::test]
-async fn heartbeats_keep_a_lease_alive() {
-    let w = world().await;
+async fn heartbeats_keep_a_lease_alive(backend: Backend) {
+    let w = world(backend).await;
     w.code("c", CodeSpec::default()).await;
     let id = w.queue("c", 0, 0).await;
     let l = w
@@ -270,9 +279,8 @@ async fn heartbeats_keep_a_lease_alive() {
     assert!(t.start_time.is_some());
 }
 
-#[tokio::test]
-async fn cancelling_queued_and_running_tasks() {
-    let w = world().await;
+async fn cancelling_queued_and_running_tasks(backend: Backend) {
+    let w = world(backend).await;
     w.code("c", CodeSpec::default()).await;
     let queued = w.queue("c", 0, 3600).await;
     let running = w.queue("c", 0, 0).await;
@@ -305,9 +313,8 @@ async fn cancelling_queued_and_running_tasks() {
     assert_eq!(s.cancel(w.project, Id::generate()).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn failures_with_retries_left_queue_linked_retries() {
-    let w = world().await;
+async fn failures_with_retries_left_queue_linked_retries(backend: Backend) {
+    let w = world(backend).await;
     let retrying = CodeSpec {
         retries: 1,
         retries_delay: 0,
@@ -347,9 +354,8 @@ async fn failures_with_retries_left_queue_linked_retries() {
     assert_eq!(again, Fenced::Current(None), "out of retries");
 }
 
-#[tokio::test]
-async fn batch_enqueue_is_all_or_nothing() {
-    let w = world().await;
+async fn batch_enqueue_is_all_or_nothing(backend: Backend) {
+    let w = world(backend).await;
     w.code("c", CodeSpec::default()).await;
     let batch = vec![task("c", 0, 0), task("missing", 0, 0), task("c", 0, 0)];
     let err = w.store.enqueue(w.project, batch).await.unwrap_err();
@@ -385,9 +391,8 @@ async fn batch_enqueue_is_all_or_nothing() {
     );
 }
 
-#[tokio::test]
-async fn log_chunks_are_ordered_idempotent_and_capped() {
-    let w = world().await;
+async fn log_chunks_are_ordered_idempotent_and_capped(backend: Backend) {
+    let w = world(backend).await;
     w.code("c", CodeSpec::default()).await;
     let id = w.queue("c", 0, 0).await;
     assert_eq!(w.store.read_log(w.project, id, false).await.unwrap(), None);
@@ -427,9 +432,8 @@ async fn log_chunks_are_ordered_idempotent_and_capped() {
     );
 }
 
-#[tokio::test]
-async fn eight_concurrent_leasers_lease_a_thousand_tasks_exactly_once() {
-    let w = world().await;
+async fn eight_concurrent_leasers_lease_a_thousand_tasks_exactly_once(backend: Backend) {
+    let w = world(backend).await;
     w.code("c", CodeSpec::default()).await;
     let tasks: Vec<NewTask> = (0..1000).map(|i| task("c", i % 3, 0)).collect();
     let queued: HashSet<Id> = w
@@ -471,9 +475,8 @@ async fn eight_concurrent_leasers_lease_a_thousand_tasks_exactly_once() {
     assert_eq!(seen, queued);
 }
 
-#[tokio::test]
-async fn tenants_cannot_see_each_other() {
-    let w = world().await;
+async fn tenants_cannot_see_each_other(backend: Backend) {
+    let w = world(backend).await;
     w.code("c", CodeSpec::default()).await;
     let id = w.queue("c", 0, 0).await;
     let other_user = w.store.create_user("o@example.com", false).await.unwrap();
@@ -492,3 +495,38 @@ async fn tenants_cannot_see_each_other() {
     assert!(w.store.project(&p, w.project).await.unwrap().is_none());
     assert!(w.store.project(&p, other).await.unwrap().is_some());
 }
+
+/// Generates one `#[tokio::test]` per backend for each contract test.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod pg {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::Pg).await
+            })*
+        }
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::Sqlite).await
+            })*
+        }
+    };
+}
+
+contract!(
+    leases_highest_priority_first_then_oldest,
+    delayed_tasks_wait_and_clusters_are_separate,
+    paused_code_holds_its_tasks_until_resumed,
+    code_max_concurrency_makes_tasks_wait_not_fail,
+    project_concurrency_limit_holds_across_concurrent_leasers,
+    a_stale_attempt_cannot_overwrite_a_newer_one,
+    expired_leases_are_retried_then_marked_killed,
+    heartbeats_keep_a_lease_alive,
+    cancelling_queued_and_running_tasks,
+    failures_with_retries_left_queue_linked_retries,
+    batch_enqueue_is_all_or_nothing,
+    log_chunks_are_ordered_idempotent_and_capped,
+    eight_concurrent_leasers_lease_a_thousand_tasks_exactly_once,
+    tenants_cannot_see_each_other,
+);

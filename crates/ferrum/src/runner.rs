@@ -76,7 +76,7 @@ pub async fn runner(args: RunnerArgs) -> anyhow::Result<()> {
     }
     config.executor.network_mode = args.network;
     config.drain_timeout = Duration::from_secs(args.drain_timeout);
-    ferrum_runner::run(config, crate::serve::shutdown_signal())
+    ferrum_runner::run(config, crate::server::shutdown_signal())
         .await
         .context("runner failed")
 }

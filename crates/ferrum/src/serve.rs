@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use ferrum_api::{ApiConfig, AppState};
+use ferrum_api::ApiConfig;
 use ferrum_store::{AccountStore, PgStore};
+
+use crate::server::{self, new_token};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -48,11 +50,6 @@ pub struct RunnerTokenArgs {
     cluster: String,
 }
 
-/// A new random token: 32 random bytes, hex.
-fn new_token() -> String {
-    hex::encode(rand::random::<[u8; 32]>())
-}
-
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = PgStore::connect(&args.database_url, args.db_connections)
         .await
@@ -65,36 +62,26 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             t
         }
     };
-    store.bootstrap_admin(&admin_token).await?;
     if let Some(t) = &args.runner_token {
-        if store.authenticate_runner(t).await?.is_none() {
-            store.add_runner_token("default", t).await?;
-        }
+        server::accept_runner_token(&store, t).await?;
     }
-    let blobs = ferrum_blob::open(&args.blob_url)
-        .await
-        .with_context(|| format!("opening blob store {}", args.blob_url))?;
-    let state = AppState {
-        store: Arc::new(store.clone()),
-        blobs,
-        config: Arc::new(ApiConfig {
-            lease_for: std::time::Duration::from_secs(args.lease_secs.max(1)),
-            max_attempts: args.max_attempts.max(1),
-            ..ApiConfig::default()
-        }),
-        queue: Default::default(),
+    let config = ApiConfig {
+        lease_for: std::time::Duration::from_secs(args.lease_secs.max(1)),
+        max_attempts: args.max_attempts.max(1),
+        ..ApiConfig::default()
     };
+    let state = server::start(
+        Arc::new(store.clone()),
+        &admin_token,
+        &args.blob_url,
+        config,
+    )
+    .await?;
+    // Other replicas queue work too: their NOTIFYs wake this replica's held lease requests.
     let queue = state.queue.clone();
     store.watch_queue(move || queue.wake());
-    ferrum_api::duties::spawn(state.clone());
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
-    tracing::info!(addr = %listener.local_addr()?, "ferrum API listening");
-    axum::serve(listener, ferrum_api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    Ok(())
+    let listener = server::bind(&args.listen).await?;
+    server::serve(state, listener, server::shutdown_signal()).await
 }
 
 pub async fn runner_token(args: RunnerTokenArgs) -> anyhow::Result<()> {
@@ -103,14 +90,4 @@ pub async fn runner_token(args: RunnerTokenArgs) -> anyhow::Result<()> {
     store.add_runner_token(&args.cluster, &token).await?;
     println!("{token}");
     Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

@@ -133,6 +133,7 @@ macro_rules! path_id_extractor {
 path_id_extractor!(CodeId, "code_id", "Code");
 path_id_extractor!(TaskId, "task_id", "Task");
 path_id_extractor!(ScheduleId, "schedule_id", "Schedule");
+path_id_extractor!(WebhookId, "webhook_id", "Webhook");
 
 /// A payload field: normally a string, kept byte for byte. `null` or absent is empty; any other
 /// JSON value is kept as its JSON text, for clients that send an object instead of a string.

@@ -25,6 +25,8 @@ mod schedules;
 mod stacks;
 mod tasks;
 mod upload;
+mod webhooks;
+mod webhooks_sig;
 mod zipcheck;
 
 use axum::extract::DefaultBodyLimit;
@@ -104,6 +106,7 @@ fn routes(config: &ApiConfig) -> Vec<Route> {
     all.extend(tasks::routes());
     all.extend(logs::routes());
     all.extend(schedules::routes());
+    all.extend(webhooks::routes());
     all.extend(projects::routes());
     all.extend(stacks::routes());
     all

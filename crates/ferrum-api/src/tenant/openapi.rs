@@ -16,11 +16,15 @@ use crate::AppState;
 pub fn document(routes: &[Route]) -> Value {
     let mut paths = Map::new();
     for r in routes {
-        let operation = json!({
+        let mut operation = json!({
             "summary": r.summary,
             "parameters": path_parameters(r.path),
             "responses": responses(r.path),
         });
+        // Webhook deliveries carry their secret in the path, not a token.
+        if r.path.starts_with("/webhooks/") {
+            operation["security"] = json!([]);
+        }
         let entry = paths.entry(r.path).or_insert_with(|| json!({}));
         entry[r.method.as_str().to_ascii_lowercase()] = operation;
     }
@@ -74,12 +78,12 @@ fn path_parameters(path: &str) -> Vec<Value> {
     path.split('/')
         .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
         .map(|name| {
-            json!({
-                "name": name,
-                "in": "path",
-                "required": true,
-                "schema": {"type": "string", "pattern": "^[0-9a-f]{24}$"},
-            })
+            let schema = if name.ends_with("_id") {
+                json!({"type": "string", "pattern": "^[0-9a-f]{24}$"})
+            } else {
+                json!({"type": "string"})
+            };
+            json!({"name": name, "in": "path", "required": true, "schema": schema})
         })
         .collect()
 }

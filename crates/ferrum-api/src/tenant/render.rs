@@ -247,7 +247,19 @@ pub struct ScheduleJson {
     cluster: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     label: Option<String>,
+    /// Ferrum's additions: the cron expression and its zone (absent for `run_every`
+    /// schedules), the misfire policy, whether it is paused, and its next fire times.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cron: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timezone: Option<String>,
+    misfire: &'static str,
+    paused: bool,
+    next_fire_times: Vec<String>,
 }
+
+/// How many upcoming fire times a schedule object lists.
+const NEXT_FIRE_TIMES: usize = 5;
 
 impl From<&Schedule> for ScheduleJson {
     fn from(s: &Schedule) -> Self {
@@ -273,6 +285,18 @@ impl From<&Schedule> for ScheduleJson {
             delay: s.task_delay,
             cluster: s.cluster.clone(),
             label: s.label.clone(),
+            cron: s.cron.clone(),
+            timezone: s
+                .cron
+                .as_ref()
+                .map(|_| s.timezone.clone().unwrap_or_else(|| "UTC".to_owned())),
+            misfire: s.misfire.as_str(),
+            paused: s.paused,
+            next_fire_times: s
+                .next_fire_times(NEXT_FIRE_TIMES)
+                .into_iter()
+                .map(format)
+                .collect(),
         }
     }
 }

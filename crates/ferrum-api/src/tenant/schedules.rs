@@ -4,14 +4,14 @@ use axum::extract::State;
 use axum::Json;
 use chrono::Utc;
 use ferrum_model::validation::{new_schedule, ScheduleOptions};
-use ferrum_model::{Id, NewSchedule, Schedule};
+use ferrum_model::{Id, NewSchedule, Schedule, ScheduleStatus, TaskFilter};
 use ferrum_store::ScheduleUpdate;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::auth::ProjectScope;
 use super::extract::{optional_time, payload_bytes, LenientJson, PageArgs, QueryArgs, ScheduleId};
-use super::render::{Created, Msg, ScheduleJson};
+use super::render::{Created, Msg, ScheduleJson, TaskJson};
 use super::tasks::{in_element, TaskFields};
 use super::Route;
 use crate::{ApiError, AppState};
@@ -34,11 +34,28 @@ pub fn routes() -> Vec<Route> {
             "Cancel a schedule; tasks it already queued are not touched",
             cancel,
         ),
+        Route::post(
+            "/2/projects/{project_id}/schedules/{schedule_id}/pause",
+            "Ferrum: pause a schedule (it stays scheduled but does not fire)",
+            pause,
+        ),
+        Route::post(
+            "/2/projects/{project_id}/schedules/{schedule_id}/resume",
+            "Ferrum: resume a paused schedule at its next future slot",
+            resume,
+        ),
+        Route::get(
+            "/2/projects/{project_id}/schedules/{schedule_id}/tasks",
+            "Ferrum: the tasks a schedule queued, newest first (page, per_page)",
+            tasks_of,
+        ),
     ]
 }
 
 /// One S2 element, or an S5 body. `delay` (in [`TaskFields`]) offsets the first run when
-/// `start_at` is absent; `task_delay` delays every task (contract §8.9).
+/// `start_at` is absent; `task_delay` delays every task (contract §8.9). `cron` (5 fields, or
+/// 6 with seconds), `timezone` (IANA, default UTC) and `misfire` (`run_once`, `skip`,
+/// `catch_up`) are Ferrum's additions.
 #[derive(Deserialize)]
 struct ScheduleInput {
     code_name: Option<String>,
@@ -48,6 +65,9 @@ struct ScheduleInput {
     run_every: Option<f64>,
     run_times: Option<f64>,
     task_delay: Option<f64>,
+    cron: Option<String>,
+    timezone: Option<String>,
+    misfire: Option<String>,
     #[serde(flatten)]
     fields: TaskFields,
 }
@@ -60,6 +80,9 @@ impl ScheduleInput {
             run_every: self.run_every,
             run_times: self.run_times,
             task_delay: self.task_delay,
+            cron: self.cron,
+            timezone: self.timezone,
+            misfire: self.misfire,
             task: self.fields.into(),
         };
         Ok((self.code_name, payload_bytes(self.payload), opts))
@@ -76,8 +99,15 @@ impl ScheduleInput {
     }
 
     /// The fields this body sets, checked by the same rules as a new schedule; `null` and
-    /// absent fields stay as they are. `start_at` and `code_name` cannot change.
+    /// absent fields stay as they are. `start_at`, `code_name` and how the schedule repeats
+    /// by cron cannot change: that is a new schedule.
     fn into_update(self, existing: &Schedule) -> Result<ScheduleUpdate, ApiError> {
+        if self.cron.is_some() || self.timezone.is_some() || self.misfire.is_some() {
+            return Err(ApiError::bad_request(
+                "cron, timezone and misfire cannot change; cancel the schedule and create \
+                 a new one",
+            ));
+        }
         let given_payload = self.payload.is_some();
         let given_priority = self.fields.priority.is_some();
         let given_timeout = self.fields.timeout.is_some();
@@ -87,6 +117,8 @@ impl ScheduleInput {
         let given_end_at = self.end_at.is_some();
         let (_, payload, mut opts) = self.options()?;
         opts.start_at = Some(existing.start_at);
+        opts.cron.clone_from(&existing.cron);
+        opts.timezone.clone_from(&existing.timezone);
         let payload = if given_payload {
             payload
         } else {
@@ -198,4 +230,71 @@ async fn cancel(
         return Err(ApiError::not_found("Schedule not found"));
     }
     Ok(Json(Msg::new("Cancelled")))
+}
+
+/// Pauses or resumes; a schedule that is complete or cancelled cannot be either.
+async fn set_paused(
+    state: &AppState,
+    project: Id,
+    id: Id,
+    paused: bool,
+) -> Result<Json<Msg>, ApiError> {
+    let schedule = find_schedule(state, project, id).await?;
+    if schedule.status != ScheduleStatus::Scheduled {
+        return Err(ApiError::conflict(format!(
+            "Schedule is {}; only an active schedule can be paused or resumed",
+            schedule.status.as_str()
+        )));
+    }
+    let changed = state
+        .store
+        .set_schedule_paused(project, id, paused)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Schedule not found"))?;
+    Ok(Json(Msg::new(match (paused, changed) {
+        (true, true) => "Paused",
+        (true, false) => "Already paused",
+        (false, true) => "Resumed",
+        (false, false) => "Already resumed",
+    })))
+}
+
+async fn pause(
+    ProjectScope(project): ProjectScope,
+    ScheduleId(id): ScheduleId,
+    State(state): State<AppState>,
+) -> Result<Json<Msg>, ApiError> {
+    set_paused(&state, project.id, id, true).await
+}
+
+async fn resume(
+    ProjectScope(project): ProjectScope,
+    ScheduleId(id): ScheduleId,
+    State(state): State<AppState>,
+) -> Result<Json<Msg>, ApiError> {
+    set_paused(&state, project.id, id, false).await
+}
+
+#[derive(Serialize)]
+struct TaskList {
+    tasks: Vec<TaskJson>,
+}
+
+/// The same list as `GET …/tasks?schedule_id=`, under the schedule.
+async fn tasks_of(
+    ProjectScope(project): ProjectScope,
+    ScheduleId(id): ScheduleId,
+    State(state): State<AppState>,
+    QueryArgs(args): QueryArgs<PageArgs>,
+) -> Result<Json<TaskList>, ApiError> {
+    find_schedule(&state, project.id, id).await?;
+    let filter = TaskFilter {
+        schedule_id: Some(id),
+        page: args.page(),
+        ..TaskFilter::default()
+    };
+    let tasks = state.store.tasks(project.id, &filter).await?;
+    Ok(Json(TaskList {
+        tasks: tasks.iter().map(TaskJson::from).collect(),
+    }))
 }

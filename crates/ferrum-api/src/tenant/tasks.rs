@@ -1,4 +1,5 @@
-//! Task routes (contract §3.3 T1–T4, T7–T9). Logs (T5, T6) are in [`super::logs`].
+//! Task routes (contract §3.3 T1, T2, T4, T7–T9). Logs (T5, T6) are in [`super::logs`], the
+//! webhook (T3) in [`super::webhooks`].
 
 use std::collections::HashMap;
 
@@ -11,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::auth::ProjectScope;
-use super::extract::{payload_bytes, unix_time, whole, LenientJson, QueryArgs, RawBody, TaskId};
+use super::extract::{payload_bytes, unix_time, whole, LenientJson, QueryArgs, TaskId};
 use super::render::{Created, Msg, TaskJson};
 use super::Route;
 use crate::{ApiError, AppState};
@@ -27,11 +28,6 @@ pub fn routes() -> Vec<Route> {
             "/2/projects/{project_id}/tasks",
             "Queue tasks: {\"tasks\":[{\"code_name\",\"payload\",…}]}",
             queue,
-        ),
-        Route::post(
-            "/2/projects/{project_id}/tasks/webhook",
-            "Queue one task whose payload is the raw request body (?code_name=, ?oauth=)",
-            webhook,
         ),
         Route::get("/2/projects/{project_id}/tasks/{task_id}", "Get a task", get_task),
         Route::post(
@@ -191,47 +187,6 @@ async fn queue(
     Ok(Json(Queued {
         msg: "Queued up",
         tasks: ids.into_iter().map(|id| Created { id }).collect(),
-    }))
-}
-
-/// The query of T3. Not [`TaskFields`] flattened: query values are strings, which a flattened
-/// struct cannot turn into numbers.
-#[derive(Deserialize)]
-struct WebhookArgs {
-    code_name: Option<String>,
-    priority: Option<f64>,
-    timeout: Option<f64>,
-    delay: Option<f64>,
-    cluster: Option<String>,
-    label: Option<String>,
-}
-
-#[derive(Serialize)]
-struct WebhookQueued {
-    id: Id,
-    msg: &'static str,
-}
-
-/// The raw body becomes the payload byte for byte, whatever its content type (contract §5.8).
-async fn webhook(
-    ProjectScope(project): ProjectScope,
-    State(state): State<AppState>,
-    QueryArgs(args): QueryArgs<WebhookArgs>,
-    RawBody(body): RawBody,
-) -> Result<Json<WebhookQueued>, ApiError> {
-    let options = TaskOptions {
-        priority: args.priority,
-        timeout: args.timeout,
-        delay: args.delay,
-        cluster: args.cluster,
-        label: args.label,
-    };
-    let code_name = args.code_name.unwrap_or_default();
-    let task = new_task(&code_name, body.to_vec(), options)?;
-    let ids = enqueue(&state, project.id, vec![task]).await?;
-    Ok(Json(WebhookQueued {
-        id: ids[0],
-        msg: "Queued up.",
     }))
 }
 

@@ -6,3 +6,4 @@ mod common;
 mod isolation;
 mod python_client;
 mod shapes;
+mod webhooks;

@@ -5,9 +5,7 @@ use ferrum_model::{Id, Principal, Project};
 use sqlx::Row;
 
 use super::{rows, PgStore};
-use crate::{hash_token, AccountStore, StoreError, StoreResult};
-
-const ADMIN_EMAIL: &str = "admin@ferrum.local";
+use crate::{hash_token, AccountStore, StoreError, StoreResult, ADMIN_EMAIL};
 
 #[async_trait]
 impl AccountStore for PgStore {

@@ -10,14 +10,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ferrum_model::protocol::LogStream;
-use ferrum_model::{Id, TaskStatus};
+use ferrum_model::Id;
 use sqlx::postgres::types::PgInterval;
 use sqlx::Row;
 
 use super::{rows, PgStore};
-use crate::{
-    DispatchStore, Fenced, LeaseSpec, LeasedTask, Outcome, ReapReport, StoreError, StoreResult,
-};
+use crate::derived::{error_class, require_final};
+use crate::{DispatchStore, Fenced, LeaseSpec, LeasedTask, Outcome, ReapReport, StoreResult};
 
 fn interval(d: Duration) -> PgInterval {
     PgInterval {
@@ -143,17 +142,9 @@ impl DispatchStore for PgStore {
         attempt: i32,
         outcome: Outcome,
     ) -> StoreResult<Fenced<Option<Id>>> {
-        if !outcome.status.is_terminal() {
-            return Err(StoreError::Conflict(format!(
-                "{} is not a final status",
-                outcome.status
-            )));
-        }
+        require_final(&outcome)?;
         let retry_id = Id::generate();
-        let error_class = outcome
-            .exit_code
-            .filter(|_| outcome.status == TaskStatus::Error)
-            .map(|code| format!("Process Exit {code}"));
+        let error_class = error_class(&outcome);
         // One statement: record the outcome and, for a failure with retries left, queue the
         // linked retry. A successful run keeps the msg set by progress (contract §5.9).
         let row = sqlx::query(
@@ -237,6 +228,17 @@ impl DispatchStore for PgStore {
         )
         .bind(cluster)
         .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn next_delayed_at(&self, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>> {
+        // Reads the `tasks_delayed` partial index, which holds only delayed tasks.
+        Ok(sqlx::query_scalar(
+            "SELECT run_at FROM tasks WHERE status = 'queued' AND delay > 0 AND run_at > $1 \
+             ORDER BY run_at LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.pool)
         .await?)
     }
 }

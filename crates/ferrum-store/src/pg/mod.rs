@@ -6,6 +6,7 @@ mod dispatch;
 mod rows;
 mod schedules;
 mod tasks;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

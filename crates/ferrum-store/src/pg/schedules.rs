@@ -1,25 +1,28 @@
 //! Schedules and firing them.
+//!
+//! Firing claims due rows with `FOR UPDATE SKIP LOCKED` and, in the same transaction, queues
+//! their tasks and moves `next_start` on. A replica that looks after the commit sees the new
+//! `next_start`; one that looked before finds the rows locked and skips them, or (having
+//! waited on nothing) re-reads them under Postgres' READ COMMITTED re-check and finds them no
+//! longer due. So every slot makes its tasks once however many replicas fire, with no leader.
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
-use ferrum_model::{Id, NewSchedule, NewTask, Page, Schedule, TaskOrigin};
-use sqlx::Row;
+use chrono::{DateTime, Utc};
+use ferrum_model::{Id, NewSchedule, NewTask, Page, Schedule, ScheduleStatus};
 
 use super::{rows, tasks::insert_tasks, PgStore};
+use crate::derived::{firing, resumed_next, task_of};
 use crate::{ScheduleStore, ScheduleUpdate, StoreError, StoreResult};
 
-/// Where a schedule goes after firing at `now`: the first slot after `now` on its grid
-/// (misfires after downtime collapse into the one run just made), or `None` when it is done.
-fn next_after(s: &Schedule, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let every = Duration::seconds(s.run_every?.into());
-    let mut next = s.next_start? + every;
-    if next <= now {
-        let behind = (now - next).num_seconds() / every.num_seconds() + 1;
-        next += every * i32::try_from(behind).unwrap_or(i32::MAX);
-    }
-    let ran_out = s.run_times.is_some_and(|max| s.run_count + 1 >= max);
-    let past_end = s.end_at.is_some_and(|end| next > end);
-    (!ran_out && !past_end).then_some(next)
+/// Column vectors of the one `UPDATE` that advances every fired schedule.
+#[derive(Default)]
+struct Advance {
+    id: Vec<String>,
+    fired: Vec<i32>,
+    next: Vec<Option<DateTime<Utc>>>,
+    done: Vec<Option<String>>,
 }
 
 #[async_trait]
@@ -44,8 +47,8 @@ impl ScheduleStore for PgStore {
             sqlx::query(
                 "INSERT INTO schedules (id, project_id, code_id, code_name, payload, start_at, \
                  end_at, next_start, run_every, run_times, priority, timeout, task_delay, \
-                 cluster, label) \
-                 VALUES ($1,$2,$3,$4,$5,$6,$7,$6,$8,$9,$10,$11,$12,$13,$14)",
+                 cluster, label, cron, timezone, misfire) \
+                 VALUES ($1,$2,$3,$4,$5,$6,$7,$15,$8,$9,$10,$11,$12,$13,$14,$16,$17,$18)",
             )
             .bind(id.to_string())
             .bind(project.to_string())
@@ -61,6 +64,10 @@ impl ScheduleStore for PgStore {
             .bind(s.task_delay)
             .bind(&s.cluster)
             .bind(&s.label)
+            .bind(s.first_slot)
+            .bind(&s.cron)
+            .bind(&s.timezone)
+            .bind(s.misfire.as_str())
             .execute(&mut *tx)
             .await?;
             ids.push(id);
@@ -106,6 +113,7 @@ impl ScheduleStore for PgStore {
     }
 
     async fn update_schedule(&self, project: Id, id: Id, u: ScheduleUpdate) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE schedules SET payload = coalesce($3, payload), \
              priority = coalesce($4, priority), timeout = coalesce($5, timeout), \
@@ -125,113 +133,122 @@ impl ScheduleStore for PgStore {
         .bind(u.run_times)
         .bind(u.end_at)
         .bind(u.task_delay)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        // New limits may already be reached: the schedule ends now rather than firing once
+        // more past them.
+        sqlx::query(
+            "UPDATE schedules SET status = 'complete', next_start = NULL, updated_at = now(), \
+             msg = CASE WHEN run_count >= run_times THEN 'Ran max times.' \
+                   ELSE 'Reached end_at.' END \
+             WHERE id = $1 AND status = 'scheduled' \
+               AND (run_count >= run_times OR next_start > end_at)",
+        )
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn fire_due(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<Id>> {
         let mut tx = self.pool.begin().await?;
-        // Schedules whose end passed before their next slot end without firing.
-        sqlx::query(
-            "UPDATE schedules SET status = 'complete', msg = 'Reached end_at.', \
-             next_start = NULL, updated_at = now() \
-             WHERE status = 'scheduled' AND end_at IS NOT NULL AND next_start > end_at",
-        )
-        .execute(&mut *tx)
-        .await?;
         let due = sqlx::query(
             "SELECT s.* FROM schedules s JOIN codes c ON c.id = s.code_id \
-             WHERE s.status = 'scheduled' AND s.next_start <= $1 AND NOT c.paused \
+             WHERE s.status = 'scheduled' AND NOT s.paused AND s.next_start <= $1 \
+               AND NOT c.paused AND c.deleted_at IS NULL \
              ORDER BY s.next_start LIMIT $2 FOR UPDATE OF s SKIP LOCKED",
         )
         .bind(now)
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-        let mut fired = Vec::with_capacity(due.len());
+        let mut by_project: BTreeMap<Id, Vec<NewTask>> = BTreeMap::new();
+        let mut advance = Advance::default();
         for row in &due {
             let s = rows::schedule(row)?;
-            let project: String = row.try_get("project_id")?;
-            let project: Id = project
-                .parse()
-                .map_err(|e| StoreError::Corrupt(format!("{e}")))?;
-            let task = NewTask {
-                code_name: s.code_name.clone(),
-                payload: s.payload.clone(),
-                priority: Some(s.priority),
-                timeout: s.timeout,
-                delay: s.task_delay,
-                cluster: s.cluster.clone(),
-                label: s.label.clone(),
-                origin: TaskOrigin {
-                    schedule_id: Some(s.id),
-                    ..TaskOrigin::default()
-                },
-            };
-            fired.extend(insert_tasks(&mut tx, project, vec![task]).await?);
-            let next = next_after(&s, now);
-            sqlx::query(
-                "UPDATE schedules SET run_count = run_count + 1, last_run_time = $2, \
-                 next_start = $3, \
-                 status = CASE WHEN $3::timestamptz IS NULL THEN 'complete' ELSE status END, \
-                 msg = CASE WHEN $3::timestamptz IS NULL THEN 'Ran max times.' ELSE msg END, \
-                 updated_at = now() WHERE id = $1",
-            )
-            .bind(s.id.to_string())
-            .bind(now)
-            .bind(next)
-            .execute(&mut *tx)
-            .await?;
+            let (f, done) = firing(&s, now);
+            let n = f.slots.len();
+            by_project
+                .entry(s.project_id)
+                .or_default()
+                .extend(std::iter::repeat_n(task_of(&s), n));
+            advance.id.push(s.id.to_string());
+            advance.fired.push(i32::try_from(n).unwrap_or(i32::MAX));
+            advance.next.push(f.next);
+            advance.done.push(done);
         }
+        let mut fired = Vec::new();
+        for (project, tasks) in by_project.into_iter().filter(|(_, t)| !t.is_empty()) {
+            fired.extend(insert_tasks(&mut tx, project, tasks).await?);
+        }
+        sqlx::query(
+            "UPDATE schedules s SET run_count = s.run_count + u.fired, \
+               last_run_time = CASE WHEN u.fired > 0 THEN $5 ELSE s.last_run_time END, \
+               next_start = u.next, \
+               status = CASE WHEN u.done IS NULL THEN s.status ELSE 'complete' END, \
+               msg = coalesce(u.done, s.msg), updated_at = now() \
+             FROM UNNEST($1::text[], $2::int[], $3::timestamptz[], $4::text[]) \
+               AS u(id, fired, next, done) \
+             WHERE s.id = u.id",
+        )
+        .bind(&advance.id)
+        .bind(&advance.fired)
+        .bind(&advance.next)
+        .bind(&advance.done)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(fired)
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ferrum_model::ScheduleStatus;
-
-    fn schedule(next: DateTime<Utc>, every: Option<i32>, times: Option<i32>) -> Schedule {
-        Schedule {
-            id: Id::generate(),
-            project_id: Id::generate(),
-            code_name: "c".into(),
-            payload: vec![],
-            status: ScheduleStatus::Scheduled,
-            msg: None,
-            start_at: next,
-            end_at: None,
-            next_start: Some(next),
-            last_run_time: None,
-            run_every: every,
-            run_times: times,
-            run_count: 0,
-            priority: 0,
-            timeout: 3600,
-            task_delay: 0,
-            cluster: "default".into(),
-            label: None,
-            created_at: next,
-            updated_at: next,
+    async fn set_schedule_paused(
+        &self,
+        project: Id,
+        id: Id,
+        paused: bool,
+    ) -> StoreResult<Option<bool>> {
+        let mut tx = self.pool.begin().await?;
+        let row =
+            sqlx::query("SELECT * FROM schedules WHERE project_id = $1 AND id = $2 FOR UPDATE")
+                .bind(project.to_string())
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let s = rows::schedule(&row)?;
+        if s.paused == paused || s.status != ScheduleStatus::Scheduled {
+            return Ok(Some(false));
         }
+        let next = if paused {
+            s.next_start
+        } else {
+            resumed_next(&s, Utc::now())?
+        };
+        sqlx::query(
+            "UPDATE schedules SET paused = $2, next_start = $3, updated_at = now() WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(paused)
+        .bind(next)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(true))
     }
 
-    #[test]
-    fn misfires_collapse_into_one_run_and_realign() {
-        let t0 = Utc::now();
-        let s = schedule(t0, Some(60), None);
-        let next = next_after(&s, t0 + Duration::seconds(605)).unwrap();
-        assert_eq!(next, t0 + Duration::seconds(660));
-    }
-
-    #[test]
-    fn one_shot_and_run_times_end_the_schedule() {
-        let t0 = Utc::now();
-        assert_eq!(next_after(&schedule(t0, None, None), t0), None);
-        assert_eq!(next_after(&schedule(t0, Some(60), Some(1)), t0), None);
-        assert!(next_after(&schedule(t0, Some(60), Some(2)), t0).is_some());
+    async fn next_fire_at(&self, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>> {
+        Ok(sqlx::query_scalar(
+            "SELECT s.next_start FROM schedules s JOIN codes c ON c.id = s.code_id \
+             WHERE s.status = 'scheduled' AND NOT s.paused AND s.next_start > $1 \
+               AND NOT c.paused \
+             ORDER BY s.next_start LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 }

@@ -7,6 +7,7 @@ use ferrum_model::{Id, NewTask, Task, TaskFilter, TaskOrigin, TaskStatus};
 use sqlx::{PgConnection, Row};
 
 use super::{rows, PgStore};
+use crate::derived::retry_of;
 use crate::{StoreError, StoreResult, TaskStore};
 
 /// The code facts a new task copies at queue time.
@@ -307,21 +308,10 @@ impl TaskStore for PgStore {
         let Some(task) = self.task(project, id).await? else {
             return Ok(None);
         };
-        let retry = NewTask {
-            code_name: task.code_name,
-            payload: task.payload,
-            priority: Some(task.priority),
-            timeout: task.timeout,
-            delay,
-            cluster: task.cluster,
-            label: task.label,
-            origin: TaskOrigin {
-                original_task_id: Some(task.id),
-                retry_count: task.origin.retry_count + 1,
-                ..task.origin
-            },
-        };
-        Ok(self.enqueue(project, vec![retry]).await?.pop())
+        Ok(self
+            .enqueue(project, vec![retry_of(task, delay)])
+            .await?
+            .pop())
     }
 
     async fn read_log(

@@ -1,0 +1,94 @@
+//! What every backend derives from records the same way: what a due schedule does now, the
+//! task it fires, the task a manual retry queues, and how an outcome is recorded.
+
+use chrono::{DateTime, Utc};
+use ferrum_model::recurrence::Firing;
+use ferrum_model::{NewTask, Schedule, Task, TaskOrigin, TaskStatus};
+
+use crate::{Outcome, StoreError, StoreResult};
+
+/// What a due schedule does now. A stored recurrence that no longer parses (validation
+/// accepted it, so only a change of the cron library could do that) ends the schedule with
+/// the reason rather than blocking every pass.
+pub(crate) fn firing(s: &Schedule, now: DateTime<Utc>) -> (Firing, Option<String>) {
+    let slot = s.next_start.unwrap_or(now);
+    match s.recurrence() {
+        Ok(r) => {
+            let f = r.fire(slot, now, s.misfire, s.bounds());
+            let msg = f.done_msg.map(str::to_owned);
+            (f, msg)
+        }
+        Err(e) => {
+            let f = Firing {
+                slots: Vec::new(),
+                next: None,
+                done_msg: None,
+            };
+            (f, Some(format!("Cannot compute the next run: {e}")))
+        }
+    }
+}
+
+/// Where a schedule resumes: the first slot after `now` on its grid, skipping the slots missed
+/// while it was paused.
+pub(crate) fn resumed_next(s: &Schedule, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>> {
+    let r = s
+        .recurrence()
+        .map_err(|e| StoreError::Corrupt(format!("schedule {}: {e}", s.id)))?;
+    Ok(s.next_start.map(|n| r.first_after(n, now).unwrap_or(n)))
+}
+
+/// The task a schedule queues when it fires (contract §5.6 step 2).
+pub(crate) fn task_of(s: &Schedule) -> NewTask {
+    NewTask {
+        code_name: s.code_name.clone(),
+        payload: s.payload.clone(),
+        priority: Some(s.priority),
+        timeout: s.timeout,
+        delay: s.task_delay,
+        cluster: s.cluster.clone(),
+        label: s.label.clone(),
+        origin: TaskOrigin {
+            schedule_id: Some(s.id),
+            ..TaskOrigin::default()
+        },
+    }
+}
+
+/// The copy of `task` that a manual retry (T9) queues, linked to it, after `delay` seconds.
+pub(crate) fn retry_of(task: Task, delay: i32) -> NewTask {
+    NewTask {
+        code_name: task.code_name,
+        payload: task.payload,
+        priority: Some(task.priority),
+        timeout: task.timeout,
+        delay,
+        cluster: task.cluster,
+        label: task.label,
+        origin: TaskOrigin {
+            original_task_id: Some(task.id),
+            retry_count: task.origin.retry_count + 1,
+            ..task.origin
+        },
+    }
+}
+
+/// An outcome must be a final status; anything else is the caller's bug.
+pub(crate) fn require_final(outcome: &Outcome) -> StoreResult<()> {
+    if outcome.status.is_terminal() {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!(
+            "{} is not a final status",
+            outcome.status
+        )))
+    }
+}
+
+/// `error_class` of a failed run, as DOC shows it: `Process Exit <code>` (contract §5.1).
+pub(crate) fn error_class(outcome: &Outcome) -> Option<String> {
+    outcome
+        .exit_code
+        .filter(|_| outcome.status == TaskStatus::Error)
+        .map(|code| format!("Process Exit {code}"))
+}

@@ -1,0 +1,189 @@
+//! Users, tokens, projects and runners.
+
+use async_trait::async_trait;
+use ferrum_model::{Id, Principal, Project};
+use sqlx::Row;
+
+use super::rows::{self, now};
+use super::SqliteStore;
+use crate::{hash_token, AccountStore, StoreError, StoreResult, ADMIN_EMAIL};
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn bootstrap_admin(&self, token: &str) -> StoreResult<Principal> {
+        let mut tx = self.write().await?;
+        let at = now();
+        sqlx::query(
+            "INSERT INTO users (id, email, is_admin, created_at) VALUES (?1, ?2, 1, ?3) \
+             ON CONFLICT (email) DO NOTHING",
+        )
+        .bind(Id::generate().to_string())
+        .bind(ADMIN_EMAIL)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        let user_id = rows::id(
+            &sqlx::query("SELECT id FROM users WHERE email = ?1")
+                .bind(ADMIN_EMAIL)
+                .fetch_one(&mut *tx)
+                .await?,
+            "id",
+        )?;
+        sqlx::query(
+            "INSERT INTO tokens (token_hash, user_id, created_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (token_hash) DO NOTHING",
+        )
+        .bind(hash_token(token))
+        .bind(user_id.to_string())
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Principal {
+            user_id,
+            is_admin: true,
+        })
+    }
+
+    async fn create_user(&self, email: &str, is_admin: bool) -> StoreResult<Id> {
+        let id = Id::generate();
+        let done = sqlx::query(
+            "INSERT INTO users (id, email, is_admin, created_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (email) DO NOTHING",
+        )
+        .bind(id.to_string())
+        .bind(email)
+        .bind(is_admin)
+        .bind(now())
+        .execute(&self.writer)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "user {email:?} already exists"
+            )));
+        }
+        Ok(id)
+    }
+
+    async fn add_user_token(&self, user_id: Id, token: &str) -> StoreResult<()> {
+        sqlx::query("INSERT INTO tokens (token_hash, user_id, created_at) VALUES (?1, ?2, ?3)")
+            .bind(hash_token(token))
+            .bind(user_id.to_string())
+            .bind(now())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn authenticate(&self, token: &str) -> StoreResult<Option<Principal>> {
+        let row = sqlx::query(
+            "SELECT u.id, u.is_admin FROM tokens t JOIN users u ON u.id = t.user_id \
+             WHERE t.token_hash = ?1",
+        )
+        .bind(hash_token(token))
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|r| {
+            Ok(Principal {
+                user_id: rows::id(&r, "id")?,
+                is_admin: r.try_get("is_admin")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn create_project(&self, owner: Id, name: &str) -> StoreResult<Project> {
+        let row = sqlx::query(
+            "INSERT INTO projects (id, name, owner_id, created_at) VALUES (?1, ?2, ?3, ?4) \
+             RETURNING *",
+        )
+        .bind(Id::generate().to_string())
+        .bind(name)
+        .bind(owner.to_string())
+        .bind(now())
+        .fetch_one(&self.writer)
+        .await?;
+        rows::project(&row)
+    }
+
+    async fn project(&self, who: &Principal, id: Id) -> StoreResult<Option<Project>> {
+        let row = sqlx::query("SELECT * FROM projects WHERE id = ?1 AND (?2 OR owner_id = ?3)")
+            .bind(id.to_string())
+            .bind(who.is_admin)
+            .bind(who.user_id.to_string())
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(rows::project).transpose()
+    }
+
+    async fn projects(&self, who: &Principal) -> StoreResult<Vec<Project>> {
+        let rows = sqlx::query("SELECT * FROM projects WHERE ?1 OR owner_id = ?2 ORDER BY id DESC")
+            .bind(who.is_admin)
+            .bind(who.user_id.to_string())
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(rows::project).collect()
+    }
+
+    async fn set_project_concurrency(&self, project: Id, limit: Option<i32>) -> StoreResult<()> {
+        sqlx::query("UPDATE projects SET max_concurrency = ?2 WHERE id = ?1")
+            .bind(project.to_string())
+            .bind(limit)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn add_runner_token(&self, cluster: &str, token: &str) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let at = now();
+        sqlx::query(
+            "INSERT INTO clusters (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )
+        .bind(cluster)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO runner_tokens (token_hash, cluster, created_at) VALUES (?1, ?2, ?3)",
+        )
+        .bind(hash_token(token))
+        .bind(cluster)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn authenticate_runner(&self, token: &str) -> StoreResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT cluster FROM runner_tokens WHERE token_hash = ?1")
+                .bind(hash_token(token))
+                .fetch_optional(&self.reader)
+                .await?,
+        )
+    }
+
+    async fn register_runner(
+        &self,
+        cluster: &str,
+        hostname: &str,
+        concurrency: i32,
+    ) -> StoreResult<Id> {
+        let id = Id::generate();
+        let at = now();
+        sqlx::query(
+            "INSERT INTO runners (id, cluster, hostname, concurrency, started_at, last_seen_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        )
+        .bind(id.to_string())
+        .bind(cluster)
+        .bind(hostname)
+        .bind(concurrency)
+        .bind(at)
+        .execute(&self.writer)
+        .await?;
+        Ok(id)
+    }
+}

@@ -1,0 +1,283 @@
+//! Tasks as tenants see them: queueing, listing, cancelling, progress, retry and logs.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use ferrum_model::{Id, NewTask, Task, TaskFilter, TaskOrigin, TaskStatus};
+use sqlx::{Row, SqliteConnection};
+
+use super::rows::{self, micros, now, secs};
+use super::SqliteStore;
+use crate::derived::retry_of;
+use crate::{StoreError, StoreResult, TaskStore};
+
+/// The code facts a new task copies at queue time.
+struct CodeHead {
+    id: String,
+    revision_id: String,
+    rev: i32,
+    default_priority: i32,
+    retries: i32,
+    retries_delay: i32,
+}
+
+/// Looks up the named codes of a project with their latest revisions.
+async fn code_heads(
+    conn: &mut SqliteConnection,
+    project: &str,
+    names: &[&str],
+) -> StoreResult<HashMap<String, CodeHead>> {
+    let names = serde_json::to_string(names).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let rows = sqlx::query(
+        "SELECT c.name, c.id, c.latest_revision_id, c.latest_rev, r.default_priority, \
+         r.retries, r.retries_delay \
+         FROM codes c JOIN code_revisions r ON r.id = c.latest_revision_id \
+         WHERE c.project_id = ?1 AND c.name IN (SELECT value FROM json_each(?2)) \
+         AND c.deleted_at IS NULL",
+    )
+    .bind(project)
+    .bind(names)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("name")?,
+                CodeHead {
+                    id: r.try_get("id")?,
+                    revision_id: r.try_get("latest_revision_id")?,
+                    rev: r.try_get("latest_rev")?,
+                    default_priority: r.try_get("default_priority")?,
+                    retries: r.try_get("retries")?,
+                    retries_delay: r.try_get("retries_delay")?,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Inserts tasks inside the caller's write transaction; an unknown code fails the whole call
+/// before anything is written. Runners are woken by the API's in-process queue signal.
+pub(crate) async fn insert_tasks(
+    conn: &mut SqliteConnection,
+    project: Id,
+    tasks: Vec<NewTask>,
+) -> StoreResult<Vec<Id>> {
+    let project_s = project.to_string();
+    let mut names: Vec<&str> = tasks.iter().map(|t| t.code_name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let heads = code_heads(conn, &project_s, &names).await?;
+    if let Some(t) = tasks.iter().find(|t| !heads.contains_key(&t.code_name)) {
+        return Err(StoreError::UnknownCode(t.code_name.clone()));
+    }
+    let at = now();
+    let mut ids = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        let head = &heads[&t.code_name];
+        let id = Id::generate();
+        let TaskOrigin {
+            schedule_id,
+            batch_id,
+            original_task_id,
+            retry_count,
+        } = t.origin;
+        sqlx::query(
+            "INSERT INTO tasks (id, project_id, code_id, code_name, code_revision_id, code_rev, \
+             status, priority, payload, timeout, delay, cluster, label, schedule_id, batch_id, \
+             original_task_id, retry_count, retries_left, retries_delay, created_at, \
+             updated_at, run_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
+             ?15, ?16, ?17, ?18, ?19, ?19, ?20)",
+        )
+        .bind(id.to_string())
+        .bind(&project_s)
+        .bind(&head.id)
+        .bind(&t.code_name)
+        .bind(&head.revision_id)
+        .bind(head.rev)
+        .bind(t.priority.unwrap_or(head.default_priority).clamp(0, 2))
+        .bind(&t.payload)
+        .bind(t.timeout)
+        .bind(t.delay)
+        .bind(&t.cluster)
+        .bind(&t.label)
+        .bind(schedule_id.map(|i| i.to_string()))
+        .bind(batch_id.map(|i| i.to_string()))
+        .bind(original_task_id.map(|i| i.to_string()))
+        .bind(retry_count)
+        .bind(head.retries)
+        .bind(head.retries_delay)
+        .bind(at)
+        .bind(at + secs(t.delay))
+        .execute(&mut *conn)
+        .await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// Cancels the unfinished tasks matching `filter` (a condition on `?1`): queued ones at once,
+/// leased ones by flagging them for their runner. Returns how many were affected.
+pub(crate) async fn cancel_unfinished(
+    conn: &mut SqliteConnection,
+    filter: &str,
+    arg: &str,
+) -> StoreResult<u64> {
+    let done = sqlx::query(&format!(
+        "UPDATE tasks SET \
+           status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END, \
+           end_time = CASE WHEN status = 'queued' THEN ?2 ELSE end_time END, \
+           cancel_requested = status <> 'queued', \
+           updated_at = ?2 \
+         WHERE {filter} AND status IN ('queued', 'preparing', 'running')"
+    ))
+    .bind(arg)
+    .bind(now())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+#[async_trait]
+impl TaskStore for SqliteStore {
+    async fn enqueue(&self, project: Id, tasks: Vec<NewTask>) -> StoreResult<Vec<Id>> {
+        let mut tx = self.write().await?;
+        let ids = insert_tasks(&mut tx, project, tasks).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn task(&self, project: Id, id: Id) -> StoreResult<Option<Task>> {
+        let row = sqlx::query("SELECT * FROM tasks WHERE project_id = ?1 AND id = ?2")
+            .bind(project.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(rows::task).transpose()
+    }
+
+    async fn tasks(&self, project: Id, f: &TaskFilter) -> StoreResult<Vec<Task>> {
+        let statuses: Vec<&str> = f.statuses.iter().map(|s| s.as_str()).collect();
+        let statuses =
+            serde_json::to_string(&statuses).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let rows = sqlx::query(
+            "SELECT * FROM tasks WHERE project_id = ?1 \
+             AND (?2 IS NULL OR code_name = ?2) \
+             AND (json_array_length(?3) = 0 OR status IN (SELECT value FROM json_each(?3))) \
+             AND (?4 IS NULL OR created_at >= ?4) \
+             AND (?5 IS NULL OR created_at <= ?5) \
+             AND (?6 IS NULL OR cluster = ?6) \
+             AND (?7 IS NULL OR label = ?7) \
+             AND (?8 IS NULL OR schedule_id = ?8) \
+             ORDER BY id DESC LIMIT ?9 OFFSET ?10",
+        )
+        .bind(project.to_string())
+        .bind(&f.code_name)
+        .bind(statuses)
+        .bind(f.from_time.map(micros))
+        .bind(f.to_time.map(micros))
+        .bind(&f.cluster)
+        .bind(&f.label)
+        .bind(f.schedule_id.map(|i| i.to_string()))
+        .bind(f.page.limit())
+        .bind(f.page.offset())
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(rows::task).collect()
+    }
+
+    async fn cancel(&self, project: Id, id: Id) -> StoreResult<Option<TaskStatus>> {
+        let mut tx = self.write().await?;
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT id FROM tasks WHERE project_id = ?1 AND id = ?2")
+                .bind(project.to_string())
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(id_s) = exists else {
+            return Ok(None);
+        };
+        cancel_unfinished(&mut tx, "id = ?1", &id_s).await?;
+        let row = sqlx::query("SELECT status FROM tasks WHERE id = ?1")
+            .bind(&id_s)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        rows::status(&row, "status").map(Some)
+    }
+
+    async fn cancel_all(&self, project: Id, code: Id) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        let owned: Option<String> =
+            sqlx::query_scalar("SELECT id FROM codes WHERE project_id = ?1 AND id = ?2")
+                .bind(project.to_string())
+                .bind(code.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let n = match owned {
+            Some(code_id) => cancel_unfinished(&mut tx, "code_id = ?1", &code_id).await?,
+            None => 0,
+        };
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn set_progress(
+        &self,
+        project: Id,
+        id: Id,
+        percent: Option<i32>,
+        msg: Option<String>,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE tasks SET percent = coalesce(?3, percent), msg = coalesce(?4, msg), \
+             updated_at = ?5 WHERE project_id = ?1 AND id = ?2",
+        )
+        .bind(project.to_string())
+        .bind(id.to_string())
+        .bind(percent)
+        .bind(msg)
+        .bind(now())
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn retry(&self, project: Id, id: Id, delay: i32) -> StoreResult<Option<Id>> {
+        let Some(task) = self.task(project, id).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .enqueue(project, vec![retry_of(task, delay)])
+            .await?
+            .pop())
+    }
+
+    async fn read_log(
+        &self,
+        project: Id,
+        id: Id,
+        stdout_only: bool,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        let attempt: Option<i32> =
+            sqlx::query_scalar("SELECT attempt FROM tasks WHERE project_id = ?1 AND id = ?2")
+                .bind(project.to_string())
+                .bind(id.to_string())
+                .fetch_optional(&self.reader)
+                .await?;
+        let Some(attempt) = attempt.filter(|a| *a > 0) else {
+            return Ok(None);
+        };
+        let chunks: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT data FROM task_log_chunks WHERE task_id = ?1 AND attempt = ?2 \
+             AND (NOT ?3 OR stream = 'stdout') ORDER BY seq",
+        )
+        .bind(id.to_string())
+        .bind(attempt)
+        .bind(stdout_only)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(Some(chunks.concat()))
+    }
+}

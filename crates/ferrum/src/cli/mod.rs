@@ -1,0 +1,105 @@
+//! The tenant CLI: everything a tenant does, over HTTP to the API only (except `run-local`,
+//! which needs no API). Settings come from `iron.json` and `IRON_*` like the official clients
+//! (see [`config`]); every command prints a table or, with `--output json`, JSON.
+
+mod client;
+mod code;
+mod config;
+mod local;
+mod output;
+mod package;
+mod project;
+mod schedules;
+mod tasks;
+
+pub use output::Format;
+
+use client::Api;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Saves the API address, token and project to ~/.iron.json (also read by the official
+    /// IronWorker clients) and shows the settings in effect.
+    Configure(project::ConfigureArgs),
+    /// Projects.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Uploads a directory as a new revision of a code (zipped on the fly).
+    Upload(code::UploadArgs),
+    /// Queues a task; prints its id.
+    Queue(tasks::QueueArgs),
+    /// Shows a task.
+    Status {
+        /// The task id.
+        id: String,
+    },
+    /// Prints a task's log (stdout and stderr).
+    Log {
+        /// The task id.
+        id: String,
+        /// Keep printing new output until the task ends.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Lists tasks, codes or schedules, newest first.
+    #[command(subcommand)]
+    List(ListCommand),
+    /// Schedules.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Creates a webhook URL for a code and prints it: a third party POSTs to it (no token)
+    /// to queue a task with the request body as its payload.
+    Webhook(code::WebhookArgs),
+    /// Runs a worker directory once on this machine, in the same stack image and under the
+    /// same contract as on the service (needs Docker, not the API).
+    RunLocal(local::RunLocalArgs),
+}
+
+#[derive(clap::Subcommand)]
+pub enum ProjectCommand {
+    /// Creates a project; prints its id.
+    Create { name: String },
+    /// Lists the projects the token may use.
+    List,
+}
+
+#[derive(clap::Subcommand)]
+pub enum ListCommand {
+    Tasks(tasks::ListTasksArgs),
+    Codes,
+    Schedules,
+}
+
+#[derive(clap::Subcommand)]
+pub enum ScheduleCommand {
+    /// Creates a schedule; prints its id.
+    Create(schedules::CreateArgs),
+    /// Cancels a schedule (tasks it already queued are not touched).
+    Cancel { id: String },
+}
+
+pub async fn run(command: Command, format: Format) -> anyhow::Result<()> {
+    let api = || Api::new(&config::load()?);
+    match command {
+        Command::Configure(args) => project::configure(args, format),
+        Command::Project(ProjectCommand::Create { name }) => {
+            project::create(&api()?, &name, format).await
+        }
+        Command::Project(ProjectCommand::List) => project::list(&api()?, format).await,
+        Command::Upload(args) => code::upload(&api()?, args, format).await,
+        Command::Queue(args) => tasks::queue(&api()?, args, format).await,
+        Command::Status { id } => tasks::status(&api()?, &id, format).await,
+        Command::Log { id, follow } => tasks::log(&api()?, &id, follow, format).await,
+        Command::List(ListCommand::Tasks(args)) => tasks::list(&api()?, args, format).await,
+        Command::List(ListCommand::Codes) => code::list(&api()?, format).await,
+        Command::List(ListCommand::Schedules) => schedules::list(&api()?, format).await,
+        Command::Schedule(ScheduleCommand::Create(args)) => {
+            schedules::create(&api()?, args, format).await
+        }
+        Command::Schedule(ScheduleCommand::Cancel { id }) => {
+            schedules::cancel(&api()?, &id, format).await
+        }
+        Command::Webhook(args) => code::webhook(&api()?, args, format).await,
+        Command::RunLocal(args) => local::run_local(args, format).await,
+    }
+}

@@ -1,0 +1,228 @@
+//! Tasks: `ferrum queue`, `ferrum status`, `ferrum log [--follow]`, `ferrum list tasks`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde_json::{json, Map, Value};
+
+use super::client::Api;
+use super::output::{self, Format};
+
+/// How often `log --follow` looks for more output.
+const FOLLOW_EVERY: Duration = Duration::from_millis(500);
+
+/// A payload given inline or from a file (defaults to `{}`).
+#[derive(Debug, clap::Args)]
+pub struct PayloadArgs {
+    /// The payload, as text (usually JSON).
+    #[arg(long, conflicts_with = "payload_file")]
+    pub payload: Option<String>,
+    /// A file whose contents are the payload.
+    #[arg(long)]
+    pub payload_file: Option<PathBuf>,
+}
+
+impl PayloadArgs {
+    pub fn text(&self) -> anyhow::Result<String> {
+        match (&self.payload, &self.payload_file) {
+            (Some(p), _) => Ok(p.clone()),
+            (None, Some(f)) => std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read payload file {}", f.display())),
+            (None, None) => Ok("{}".into()),
+        }
+    }
+}
+
+/// The options every task (and every task a schedule makes) may carry.
+#[derive(Debug, clap::Args)]
+pub struct TaskOptions {
+    /// 0 (default), 1 or 2: higher waits less.
+    #[arg(long, value_parser = clap::value_parser!(i32).range(0..=2))]
+    pub priority: Option<i32>,
+    /// Seconds the task may run before it is killed (default 3600).
+    #[arg(long)]
+    pub timeout: Option<i32>,
+    /// The cluster (runner pool) to run on.
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// A free-text tag.
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
+impl TaskOptions {
+    pub fn insert_into(&self, obj: &mut Map<String, Value>) {
+        let fields = [
+            ("priority", self.priority.map(Value::from)),
+            ("timeout", self.timeout.map(Value::from)),
+            ("cluster", self.cluster.clone().map(Value::from)),
+            ("label", self.label.clone().map(Value::from)),
+        ];
+        for (k, v) in fields {
+            if let Some(v) = v {
+                obj.insert(k.into(), v);
+            }
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct QueueArgs {
+    /// The code to run.
+    pub code: String,
+    #[command(flatten)]
+    pub payload: PayloadArgs,
+    #[command(flatten)]
+    pub options: TaskOptions,
+    /// Seconds to wait before the task may run.
+    #[arg(long)]
+    pub delay: Option<i32>,
+}
+
+pub async fn queue(api: &Api, args: QueueArgs, format: Format) -> anyhow::Result<()> {
+    let mut task = Map::new();
+    task.insert("code_name".into(), json!(args.code));
+    task.insert("payload".into(), json!(args.payload.text()?));
+    args.options.insert_into(&mut task);
+    if let Some(d) = args.delay {
+        task.insert("delay".into(), json!(d));
+    }
+    let answer = api
+        .post_json(&api.project_path("tasks")?, &json!({ "tasks": [task] }))
+        .await?;
+    let id = answer["tasks"][0]["id"]
+        .as_str()
+        .context("the API did not return a task id")?;
+    if format.is_json() {
+        output::json(&json!({ "id": id }));
+    } else {
+        println!("{id}");
+    }
+    Ok(())
+}
+
+/// Keys `ferrum status` shows, in order.
+const STATUS_KEYS: &[&str] = &[
+    "id",
+    "code_name",
+    "status",
+    "priority",
+    "cluster",
+    "label",
+    "created_at",
+    "start_time",
+    "end_time",
+    "duration",
+    "retry_count",
+    "percent",
+    "msg",
+];
+
+async fn task(api: &Api, id: &str) -> anyhow::Result<Value> {
+    api.get_json(&api.project_path(&format!("tasks/{id}"))?)
+        .await
+}
+
+pub async fn status(api: &Api, id: &str, format: Format) -> anyhow::Result<()> {
+    let t = task(api, id).await?;
+    if format.is_json() {
+        output::json(&t);
+    } else {
+        output::record(&t, STATUS_KEYS);
+    }
+    Ok(())
+}
+
+fn finished(task: &Value) -> bool {
+    !matches!(
+        task["status"].as_str(),
+        Some("queued" | "preparing" | "running")
+    )
+}
+
+/// Prints the task's log; with `follow`, keeps printing new output until the task ends.
+pub async fn log(api: &Api, id: &str, follow: bool, format: Format) -> anyhow::Result<()> {
+    let path = api.project_path(&format!("tasks/{id}/log"))?;
+    let mut shown = 0;
+    let mut out = std::io::stdout();
+    loop {
+        // Status first: once it is final, the log fetched after it is complete.
+        let t = task(api, id).await?;
+        let log = api.get_bytes_if_any(&path).await?;
+        let done = finished(&t);
+        if !follow || done {
+            let status = output::field(&t, "status");
+            let log = log.unwrap_or_default();
+            if format.is_json() {
+                let text = String::from_utf8_lossy(&log);
+                output::json(&json!({ "id": id, "status": status, "log": text }));
+            } else {
+                out.write_all(log.get(shown..).unwrap_or_default())?;
+                out.flush()?;
+                if follow {
+                    eprintln!("task {id} {status}");
+                } else if log.is_empty() && !done {
+                    bail!("task {id} is {status} and has no log yet (add --follow to wait)");
+                }
+            }
+            return Ok(());
+        }
+        if let (Some(log), false) = (log, format.is_json()) {
+            if log.len() > shown {
+                out.write_all(&log[shown..])?;
+                out.flush()?;
+                shown = log.len();
+            }
+        }
+        tokio::time::sleep(FOLLOW_EVERY).await;
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListTasksArgs {
+    /// Only tasks of this code.
+    #[arg(long)]
+    pub code: Option<String>,
+    /// Only tasks with this status (repeatable).
+    #[arg(long, value_parser = ["queued", "preparing", "running", "complete", "error", "cancelled", "killed", "timeout"])]
+    pub status: Vec<String>,
+    /// Page number, from 0.
+    #[arg(long, default_value_t = 0)]
+    pub page: u32,
+    /// Tasks per page (at most 100).
+    #[arg(long, default_value_t = 30)]
+    pub per_page: u32,
+}
+
+pub async fn list(api: &Api, args: ListTasksArgs, format: Format) -> anyhow::Result<()> {
+    let mut url = reqwest::Url::parse("http://query/")?;
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("page", &args.page.to_string());
+        q.append_pair("per_page", &args.per_page.to_string());
+        if let Some(code) = &args.code {
+            q.append_pair("code_name", code);
+        }
+        for s in &args.status {
+            q.append_pair(s, "1");
+        }
+    }
+    let path = api.project_path(&format!("tasks?{}", url.query().unwrap_or_default()))?;
+    let answer = api.get_json(&path).await?;
+    output::list(
+        format,
+        &answer,
+        "tasks",
+        &[
+            "id",
+            "code_name",
+            "status",
+            "created_at",
+            "duration",
+            "label",
+        ],
+    );
+    Ok(())
+}
