@@ -85,28 +85,57 @@ impl Ferrum {
             .env("DATABASE_URL", &self.db_url)
             .output()
             .expect("ferrum runner-token runs");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
     }
 
-    /// Starts a runner; returns its index for [`Ferrum::kill_runner`].
+    /// Starts a runner; returns its index for [`Ferrum::signal_runner`].
     pub fn start_runner(&mut self, token: &str, concurrency: u32, extra: &[&str]) -> usize {
         let i = self.runners.len();
         let host_id = format!("e2e-{}-{i}", self.api.rsplit(':').next().unwrap_or("x"));
-        let log = std::fs::File::create(self.dir.join(format!("runner-{i}.log"))).expect("log");
-        let child = Command::new(bin())
+        let child = self.spawn_runner(token, concurrency, &host_id, i, extra);
+        self.runners.push(Some((child, host_id)));
+        i
+    }
+
+    /// Starts a new runner with the same host id and work dir as (dead) runner `i`, as an
+    /// operator restarting a crashed runner would; returns the new index.
+    pub fn restart_runner(&mut self, i: usize, token: &str, concurrency: u32) -> usize {
+        let (mut old, host_id) = self.runners[i].take().expect("runner i exists");
+        let _ = old.wait();
+        let child = self.spawn_runner(token, concurrency, &host_id, i, &[]);
+        self.runners.push(Some((child, host_id)));
+        self.runners.len() - 1
+    }
+
+    fn spawn_runner(
+        &self,
+        token: &str,
+        concurrency: u32,
+        host_id: &str,
+        work: usize,
+        extra: &[&str],
+    ) -> Child {
+        let n = self.runners.len();
+        let log = std::fs::File::create(self.dir.join(format!("runner-{n}.log"))).expect("log");
+        Command::new(bin())
             .args(["runner", "--api", &self.api, "--token", token])
             .args(["--concurrency", &concurrency.to_string()])
-            .args(["--host-id", &host_id])
-            .args(["--work-dir", &format!("{}/work-{i}", self.dir.display())])
+            .args(["--host-id", host_id])
+            .args(["--work-dir", &format!("{}/work-{work}", self.dir.display())])
             .args(extra)
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .stdin(Stdio::null())
             .spawn()
-            .expect("ferrum runner starts");
-        self.runners.push(Some((child, host_id)));
-        i
+            .expect("ferrum runner starts")
     }
 
     /// Sends `signal` (e.g. "KILL", "TERM") to runner `i`.
@@ -134,7 +163,9 @@ impl Ferrum {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Value {
-        let r = self.send(self.http.post(self.url(path)).body(body.to_string())).await;
+        let r = self
+            .send(self.http.post(self.url(path)).body(body.to_string()))
+            .await;
         r.json().await.expect("a JSON answer")
     }
 
@@ -168,7 +199,11 @@ impl Ferrum {
                 reqwest::multipart::Part::bytes(zip_of(files)).file_name("code.zip"),
             );
         let r = self
-            .send(self.http.post(self.url("/2/projects/{pid}/codes")).multipart(form))
+            .send(
+                self.http
+                    .post(self.url("/2/projects/{pid}/codes"))
+                    .multipart(form),
+            )
             .await;
         r.json().await.expect("a JSON answer")
     }
@@ -184,7 +219,9 @@ impl Ferrum {
 
     /// Queues one task; returns its id.
     pub async fn queue(&self, task: Value) -> String {
-        let r = self.post("/2/projects/{pid}/tasks", json!({"tasks": [task]})).await;
+        let r = self
+            .post("/2/projects/{pid}/tasks", json!({"tasks": [task]}))
+            .await;
         r["tasks"][0]["id"].as_str().expect("task id").to_owned()
     }
 
@@ -193,7 +230,8 @@ impl Ferrum {
     }
 
     pub async fn log(&self, id: &str) -> String {
-        self.text(&format!("/2/projects/{{pid}}/tasks/{id}/log")).await
+        self.text(&format!("/2/projects/{{pid}}/tasks/{id}/log"))
+            .await
     }
 
     /// Polls until the task has `status` (or any final status when `None`).
@@ -236,7 +274,12 @@ impl Drop for Ferrum {
 /// Container ids carrying `ferrum.runner=<host_id>`, running or not.
 pub fn containers_labelled(host_id: &str) -> Vec<String> {
     let out = Command::new("docker")
-        .args(["ps", "-aq", "--filter", &format!("label=ferrum.runner={host_id}")])
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=ferrum.runner={host_id}"),
+        ])
         .output()
         .expect("docker ps runs");
     String::from_utf8_lossy(&out.stdout)
