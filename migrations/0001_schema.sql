@@ -25,10 +25,10 @@ CREATE TABLE projects (
 );
 CREATE INDEX projects_owner ON projects (owner_id);
 
+-- A cluster is a named pool of runners; tasks name the cluster they run on. How its
+-- containers are networked is set on its runners (`ferrum runner --network`).
 CREATE TABLE clusters (
     name        text PRIMARY KEY,
-    -- Docker network mode for task containers of this cluster (e.g. 'bridge', 'none').
-    network_mode text NOT NULL DEFAULT 'bridge',
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO clusters (name) VALUES ('default');
@@ -46,11 +46,6 @@ CREATE TABLE runners (
     concurrency  integer NOT NULL,
     started_at   timestamptz NOT NULL DEFAULT now(),
     last_seen_at timestamptz NOT NULL DEFAULT now()
-);
-
-CREATE TABLE stacks (
-    name        text PRIMARY KEY,
-    image       text NOT NULL
 );
 
 CREATE TABLE codes (
