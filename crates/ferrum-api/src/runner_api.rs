@@ -193,7 +193,9 @@ async fn started(
     Json(req): Json<AttemptRef>,
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
     let lease_for = state.config.lease_for;
-    let renewed = state.store.mark_running(task_id(&id)?, req.attempt, lease_for);
+    let renewed = state
+        .store
+        .mark_running(task_id(&id)?, req.attempt, lease_for);
     let cancel_requested = current(renewed.await?)?;
     Ok(Json(HeartbeatResponse { cancel_requested }))
 }
