@@ -25,10 +25,10 @@ CREATE TABLE projects (
 );
 CREATE INDEX projects_owner ON projects (owner_id);
 
+-- A cluster is a named pool of runners; tasks name the cluster they run on. How its
+-- containers are networked is set on its runners (`ferrum runner --network`).
 CREATE TABLE clusters (
     name        text PRIMARY KEY,
-    -- Docker network mode for task containers of this cluster (e.g. 'bridge', 'none').
-    network_mode text NOT NULL DEFAULT 'bridge',
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO clusters (name) VALUES ('default');
@@ -46,11 +46,6 @@ CREATE TABLE runners (
     concurrency  integer NOT NULL,
     started_at   timestamptz NOT NULL DEFAULT now(),
     last_seen_at timestamptz NOT NULL DEFAULT now()
-);
-
-CREATE TABLE stacks (
-    name        text PRIMARY KEY,
-    image       text NOT NULL
 );
 
 CREATE TABLE codes (
@@ -175,15 +170,18 @@ CREATE TABLE tasks (
     autovacuum_vacuum_cost_limit = 2000,
     autovacuum_analyze_scale_factor = 0.02
 );
--- Dispatch order: the only index leasing reads.
-CREATE INDEX tasks_runnable ON tasks (cluster, priority DESC, run_at, id) WHERE status = 'queued';
--- Tenant lists, newest first (ids sort by creation time).
+-- Every index here costs an insert on each status change (status is in partial-index
+-- predicates, so updates are never HOT), and leasing is the hot path: keep them few and narrow.
+--
+-- Dispatch order: the only index leasing reads. Tasks queued together share run_at and are
+-- taken in any order among themselves; leaving the id out keeps entries short, which matters
+-- because a lease scan steps over the entries of tasks leased since the last vacuum.
+CREATE INDEX tasks_runnable ON tasks (cluster, priority DESC, run_at) WHERE status = 'queued';
+-- Tenant lists, newest first (ids sort by creation time); code filters read it too.
 CREATE INDEX tasks_project ON tasks (project_id, id DESC);
-CREATE INDEX tasks_code ON tasks (code_id, id DESC);
--- Leased tasks: concurrency counts and lease expiry.
-CREATE INDEX tasks_leased ON tasks (lease_expires_at) WHERE status IN ('preparing', 'running');
-CREATE INDEX tasks_leased_code ON tasks (code_id) WHERE status IN ('preparing', 'running');
-CREATE INDEX tasks_leased_project ON tasks (project_id) WHERE status IN ('preparing', 'running');
+-- Leased tasks, for concurrency counts and lease expiry: one small partial index.
+CREATE INDEX tasks_leased ON tasks (code_id, project_id, lease_expires_at)
+    WHERE status IN ('preparing', 'running');
 CREATE INDEX tasks_schedule ON tasks (schedule_id) WHERE schedule_id IS NOT NULL;
 
 -- Log chunks of a task's attempts, idempotent by (task, attempt, seq).

@@ -43,7 +43,7 @@ BEGIN
           AND (p.max_concurrency IS NULL OR p.max_concurrency > (
                 SELECT count(*) FROM tasks a
                 WHERE a.project_id = t.project_id AND a.status IN ('preparing', 'running')))
-        ORDER BY t.priority DESC, t.run_at, t.id
+        ORDER BY t.priority DESC, t.run_at
         LIMIT p_max
         FOR UPDATE OF t SKIP LOCKED
     LOOP

@@ -70,8 +70,14 @@ fn task_id(raw: &str) -> Result<Id, ApiError> {
         .map_err(|_| ApiError::not_found("Task not found"))
 }
 
-fn stale() -> ApiError {
-    ApiError::conflict("Lease lost: this attempt is no longer the task's current one")
+/// The value of a fenced call, or 409 when the runner's attempt is stale.
+fn current<T>(fenced: Fenced<T>) -> Result<T, ApiError> {
+    match fenced {
+        Fenced::Current(value) => Ok(value),
+        Fenced::Stale => Err(ApiError::conflict(
+            "Lease lost: this attempt is no longer the task's current one",
+        )),
+    }
 }
 
 async fn register(
@@ -187,14 +193,11 @@ async fn started(
     Json(req): Json<AttemptRef>,
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
     let lease_for = state.config.lease_for;
-    match state
+    let renewed = state
         .store
-        .mark_running(task_id(&id)?, req.attempt, lease_for)
-        .await?
-    {
-        Fenced::Current(cancel_requested) => Ok(Json(HeartbeatResponse { cancel_requested })),
-        Fenced::Stale => Err(stale()),
-    }
+        .mark_running(task_id(&id)?, req.attempt, lease_for);
+    let cancel_requested = current(renewed.await?)?;
+    Ok(Json(HeartbeatResponse { cancel_requested }))
 }
 
 async fn heartbeat(
@@ -204,14 +207,9 @@ async fn heartbeat(
     Json(req): Json<AttemptRef>,
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
     let lease_for = state.config.lease_for;
-    match state
-        .store
-        .heartbeat(task_id(&id)?, req.attempt, lease_for)
-        .await?
-    {
-        Fenced::Current(cancel_requested) => Ok(Json(HeartbeatResponse { cancel_requested })),
-        Fenced::Stale => Err(stale()),
-    }
+    let renewed = state.store.heartbeat(task_id(&id)?, req.attempt, lease_for);
+    let cancel_requested = current(renewed.await?)?;
+    Ok(Json(HeartbeatResponse { cancel_requested }))
 }
 
 #[derive(Deserialize)]
@@ -230,14 +228,11 @@ async fn append_log(
 ) -> Result<Json<LogAck>, ApiError> {
     let max = state.config.max_log_bytes;
     let id = task_id(&id)?;
-    match state
+    let appended = state
         .store
-        .append_log(id, chunk.attempt, chunk.seq, chunk.stream, &body, max)
-        .await?
-    {
-        Fenced::Current(stored) => Ok(Json(LogAck { stored })),
-        Fenced::Stale => Err(stale()),
-    }
+        .append_log(id, chunk.attempt, chunk.seq, chunk.stream, &body, max);
+    let stored = current(appended.await?)?;
+    Ok(Json(LogAck { stored }))
 }
 
 async fn complete(
@@ -257,18 +252,11 @@ async fn complete(
         exit_code: req.exit_code,
         msg: req.msg,
     };
-    match state
-        .store
-        .complete(task_id(&id)?, req.attempt, outcome)
-        .await?
-    {
-        Fenced::Current(retry_task_id) => {
-            // A finished task frees a concurrency slot, and a retry may be runnable.
-            state.queue.wake();
-            Ok(Json(CompleteResponse { retry_task_id }))
-        }
-        Fenced::Stale => Err(stale()),
-    }
+    let completed = state.store.complete(task_id(&id)?, req.attempt, outcome);
+    let retry_task_id = current(completed.await?)?;
+    // A finished task frees a concurrency slot, and a retry may be runnable.
+    state.queue.wake();
+    Ok(Json(CompleteResponse { retry_task_id }))
 }
 
 async fn revision_zip(

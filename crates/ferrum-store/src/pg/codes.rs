@@ -186,7 +186,8 @@ impl CodeStore for PgStore {
         if deleted == 0 {
             return Ok(false);
         }
-        super::tasks::cancel_unfinished(&mut tx, "code_id = $1", &id.to_string()).await?;
+        let project = project.to_string();
+        super::tasks::cancel_unfinished(&mut tx, &project, "code_id = $2", &id.to_string()).await?;
         sqlx::query(
             "UPDATE schedules SET status = 'cancelled', msg = 'Code deleted', updated_at = now() \
              WHERE code_id = $1 AND status = 'scheduled'",

@@ -34,6 +34,37 @@ fn fenced<T>(current: bool, value: T) -> Fenced<T> {
     }
 }
 
+impl PgStore {
+    /// Extends a current lease; when `started`, also moves the task to `running`. Answers
+    /// whether a cancel was requested.
+    async fn renew_lease(
+        &self,
+        task: Id,
+        attempt: i32,
+        lease_for: Duration,
+        started: bool,
+    ) -> StoreResult<Fenced<bool>> {
+        let row = sqlx::query(
+            "UPDATE tasks SET lease_expires_at = now() + $3, \
+               status = CASE WHEN $4 THEN 'running' ELSE status END, \
+               start_time = CASE WHEN $4 THEN now() ELSE start_time END, \
+               updated_at = CASE WHEN $4 THEN now() ELSE updated_at END \
+             WHERE id = $1 AND attempt = $2 AND status IN ('preparing', 'running') \
+             RETURNING cancel_requested",
+        )
+        .bind(task.to_string())
+        .bind(attempt)
+        .bind(interval(lease_for))
+        .bind(started)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => Fenced::Current(r.try_get("cancel_requested")?),
+            None => Fenced::Stale,
+        })
+    }
+}
+
 #[async_trait]
 impl DispatchStore for PgStore {
     async fn lease(&self, spec: &LeaseSpec) -> StoreResult<Vec<LeasedTask>> {
@@ -63,21 +94,7 @@ impl DispatchStore for PgStore {
         attempt: i32,
         lease_for: Duration,
     ) -> StoreResult<Fenced<bool>> {
-        let row = sqlx::query(
-            "UPDATE tasks SET status = 'running', start_time = now(), updated_at = now(), \
-             lease_expires_at = now() + $3 \
-             WHERE id = $1 AND attempt = $2 AND status IN ('preparing', 'running') \
-             RETURNING cancel_requested",
-        )
-        .bind(task.to_string())
-        .bind(attempt)
-        .bind(interval(lease_for))
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(match row {
-            Some(r) => Fenced::Current(r.try_get("cancel_requested")?),
-            None => Fenced::Stale,
-        })
+        self.renew_lease(task, attempt, lease_for, true).await
     }
 
     async fn heartbeat(
@@ -86,20 +103,7 @@ impl DispatchStore for PgStore {
         attempt: i32,
         lease_for: Duration,
     ) -> StoreResult<Fenced<bool>> {
-        let row = sqlx::query(
-            "UPDATE tasks SET lease_expires_at = now() + $3 \
-             WHERE id = $1 AND attempt = $2 AND status IN ('preparing', 'running') \
-             RETURNING cancel_requested",
-        )
-        .bind(task.to_string())
-        .bind(attempt)
-        .bind(interval(lease_for))
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(match row {
-            Some(r) => Fenced::Current(r.try_get("cancel_requested")?),
-            None => Fenced::Stale,
-        })
+        self.renew_lease(task, attempt, lease_for, false).await
     }
 
     async fn append_log(

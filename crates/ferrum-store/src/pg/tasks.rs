@@ -180,10 +180,11 @@ impl TaskColumns {
     }
 }
 
-/// Cancels the unfinished tasks matching `filter` (a condition on `$1`): queued ones at once,
-/// leased ones by flagging them for their runner. Returns how many were affected.
+/// Cancels the project's unfinished tasks matching `filter` (a condition on `$2`): queued ones
+/// at once, leased ones by flagging them for their runner. Returns how many were affected.
 pub(crate) async fn cancel_unfinished(
     conn: &mut PgConnection,
+    project: &str,
     filter: &str,
     arg: &str,
 ) -> StoreResult<u64> {
@@ -193,8 +194,9 @@ pub(crate) async fn cancel_unfinished(
            end_time = CASE WHEN status = 'queued' THEN now() ELSE end_time END, \
            cancel_requested = status <> 'queued', \
            updated_at = now() \
-         WHERE {filter} AND status IN ('queued', 'preparing', 'running')"
+         WHERE project_id = $1 AND {filter} AND status IN ('queued', 'preparing', 'running')"
     ))
+    .bind(project)
     .bind(arg)
     .execute(conn)
     .await?;
@@ -258,7 +260,7 @@ impl TaskStore for PgStore {
         let Some(id_s) = exists else {
             return Ok(None);
         };
-        cancel_unfinished(&mut tx, "id = $1", &id_s).await?;
+        cancel_unfinished(&mut tx, &project.to_string(), "id = $2", &id_s).await?;
         let status: String = sqlx::query_scalar("SELECT status FROM tasks WHERE id = $1")
             .bind(&id_s)
             .fetch_one(&mut *tx)
@@ -279,7 +281,10 @@ impl TaskStore for PgStore {
                 .fetch_optional(&mut *conn)
                 .await?;
         match owned {
-            Some(code_id) => cancel_unfinished(&mut conn, "code_id = $1", &code_id).await,
+            Some(code_id) => {
+                let project = project.to_string();
+                cancel_unfinished(&mut conn, &project, "code_id = $2", &code_id).await
+            }
             None => Ok(0),
         }
     }

@@ -1,0 +1,366 @@
+//! Runner benchmark: Ferrum's queue→user-code-running latency and no-op task throughput
+//! through API + runner + Docker, beside the raw floor measured in the same run through the
+//! Docker API (create+start of the same image; the same number of containers at the same
+//! concurrency). Run with `scripts/bench-runner`, which builds everything and starts Postgres
+//! and Docker.
+//!
+//! User code marks "running" by printing the wall clock in nanoseconds (a static C program,
+//! `scripts/bench/now.c`, passed as `BENCH_NOW`), so both paths are timed by the same clock
+//! from the same first instruction of user code.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bollard::container::{
+    Config, CreateContainerOptions, LogsOptions, RemoveContainerOptions, StartContainerOptions,
+    WaitContainerOptions,
+};
+use bollard::models::HostConfig;
+use bollard::Docker;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+const IMAGE: &str = "ferrum/stack-sh:1";
+const ADMIN: &str = "bench-admin";
+const RUNNER: &str = "bench-runner";
+const API: &str = "http://127.0.0.1:18999";
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+fn now_ns() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or_default()
+}
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The value at quantile `q` (0..=1) of the samples.
+fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let i = ((v.len() - 1) as f64 * q).round() as usize;
+    v[i]
+}
+
+/// Kills the spawned server and runner when the benchmark ends, however it ends.
+struct Processes(Vec<Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let samples = env_num("BENCH_SAMPLES", 30);
+    let tasks = env_num("BENCH_TASKS", 200);
+    let concurrency = env_num("BENCH_CONCURRENCY", 4);
+    let now_bin = PathBuf::from(std::env::var("BENCH_NOW")?);
+    let db = std::env::var("BENCH_DATABASE_URL")?;
+    let work = std::env::temp_dir().join(format!("ferrum-runner-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let docker = Docker::connect_with_local_defaults()?
+        .negotiate_version()
+        .await?;
+    let mount = now_bin
+        .parent()
+        .ok_or("BENCH_NOW has no directory")?
+        .to_owned();
+    let program = now_bin
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or("bad BENCH_NOW")?
+        .to_owned();
+
+    let procs = start_ferrum(&work, &db, concurrency)?;
+    let client = Client {
+        http: reqwest::Client::new(),
+    };
+    client.wait_up().await?;
+    let project = client.post("/2/projects", json!({"name": "bench"})).await?["id"]
+        .as_str()
+        .ok_or("no project id")?
+        .to_owned();
+    client
+        .upload(&project, &program, &std::fs::read(&now_bin)?)
+        .await?;
+    // Warm up: the runner fetches and caches the zip; both paths touch the image once.
+    let warm = client.queue(&project, 1).await?;
+    client.wait_complete(&project, &warm).await?;
+    raw_run(&docker, "bench-raw-warm", &mount, &program).await?;
+
+    let mut ferrum_lat = Vec::with_capacity(samples);
+    let mut raw_lat = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let t0 = now_ns();
+        let ids = client.queue(&project, 1).await?;
+        client.wait_complete(&project, &ids).await?;
+        let log = client
+            .text(&format!("/2/projects/{project}/tasks/{}/log", ids[0]))
+            .await?;
+        ferrum_lat.push((log.trim().parse::<i128>()? - t0) as f64 / 1e6);
+        let t0 = now_ns();
+        let out = raw_run(&docker, &format!("bench-raw-{i}"), &mount, &program).await?;
+        raw_lat.push((out.trim().parse::<i128>()? - t0) as f64 / 1e6);
+    }
+
+    let start = Instant::now();
+    let ids = client.queue(&project, tasks).await?;
+    client.wait_complete(&project, &ids).await?;
+    let ferrum_rate = tasks as f64 / start.elapsed().as_secs_f64();
+    let raw_rate = raw_throughput(&docker, &mount, &program, tasks, concurrency).await?;
+    drop(procs);
+
+    println!(
+        "# Ferrum runner benchmark: {samples} latency samples, {tasks} no-op tasks at \
+         concurrency {concurrency}"
+    );
+    println!(
+        "{:<38} {:>9} {:>9} {:>6}",
+        "measure", "ferrum", "raw", "ratio"
+    );
+    for (what, q) in [("latency median (ms)", 0.5), ("latency p90 (ms)", 0.9)] {
+        let (f, r) = (
+            quantile(ferrum_lat.clone(), q),
+            quantile(raw_lat.clone(), q),
+        );
+        println!(
+            "{:<38} {f:>9.1} {r:>9.1} {:>6.2}",
+            format!("queue→running {what}"),
+            f / r
+        );
+    }
+    println!(
+        "{:<38} {ferrum_rate:>9.1} {raw_rate:>9.1} {:>6.2}",
+        "no-op throughput (tasks/s)",
+        ferrum_rate / raw_rate
+    );
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// Starts `ferrum serve` and one `ferrum runner` from the same target directory.
+fn start_ferrum(work: &Path, db: &str, concurrency: usize) -> Result<Processes, Error> {
+    let bin = std::env::current_exe()?
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("ferrum"))
+        .ok_or("no target dir")?;
+    let mut procs = Processes(Vec::new());
+    procs.0.push(
+        Command::new(&bin)
+            .args(["serve", "--listen", API.trim_start_matches("http://")])
+            .args(["--blob-url", &format!("file://{}/blobs", work.display())])
+            .env("DATABASE_URL", db)
+            .env("FERRUM_ADMIN_TOKEN", ADMIN)
+            .env("FERRUM_RUNNER_TOKEN", RUNNER)
+            .env("FERRUM_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()?,
+    );
+    procs.0.push(
+        Command::new(&bin)
+            .args([
+                "runner",
+                "--api",
+                API,
+                "--token",
+                RUNNER,
+                "--host-id",
+                "bench",
+            ])
+            .args(["--concurrency", &concurrency.to_string()])
+            .args(["--work-dir", &format!("{}/runner", work.display())])
+            .env("FERRUM_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()?,
+    );
+    Ok(procs)
+}
+
+/// `tasks` raw containers, `concurrency` at a time; containers per second.
+async fn raw_throughput(
+    docker: &Docker,
+    mount: &Path,
+    program: &str,
+    tasks: usize,
+    concurrency: usize,
+) -> Result<f64, Error> {
+    let start = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|w| {
+            let (docker, mount, program) = (docker.clone(), mount.to_owned(), program.to_owned());
+            let share = tasks / concurrency + usize::from(w < tasks % concurrency);
+            tokio::spawn(async move {
+                for i in 0..share {
+                    raw_run(&docker, &format!("bench-raw-t{w}-{i}"), &mount, &program).await?;
+                }
+                Ok::<_, Error>(())
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await??;
+    }
+    Ok(tasks as f64 / start.elapsed().as_secs_f64())
+}
+
+/// The floor: create+start of the same image through the Docker API, running the same
+/// program from a bind mount, then wait, read its output and remove it.
+async fn raw_run(
+    docker: &Docker,
+    name: &str,
+    mount: &Path,
+    program: &str,
+) -> Result<String, Error> {
+    let config = Config {
+        image: Some(IMAGE.to_owned()),
+        cmd: Some(vec![format!("/mnt/task/{program}")]),
+        user: Some("1000:1000".to_owned()),
+        host_config: Some(HostConfig {
+            binds: Some(vec![format!("{}:/mnt/task:ro", mount.display())]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    // The process id keeps names apart from leftovers of an interrupted earlier run.
+    let name = &format!("{name}-{}", std::process::id());
+    let options = CreateContainerOptions {
+        name: name.as_str(),
+        platform: None,
+    };
+    docker.create_container(Some(options), config).await?;
+    docker
+        .start_container(name, None::<StartContainerOptions<String>>)
+        .await?;
+    let mut wait = docker.wait_container(name, None::<WaitContainerOptions<String>>);
+    while wait.next().await.is_some() {}
+    let options = LogsOptions::<String> {
+        stdout: true,
+        ..Default::default()
+    };
+    let mut logs = docker.logs(name, Some(options));
+    let mut out = String::new();
+    while let Some(chunk) = logs.next().await {
+        out.push_str(&chunk?.to_string());
+    }
+    let remove = RemoveContainerOptions {
+        force: true,
+        ..Default::default()
+    };
+    docker.remove_container(name, Some(remove)).await?;
+    Ok(out)
+}
+
+/// The tenant side of the benchmark, over HTTP.
+struct Client {
+    http: reqwest::Client,
+}
+
+impl Client {
+    async fn wait_up(&self) -> Result<(), Error> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self
+            .http
+            .get(format!("{API}/openapi.json"))
+            .send()
+            .await
+            .is_err()
+        {
+            if Instant::now() > deadline {
+                return Err("ferrum serve did not start".into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Result<Value, Error> {
+        let r = self
+            .http
+            .post(format!("{API}{path}"))
+            .header("Authorization", format!("OAuth {ADMIN}"))
+            .body(body.to_string())
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(r.json().await?)
+    }
+
+    async fn text(&self, path: &str) -> Result<String, Error> {
+        let r = self
+            .http
+            .get(format!("{API}{path}"))
+            .header("Authorization", format!("OAuth {ADMIN}"))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(r.text().await?)
+    }
+
+    async fn upload(&self, project: &str, name: &str, program: &[u8]) -> Result<(), Error> {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
+        zip.start_file(name, options)?;
+        std::io::Write::write_all(&mut zip, program)?;
+        let zip = zip.finish()?.into_inner();
+        let data = json!({"name": "now", "runtime": "binary", "file_name": name});
+        let form = reqwest::multipart::Form::new()
+            .text("data", data.to_string())
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(zip).file_name("now.zip"),
+            );
+        self.http
+            .post(format!("{API}/2/projects/{project}/codes"))
+            .header("Authorization", format!("OAuth {ADMIN}"))
+            .multipart(form)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
+    async fn queue(&self, project: &str, n: usize) -> Result<Vec<String>, Error> {
+        let tasks: Vec<Value> = (0..n).map(|_| json!({"code_name": "now"})).collect();
+        let path = format!("/2/projects/{project}/tasks");
+        let r = self.post(&path, json!({ "tasks": tasks })).await?;
+        Ok(r["tasks"]
+            .as_array()
+            .ok_or("no tasks")?
+            .iter()
+            .filter_map(|t| t["id"].as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// Polls until every task completed; any other end stops the benchmark.
+    async fn wait_complete(&self, project: &str, ids: &[String]) -> Result<(), Error> {
+        for id in ids {
+            loop {
+                let body = self
+                    .text(&format!("/2/projects/{project}/tasks/{id}"))
+                    .await?;
+                let t: Value = serde_json::from_str(&body)?;
+                match t["status"].as_str() {
+                    Some("complete") => break,
+                    Some("queued" | "preparing" | "running") => {
+                        tokio::time::sleep(Duration::from_millis(5)).await
+                    }
+                    other => return Err(format!("task {id} ended {other:?}: {t}").into()),
+                }
+            }
+        }
+        Ok(())
+    }
+}
