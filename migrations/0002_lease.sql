@@ -1,4 +1,7 @@
--- Leasing: the dispatch rule in one place, run in one round trip.
+-- Leasing under concurrency limits. The store first leases in one plain statement the top
+-- candidates whose code and project set no limit (`LEASE_UNLIMITED` in
+-- crates/ferrum-store/src/pg/dispatch.rs); only when limited candidates were among them does
+-- it call this function for the remaining slots, so limits cost only those who set them.
 --
 -- Picks up to p_max runnable tasks of a cluster, highest priority first, then oldest run_at,
 -- skipping paused codes, with FOR UPDATE SKIP LOCKED so concurrent leasers never wait for

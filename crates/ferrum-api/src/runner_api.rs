@@ -182,6 +182,9 @@ async fn to_lease(state: &AppState, leased: LeasedTask) -> Result<Option<Lease>,
             config: spec.config.clone(),
             env_vars: spec.env_vars.clone(),
             has_zip: revision.zip.is_some(),
+            memory_mb: spec.memory_mb,
+            cpus: spec.cpus,
+            pids: spec.pids,
         },
     }))
 }

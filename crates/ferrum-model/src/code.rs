@@ -9,7 +9,11 @@ use crate::Id;
 
 /// What a revision runs: either an old-style zip package (`runtime` + `file_name`, run in a
 /// stack image) or a Docker image, optionally with a zip unpacked into the task directory.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+///
+/// `memory_mb`, `cpus` and `pids` are Ferrum's resource settings; `None` leaves the runner's
+/// default. A runner clamps each to its operator's ceiling, so they ask, they do not command.
+/// (Not `Eq`: `cpus` is a fraction.)
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct CodeSpec {
     pub runtime: Option<String>,
     pub stack: Option<String>,
@@ -22,6 +26,12 @@ pub struct CodeSpec {
     pub retries: i32,
     pub retries_delay: i32,
     pub default_priority: i32,
+    /// Memory limit of the task's container, in MiB.
+    pub memory_mb: Option<i32>,
+    /// CPU quota in CPUs; fractions allowed (0.5 = half a CPU).
+    pub cpus: Option<f64>,
+    /// Most processes/threads in the task's container.
+    pub pids: Option<i32>,
 }
 
 /// Where a revision's zip lives in the object store, and what it is.

@@ -19,3 +19,7 @@ pub const MAX_PER_PAGE: u32 = 100;
 pub const DEFAULT_PER_PAGE: u32 = 30;
 /// The cluster a task runs on when it names none.
 pub const DEFAULT_CLUSTER: &str = "default";
+/// Smallest memory limit a code may ask for, in MiB: Docker refuses a container under 6 MB.
+pub const MIN_MEMORY_MB: i32 = 6;
+/// Smallest CPU quota a code may ask for: Docker refuses a container under 0.01 CPUs.
+pub const MIN_CPUS: f64 = 0.01;

@@ -88,6 +88,15 @@ pub struct RunSpec {
     pub env_vars: BTreeMap<String, String>,
     /// True when the revision has a zip to fetch from `/runner/v1/revisions/{rev}/zip`.
     pub has_zip: bool,
+    /// The code's own resource settings ([`crate::CodeSpec`]); `None` = the runner's default.
+    /// The runner clamps each to its ceiling. Defaulted so that runners and servers of
+    /// versions before these fields still understand each other.
+    #[serde(default)]
+    pub memory_mb: Option<i32>,
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    #[serde(default)]
+    pub pids: Option<i32>,
 }
 
 /// Names a lease: the task and the attempt the runner holds.
@@ -139,4 +148,22 @@ pub struct CompleteRequest {
 pub struct CompleteResponse {
     /// The automatic retry queued because of this failure, if any.
     pub retry_task_id: Option<Id>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server from before the resource settings sends none: a newer runner still reads it.
+    #[test]
+    fn a_run_spec_without_resource_settings_still_parses() {
+        let old = serde_json::json!({
+            "code_id": Id::generate(), "code_name": "c", "revision_id": Id::generate(),
+            "rev": 1, "image": "ferrum/stack-sh:1", "docker_style": false, "runtime": "sh",
+            "file_name": "w.sh", "command": null, "config": null, "env_vars": {},
+            "has_zip": true
+        });
+        let spec: RunSpec = serde_json::from_value(old).unwrap();
+        assert_eq!((spec.memory_mb, spec.cpus, spec.pids), (None, None, None));
+    }
 }

@@ -8,10 +8,10 @@ use chrono::{DateTime, Utc};
 
 use crate::limits::{
     DEFAULT_CLUSTER, DEFAULT_TIMEOUT_SECS, MAX_DELAY_SECS, MAX_PAYLOAD_BYTES, MAX_RETRIES,
-    MAX_TIMEOUT_SECS, MIN_RUN_EVERY_SECS,
+    MAX_TIMEOUT_SECS, MIN_CPUS, MIN_MEMORY_MB, MIN_RUN_EVERY_SECS,
 };
 use crate::recurrence::{MisfirePolicy, Recurrence};
-use crate::{NewSchedule, NewTask, TaskOrigin};
+use crate::{CodeSpec, NewSchedule, NewTask, TaskOrigin};
 
 /// Why an input was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -167,6 +167,46 @@ pub fn code_retries(retries: i32, retries_delay: i32) -> Result<(), ValidationEr
     Ok(())
 }
 
+/// Validates a code's resource settings. Only the floors Docker itself enforces are checked
+/// here: how much a task may really get is each runner's ceiling, applied when it runs, so an
+/// ask above it is clamped there rather than refused here.
+pub fn code_limits(spec: &CodeSpec) -> Result<(), ValidationError> {
+    spec.memory_mb.map(memory_mb).transpose()?;
+    spec.cpus.map(cpus).transpose()?;
+    spec.pids.map(pids).transpose()?;
+    Ok(())
+}
+
+/// A memory limit in MiB; runners hold their flags to the same floor.
+pub fn memory_mb(mb: i32) -> Result<i32, ValidationError> {
+    if mb < MIN_MEMORY_MB {
+        return Err(ValidationError::Invalid(format!(
+            "memory_mb must be a whole number of MiB, at least {MIN_MEMORY_MB}"
+        )));
+    }
+    Ok(mb)
+}
+
+/// A CPU quota in CPUs, fractions allowed.
+pub fn cpus(cpus: f64) -> Result<f64, ValidationError> {
+    if !(cpus.is_finite() && cpus >= MIN_CPUS) {
+        return Err(ValidationError::Invalid(format!(
+            "cpus must be a number of CPUs, at least {MIN_CPUS}"
+        )));
+    }
+    Ok(cpus)
+}
+
+/// A limit on processes/threads.
+pub fn pids(pids: i32) -> Result<i32, ValidationError> {
+    if pids < 1 {
+        return Err(ValidationError::Invalid(
+            "pids must be a positive whole number".into(),
+        ));
+    }
+    Ok(pids)
+}
+
 /// Refuses a payload or config over the size limit.
 pub fn check_size(what: &'static str, size: usize) -> Result<(), ValidationError> {
     if size > MAX_PAYLOAD_BYTES {
@@ -242,6 +282,59 @@ mod tests {
             new_task("c", vec![], long).unwrap().timeout,
             MAX_TIMEOUT_SECS
         );
+    }
+
+    #[test]
+    fn code_limits_must_be_positive_and_above_dockers_floors() {
+        let ok = CodeSpec {
+            memory_mb: Some(MIN_MEMORY_MB),
+            cpus: Some(0.5),
+            pids: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(code_limits(&ok), Ok(()));
+        assert_eq!(code_limits(&CodeSpec::default()), Ok(()));
+        let bad = [
+            (
+                "memory_mb",
+                CodeSpec {
+                    memory_mb: Some(0),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "memory_mb",
+                CodeSpec {
+                    memory_mb: Some(-5),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "cpus",
+                CodeSpec {
+                    cpus: Some(0.0),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "cpus",
+                CodeSpec {
+                    cpus: Some(f64::INFINITY),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "pids",
+                CodeSpec {
+                    pids: Some(0),
+                    ..ok.clone()
+                },
+            ),
+        ];
+        for (field, spec) in bad {
+            let err = code_limits(&spec).unwrap_err().to_string();
+            assert!(err.starts_with(field), "{err}");
+        }
     }
 
     #[test]

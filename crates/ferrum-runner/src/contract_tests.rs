@@ -14,6 +14,9 @@ fn spec() -> RunSpec {
         config: None,
         env_vars: BTreeMap::new(),
         has_zip: true,
+        memory_mb: None,
+        cpus: None,
+        pids: None,
     }
 }
 

@@ -28,6 +28,7 @@ pub(crate) trait Cols {
     fn small(&self, col: &str) -> StoreResult<i32>;
     fn big(&self, col: &str) -> StoreResult<i64>;
     fn opt_big(&self, col: &str) -> StoreResult<Option<i64>>;
+    fn opt_float(&self, col: &str) -> StoreResult<Option<f64>>;
     fn flag(&self, col: &str) -> StoreResult<bool>;
     fn bytes(&self, col: &str) -> StoreResult<Vec<u8>>;
     fn time(&self, col: &str) -> StoreResult<DateTime<Utc>>;
@@ -72,8 +73,8 @@ pub(crate) fn project(row: &impl Cols) -> StoreResult<Project> {
 pub(crate) const REVISION_COLUMNS: &str = "r.id AS r_id, r.code_id AS r_code_id, \
     r.project_id AS r_project_id, r.rev AS r_rev, r.runtime, r.stack, r.file_name, r.image, \
     r.command, r.config, r.env_vars, r.max_concurrency AS r_max_concurrency, r.retries, \
-    r.retries_delay, r.default_priority, r.zip_key, r.zip_checksum, r.zip_size, \
-    r.created_at AS r_created_at";
+    r.retries_delay, r.default_priority, r.memory_mb, r.cpus, r.pids, r.zip_key, \
+    r.zip_checksum, r.zip_size, r.created_at AS r_created_at";
 
 /// Reads a revision selected with [`REVISION_COLUMNS`] and the code's name as `name`.
 pub(crate) fn revision(row: &impl Cols) -> StoreResult<CodeRevision> {
@@ -105,6 +106,9 @@ pub(crate) fn revision(row: &impl Cols) -> StoreResult<CodeRevision> {
             retries: row.int("retries")?,
             retries_delay: row.int("retries_delay")?,
             default_priority: row.int("default_priority")?,
+            memory_mb: row.opt_int("memory_mb")?,
+            cpus: row.opt_float("cpus")?,
+            pids: row.opt_int("pids")?,
         },
         zip,
         created_at: row.time("r_created_at")?,

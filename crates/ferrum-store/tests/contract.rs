@@ -496,6 +496,39 @@ async fn tenants_cannot_see_each_other(backend: Backend) {
     assert!(w.store.project(&p, other).await.unwrap().is_some());
 }
 
+async fn code_resource_limits_round_trip(backend: Backend) {
+    let w = world(backend).await;
+    let limited = CodeSpec {
+        memory_mb: Some(128),
+        cpus: Some(0.25),
+        pids: Some(64),
+        ..CodeSpec::default()
+    };
+    let code = w.code("c", limited.clone()).await;
+    w.code("c", CodeSpec::default()).await;
+    let latest = w.store.code(w.project, code).await.unwrap().unwrap().latest;
+    assert_eq!(latest.spec, CodeSpec::default(), "unset stays unset");
+    let first = w
+        .store
+        .revision_of(w.project, code, Some(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.spec, limited);
+    let listed = w
+        .store
+        .revisions(w.project, code, Page::default())
+        .await
+        .unwrap();
+    let specs: Vec<_> = listed.iter().map(|r| r.spec.clone()).collect();
+    assert_eq!(specs, [CodeSpec::default(), limited.clone()]);
+    // A runner sees them through the lease's revision.
+    w.code("c", limited.clone()).await;
+    w.queue("c", 0, 0).await;
+    let leased = w.lease(1).await;
+    assert_eq!(leased[0].revision.spec, limited);
+}
+
 /// Generates one `#[tokio::test]` per backend for each contract test.
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
@@ -529,4 +562,5 @@ contract!(
     log_chunks_are_ordered_idempotent_and_capped,
     eight_concurrent_leasers_lease_a_thousand_tasks_exactly_once,
     tenants_cannot_see_each_other,
+    code_resource_limits_round_trip,
 );

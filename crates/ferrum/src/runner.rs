@@ -1,10 +1,12 @@
 //! `ferrum runner` and `ferrum stacks build`.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use ferrum_runner::{stacks, RunnerConfig};
+use ferrum_model::{validation, ValidationError};
+use ferrum_runner::{stacks, ExecutorConfig, RunnerConfig};
 
 #[derive(clap::Args)]
 pub struct RunnerArgs {
@@ -40,6 +42,58 @@ pub struct RunnerArgs {
     /// Per-task log cap in bytes.
     #[arg(long, env = "FERRUM_LOG_CAP")]
     log_cap: Option<u64>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// Resource limits of task containers: defaults for codes that set none, and ceilings no code
+/// may exceed (a code asking for more gets the ceiling; so does a default above it).
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Memory of a task in MiB, unless its code sets `memory_mb` [default: 512].
+    #[arg(long, env = "FERRUM_MEMORY_MB", value_parser = limit(validation::memory_mb))]
+    memory_mb: Option<i32>,
+    /// CPUs of a task (fractions allowed), unless its code sets `cpus` [default: 1].
+    #[arg(long, env = "FERRUM_CPUS", value_parser = limit(validation::cpus))]
+    cpus: Option<f64>,
+    /// Most processes of a task, unless its code sets `pids` [default: 256].
+    #[arg(long, env = "FERRUM_PIDS", value_parser = limit(validation::pids))]
+    pids: Option<i32>,
+    /// Most memory any task gets, in MiB [default: 4096].
+    #[arg(long, env = "FERRUM_MAX_MEMORY_MB", value_parser = limit(validation::memory_mb))]
+    max_memory_mb: Option<i32>,
+    /// Most CPUs any task gets [default: every CPU of the host].
+    #[arg(long, env = "FERRUM_MAX_CPUS", value_parser = limit(validation::cpus))]
+    max_cpus: Option<f64>,
+    /// Most processes any task gets [default: 4096].
+    #[arg(long, env = "FERRUM_MAX_PIDS", value_parser = limit(validation::pids))]
+    max_pids: Option<i32>,
+}
+
+impl LimitArgs {
+    /// Lays the flags given over the executor's built-in defaults and ceilings.
+    fn apply(self, executor: &mut ExecutorConfig) {
+        executor.limits = executor
+            .limits
+            .with_settings(self.memory_mb, self.cpus, self.pids);
+        executor.max_limits =
+            executor
+                .max_limits
+                .with_settings(self.max_memory_mb, self.max_cpus, self.max_pids);
+    }
+}
+
+/// Parses a limit flag and holds it to the floor the API holds codes to (Docker refuses less).
+fn limit<T: FromStr + 'static>(
+    check: fn(T) -> Result<T, ValidationError>,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T::Err: std::fmt::Display,
+{
+    move |s| {
+        let value = s.parse::<T>().map_err(|e| e.to_string())?;
+        check(value).map_err(|e| e.to_string())
+    }
 }
 
 #[derive(clap::Args)]
@@ -75,6 +129,7 @@ pub async fn runner(args: RunnerArgs) -> anyhow::Result<()> {
         config.executor.log_cap_bytes = cap;
     }
     config.executor.network_mode = args.network;
+    args.limits.apply(&mut config.executor);
     config.drain_timeout = Duration::from_secs(args.drain_timeout);
     ferrum_runner::run(config, crate::server::shutdown_signal())
         .await

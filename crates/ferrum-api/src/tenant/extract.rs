@@ -44,21 +44,25 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for LenientJson<T> {
 
 /// Parses JSON, treating an empty (or all-whitespace) body as `{}`. Strings holding NUL are
 /// refused here, once for every route: Postgres text columns cannot store them, and a name or
-/// label with one would otherwise fail deep in the store as a 500.
+/// label with one would otherwise fail deep in the store as a 500. A value of the wrong type
+/// is named by its path (`cpus: invalid type: string "x", expected f64`): serde alone does not
+/// say which field it was.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let body = if body.trim_ascii().is_empty() {
         b"{}"
     } else {
         body
     };
-    let malformed = |e: serde_json::Error| ApiError::bad_request(format!("Malformed JSON: {e}"));
+    fn malformed(e: impl std::fmt::Display) -> ApiError {
+        ApiError::bad_request(format!("Malformed JSON: {e}"))
+    }
     let value: Value = serde_json::from_slice(body).map_err(malformed)?;
     if holds_nul(&value) {
         return Err(ApiError::bad_request(
             "JSON strings must not contain NUL characters (\\u0000)",
         ));
     }
-    serde_json::from_value(value).map_err(malformed)
+    serde_path_to_error::deserialize(value).map_err(malformed)
 }
 
 fn holds_nul(value: &Value) -> bool {

@@ -55,6 +55,13 @@ pub struct SpecJson {
     /// The upload field's name; DOC calls the same value `priority` on the object, so both.
     default_priority: i32,
     priority: i32,
+    /// Ferrum's resource settings, only when the code sets them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory_mb: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpus: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pids: Option<i32>,
 }
 
 impl From<&CodeSpec> for SpecJson {
@@ -72,6 +79,9 @@ impl From<&CodeSpec> for SpecJson {
             retries_delay: s.retries_delay,
             default_priority: s.default_priority,
             priority: s.default_priority,
+            memory_mb: s.memory_mb,
+            cpus: s.cpus,
+            pids: s.pids,
         }
     }
 }

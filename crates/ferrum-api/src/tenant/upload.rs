@@ -7,7 +7,8 @@
 //! zip optional), or with neither when the code exists: then only the options change and the
 //! new revision keeps the previous package. Options an upload leaves out keep their previous
 //! values, so re-uploading from a client that knows only `runtime` and `file_name` (Python)
-//! does not reset `env_vars` or `max_concurrency` set by another client.
+//! does not reset `env_vars`, `max_concurrency` or the resource settings (`memory_mb`, `cpus`,
+//! `pids`: Ferrum's additions) set by another client.
 //!
 //! Nothing is half-written: the zip is checked first ([`zipcheck`]), then stored in the blob
 //! store, and deleted again if the revision cannot be recorded.
@@ -19,7 +20,7 @@ use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::State;
 use axum::Json;
 use ferrum_model::code::ZipInfo;
-use ferrum_model::validation::{check_size, code_retries};
+use ferrum_model::validation::{check_size, code_limits, code_retries};
 use ferrum_model::{Code, CodeSpec, Id, NewRevision};
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
@@ -53,6 +54,9 @@ struct UploadData {
     retries: Option<f64>,
     retries_delay: Option<f64>,
     default_priority: Option<f64>,
+    memory_mb: Option<f64>,
+    cpus: Option<f64>,
+    pids: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -237,6 +241,10 @@ impl UploadData {
         if let Some(priority) = whole(self.default_priority).filter(|p| (0..=2).contains(p)) {
             spec.default_priority = priority;
         }
+        spec.memory_mb = whole(self.memory_mb).or(spec.memory_mb);
+        spec.cpus = self.cpus.or(spec.cpus);
+        spec.pids = whole(self.pids).or(spec.pids);
+        code_limits(&spec)?;
         Ok(spec)
     }
 }

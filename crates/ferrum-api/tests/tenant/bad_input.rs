@@ -7,7 +7,7 @@ use crate::common::{zip_of, zip_with_symlink, Body, Resp, Tenant, TestApp, MAX_U
 
 /// Runs `request`, checks the status and that `msg` mentions `needle`, and that nothing was
 /// written anywhere.
-async fn refused<F, Fut>(app: &TestApp, status: u16, needle: &str, request: F)
+pub async fn refused<F, Fut>(app: &TestApp, status: u16, needle: &str, request: F)
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Resp>,

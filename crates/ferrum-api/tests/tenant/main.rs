@@ -4,6 +4,7 @@
 mod bad_input;
 mod common;
 mod isolation;
+mod limits;
 mod python_client;
 mod shapes;
 mod webhooks;

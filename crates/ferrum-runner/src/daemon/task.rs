@@ -122,11 +122,11 @@ async fn execute(
         task_id: lease.task_id.to_string(),
         attempt: lease.attempt,
         schedule_id: lease.schedule_id.map(|id| id.to_string()),
+        limits: Some(ctx.executor.config().limits_for(&lease.code)),
         spec: lease.code,
         payload,
         zip,
         timeout: Duration::from_secs(timeout_secs.unsigned_abs().into()),
-        limits: None,
     };
     let (tx, rx) = mpsc::channel(64);
     let shipper = LogShipper::new(

@@ -2,7 +2,12 @@
 
 use std::path::PathBuf;
 
+use ferrum_model::protocol::RunSpec;
+
 use crate::unpack::UnpackLimits;
+
+const MIB: i64 = 1024 * 1024;
+const NANOS_PER_CPU: i64 = 1_000_000_000;
 
 /// Resource limits of one task container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +31,46 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// The default ceiling on what a code may ask for: 4 GiB, every CPU of the host (Docker
+    /// refuses more), 4096 pids.
+    pub fn default_ceiling() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Limits {
+            memory_bytes: 4096 * MIB,
+            nano_cpus: cpus as i64 * NANOS_PER_CPU,
+            pids: 4096,
+        }
+    }
+
+    /// These limits with each setting given (memory in MiB, CPUs, pids) in place of the
+    /// matching value: how a code's settings and the operator's flags are read alike.
+    pub fn with_settings(
+        self,
+        memory_mb: Option<i32>,
+        cpus: Option<f64>,
+        pids: Option<i32>,
+    ) -> Limits {
+        Limits {
+            memory_bytes: memory_mb.map_or(self.memory_bytes, |m| i64::from(m) * MIB),
+            // `as` saturates, and the ceiling applies afterwards anyway.
+            nano_cpus: cpus.map_or(self.nano_cpus, |c| {
+                (c * NANOS_PER_CPU as f64).round() as i64
+            }),
+            pids: pids.map_or(self.pids, i64::from),
+        }
+    }
+
+    /// Each value lowered to `ceiling`'s where it is above it.
+    pub fn clamped_to(self, ceiling: Limits) -> Limits {
+        Limits {
+            memory_bytes: self.memory_bytes.min(ceiling.memory_bytes),
+            nano_cpus: self.nano_cpus.min(ceiling.nano_cpus),
+            pids: self.pids.min(ceiling.pids),
+        }
+    }
+}
+
 /// How the executor runs containers on this host.
 #[derive(Debug, Clone)]
 pub struct ExecutorConfig {
@@ -39,8 +84,11 @@ pub struct ExecutorConfig {
     /// Numeric user the task runs as; the stack images name uid 1000 `ferrum`.
     pub task_uid: u32,
     pub task_gid: u32,
-    /// Limits for tasks that give none.
+    /// Limits for tasks whose code gives none.
     pub limits: Limits,
+    /// The operator's ceiling: no task gets more, whatever its code or `limits` say, so a
+    /// tenant cannot take a host's memory, CPUs or process table.
+    pub max_limits: Limits,
     /// Output bytes forwarded per task before the log is truncated.
     pub log_cap_bytes: u64,
     pub unpack: UnpackLimits,
@@ -49,7 +97,8 @@ pub struct ExecutorConfig {
 }
 
 impl ExecutorConfig {
-    /// Defaults for a host: uid/gid 1000, default limits, 8 MiB log cap (contract §8.15).
+    /// Defaults for a host: uid/gid 1000, default limits and ceiling, 8 MiB log cap (contract
+    /// §8.15).
     pub fn new(work_dir: impl Into<PathBuf>, host_id: impl Into<String>) -> Self {
         ExecutorConfig {
             work_dir: work_dir.into(),
@@ -58,13 +107,100 @@ impl ExecutorConfig {
             task_uid: 1000,
             task_gid: 1000,
             limits: Limits::default(),
+            max_limits: Limits::default_ceiling(),
             log_cap_bytes: 8 * 1024 * 1024,
             unpack: UnpackLimits::default(),
             pull_missing: true,
         }
     }
 
+    /// The limits a task of `code` runs under: the defaults with the code's own settings laid
+    /// over them, clamped to the ceiling.
+    pub fn limits_for(&self, code: &RunSpec) -> Limits {
+        self.limits
+            .with_settings(code.memory_mb, code.cpus, code.pids)
+            .clamped_to(self.max_limits)
+    }
+
     pub(crate) fn tasks_dir(&self) -> PathBuf {
         self.work_dir.join("tasks")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ExecutorConfig {
+        let mut c = ExecutorConfig::new("/tmp/unused", "test");
+        c.max_limits = Limits {
+            memory_bytes: 1024 * MIB,
+            nano_cpus: 2_000_000_000,
+            pids: 1000,
+        };
+        c
+    }
+
+    fn code(memory_mb: Option<i32>, cpus: Option<f64>, pids: Option<i32>) -> RunSpec {
+        RunSpec {
+            code_id: ferrum_model::Id::generate(),
+            code_name: "c".into(),
+            revision_id: ferrum_model::Id::generate(),
+            rev: 1,
+            image: "ferrum/stack-sh:1".into(),
+            docker_style: false,
+            runtime: Some("sh".into()),
+            file_name: Some("w.sh".into()),
+            command: None,
+            config: None,
+            env_vars: Default::default(),
+            has_zip: true,
+            memory_mb,
+            cpus,
+            pids,
+        }
+    }
+
+    #[test]
+    fn a_code_without_settings_gets_the_defaults() {
+        assert_eq!(
+            config().limits_for(&code(None, None, None)),
+            Limits::default()
+        );
+    }
+
+    #[test]
+    fn a_codes_settings_replace_the_defaults_below_the_ceiling() {
+        let limits = config().limits_for(&code(Some(128), Some(0.5), Some(64)));
+        let want = Limits {
+            memory_bytes: 128 * MIB,
+            nano_cpus: 500_000_000,
+            pids: 64,
+        };
+        assert_eq!(limits, want);
+    }
+
+    #[test]
+    fn nothing_exceeds_the_ceiling() {
+        let c = config();
+        let limits = c.limits_for(&code(Some(100_000), Some(1e300), Some(i32::MAX)));
+        assert_eq!(limits, c.max_limits);
+        // Defaults above the ceiling are clamped too: the operator's ceiling always wins.
+        let low = ExecutorConfig {
+            max_limits: Limits {
+                memory_bytes: 64 * MIB,
+                nano_cpus: 100_000_000,
+                pids: 8,
+            },
+            ..c
+        };
+        assert_eq!(low.limits_for(&code(None, None, None)), low.max_limits);
+    }
+
+    #[test]
+    fn the_default_ceiling_is_every_host_cpu() {
+        let cpus = std::thread::available_parallelism().unwrap().get() as i64;
+        assert_eq!(Limits::default_ceiling().nano_cpus, cpus * NANOS_PER_CPU);
+        assert_eq!(Limits::default_ceiling().memory_bytes, 4096 * MIB);
     }
 }

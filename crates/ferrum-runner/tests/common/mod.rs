@@ -63,6 +63,9 @@ pub fn sh_spec(file_name: &str) -> RunSpec {
         config: None,
         env_vars: BTreeMap::new(),
         has_zip: true,
+        memory_mb: None,
+        cpus: None,
+        pids: None,
     }
 }
 

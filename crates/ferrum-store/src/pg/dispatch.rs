@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ferrum_model::protocol::LogStream;
-use ferrum_model::Id;
+use ferrum_model::{Id, TaskStatus};
 use sqlx::postgres::types::PgInterval;
 use sqlx::Row;
 
@@ -34,7 +34,104 @@ fn fenced<T>(current: bool, value: T) -> Fenced<T> {
     }
 }
 
+/// The common case of leasing in one plain statement: the top `$2` runnable tasks are locked
+/// (`SKIP LOCKED`), and those whose code and project have no concurrency limit are leased at
+/// once. The answer's rows are the leased tasks (a row of nulls when none), each carrying
+/// `held`: how many top candidates have a limit and were left for `ferrum_lease()`, which
+/// checks limits strictly under advisory locks. Measured, a plpgsql call costs about a third
+/// more than this statement, so limits cost only the projects and codes that set them.
+const LEASE_UNLIMITED: &str = "\
+    WITH cand AS ( \
+      SELECT t.id, c.max_concurrency IS NOT NULL OR p.max_concurrency IS NOT NULL AS limited \
+      FROM tasks t \
+      JOIN codes c ON c.id = t.code_id \
+      JOIN projects p ON p.id = t.project_id \
+      WHERE t.status = 'queued' AND t.cluster = $1 AND t.run_at <= now() AND NOT c.paused \
+        AND (c.max_concurrency IS NULL OR c.max_concurrency > ( \
+              SELECT count(*) FROM tasks a \
+              WHERE a.code_id = t.code_id AND a.status IN ('preparing', 'running'))) \
+        AND (p.max_concurrency IS NULL OR p.max_concurrency > ( \
+              SELECT count(*) FROM tasks a \
+              WHERE a.project_id = t.project_id AND a.status IN ('preparing', 'running'))) \
+      ORDER BY t.priority DESC, t.run_at \
+      LIMIT $2 \
+      FOR UPDATE OF t SKIP LOCKED), \
+    leased AS ( \
+      UPDATE tasks t SET status = 'preparing', attempt = t.attempt + 1, runner_id = $3, \
+        lease_expires_at = now() + $4, cancel_requested = false, updated_at = now() \
+      FROM cand WHERE t.id = cand.id AND NOT cand.limited \
+      RETURNING t.*) \
+    SELECT h.held, l.* \
+    FROM (SELECT count(*) FILTER (WHERE limited) AS held FROM cand) h \
+    LEFT JOIN leased l ON true";
+
+/// The `SET` list recording an outcome (`$3` status, `$4` exit code, `$5` error class, `$6`
+/// msg) on the current attempt (`$1` task, `$2` attempt). A successful run keeps the msg set by
+/// progress (contract §5.9).
+macro_rules! record_outcome {
+    () => {
+        "UPDATE tasks SET status = $3, exit_code = $4, error_class = $5, \
+           msg = CASE WHEN $3 = 'complete' THEN msg ELSE coalesce($6, msg) END, \
+           end_time = now(), start_time = coalesce(start_time, now()), \
+           updated_at = now(), lease_expires_at = NULL \
+         WHERE id = $1 AND attempt = $2 AND status IN ('preparing', 'running')"
+    };
+}
+
+/// Records an outcome that is never retried: one lean statement; no row comes back when the
+/// attempt is stale.
+const COMPLETE: &str = concat!(record_outcome!(), " RETURNING 1");
+
+/// Records a failure and, when the task has retries left, queues the linked retry (`$7`) in
+/// the same statement, so a retry is never lost between two writes.
+const COMPLETE_OR_RETRY: &str = concat!(
+    "WITH done AS (",
+    record_outcome!(),
+    " RETURNING *), \
+     retry AS ( \
+       INSERT INTO tasks (id, project_id, code_id, code_name, code_revision_id, \
+         code_rev, status, priority, payload, timeout, delay, cluster, label, \
+         schedule_id, batch_id, original_task_id, retry_count, retries_left, \
+         retries_delay, run_at) \
+       SELECT $7, d.project_id, d.code_id, d.code_name, d.code_revision_id, \
+         d.code_rev, 'queued', d.priority, d.payload, d.timeout, d.retries_delay, \
+         d.cluster, d.label, d.schedule_id, d.batch_id, d.id, d.retry_count + 1, \
+         d.retries_left - 1, d.retries_delay, \
+         now() + make_interval(secs => d.retries_delay) \
+       FROM done d WHERE d.retries_left > 0 \
+       RETURNING id, cluster), \
+     wake AS (SELECT pg_notify('ferrum_queue', cluster) FROM retry) \
+     SELECT (SELECT count(*) FROM done) AS n, (SELECT id FROM retry) AS retry_id, \
+            (SELECT count(*) FROM wake) AS woke"
+);
+
 impl PgStore {
+    /// Runs [`LEASE_UNLIMITED`]: the leased rows, and how many limited candidates it held back.
+    async fn lease_unlimited(
+        &self,
+        spec: &LeaseSpec,
+        max: i32,
+    ) -> StoreResult<(Vec<sqlx::postgres::PgRow>, i64)> {
+        let rows = sqlx::query(LEASE_UNLIMITED)
+            .bind(&spec.cluster)
+            .bind(max)
+            .bind(spec.runner_id.to_string())
+            .bind(interval(spec.lease_for))
+            .fetch_all(&self.pool)
+            .await?;
+        let held = match rows.first() {
+            Some(row) => row.try_get("held")?,
+            None => 0,
+        };
+        let mut leased = Vec::with_capacity(rows.len());
+        for row in rows {
+            if row.try_get::<Option<String>, _>("id")?.is_some() {
+                leased.push(row);
+            }
+        }
+        Ok((leased, held))
+    }
+
     /// Extends a current lease; when `started`, also moves the task to `running`. Answers
     /// whether a cancel was requested.
     async fn renew_lease(
@@ -68,13 +165,19 @@ impl PgStore {
 #[async_trait]
 impl DispatchStore for PgStore {
     async fn lease(&self, spec: &LeaseSpec) -> StoreResult<Vec<LeasedTask>> {
-        let rows = sqlx::query("SELECT * FROM ferrum_lease($1, $2, $3, $4)")
-            .bind(&spec.cluster)
-            .bind(i32::try_from(spec.max_tasks).unwrap_or(i32::MAX))
-            .bind(spec.runner_id.to_string())
-            .bind(interval(spec.lease_for))
-            .fetch_all(&self.pool)
-            .await?;
+        let max = i32::try_from(spec.max_tasks).unwrap_or(i32::MAX);
+        let (mut rows, held) = self.lease_unlimited(spec, max).await?;
+        let taken = i32::try_from(rows.len()).unwrap_or(max);
+        if held > 0 && taken < max {
+            let strict = sqlx::query("SELECT * FROM ferrum_lease($1, $2, $3, $4)")
+                .bind(&spec.cluster)
+                .bind(max - taken)
+                .bind(spec.runner_id.to_string())
+                .bind(interval(spec.lease_for))
+                .fetch_all(&self.pool)
+                .await?;
+            rows.extend(strict);
+        }
         let mut tasks = rows
             .iter()
             .map(rows::task)
@@ -147,46 +250,30 @@ impl DispatchStore for PgStore {
         outcome: Outcome,
     ) -> StoreResult<Fenced<Option<Id>>> {
         require_final(&outcome)?;
-        let retry_id = Id::generate();
-        let error_class = error_class(&outcome);
-        // One statement: record the outcome and, for a failure with retries left, queue the
-        // linked retry. A successful run keeps the msg set by progress (contract §5.9).
-        let row = sqlx::query(
-            "WITH done AS ( \
-               UPDATE tasks SET status = $3, exit_code = $4, error_class = $6, \
-                 msg = CASE WHEN $3 = 'complete' THEN msg ELSE coalesce($5, msg) END, \
-                 end_time = now(), start_time = coalesce(start_time, now()), \
-                 updated_at = now(), lease_expires_at = NULL \
-               WHERE id = $1 AND attempt = $2 AND status IN ('preparing', 'running') \
-               RETURNING *), \
-             retry AS ( \
-               INSERT INTO tasks (id, project_id, code_id, code_name, code_revision_id, \
-                 code_rev, status, priority, payload, timeout, delay, cluster, label, \
-                 schedule_id, batch_id, original_task_id, retry_count, retries_left, \
-                 retries_delay, run_at) \
-               SELECT $7, d.project_id, d.code_id, d.code_name, d.code_revision_id, \
-                 d.code_rev, 'queued', d.priority, d.payload, d.timeout, d.retries_delay, \
-                 d.cluster, d.label, d.schedule_id, d.batch_id, d.id, d.retry_count + 1, \
-                 d.retries_left - 1, d.retries_delay, \
-                 now() + make_interval(secs => d.retries_delay) \
-               FROM done d \
-               WHERE d.retries_left > 0 AND d.status IN ('error', 'timeout') \
-               RETURNING id, cluster), \
-             wake AS (SELECT pg_notify('ferrum_queue', cluster) FROM retry) \
-             SELECT (SELECT count(*) FROM done) AS n, (SELECT id FROM retry) AS retry_id, \
-                    (SELECT count(*) FROM wake) AS woke",
-        )
+        let may_retry = matches!(outcome.status, TaskStatus::Error | TaskStatus::Timeout);
+        let mut query = sqlx::query(if may_retry {
+            COMPLETE_OR_RETRY
+        } else {
+            COMPLETE
+        })
         .bind(task.to_string())
         .bind(attempt)
         .bind(outcome.status.as_str())
         .bind(outcome.exit_code)
-        .bind(outcome.msg)
-        .bind(error_class)
-        .bind(retry_id.to_string())
-        .fetch_one(&self.pool)
-        .await?;
-        let n: i64 = row.try_get("n")?;
-        Ok(fenced(n == 1, rows::opt_id(&row, "retry_id")?))
+        .bind(error_class(&outcome))
+        .bind(outcome.msg);
+        if may_retry {
+            query = query.bind(Id::generate().to_string());
+        }
+        let row = query.fetch_optional(&self.pool).await?;
+        Ok(match row {
+            None => Fenced::Stale,
+            Some(row) if may_retry => {
+                let done: i64 = row.try_get("n")?;
+                fenced(done == 1, rows::opt_id(&row, "retry_id")?)
+            }
+            Some(_) => Fenced::Current(None),
+        })
     }
 
     async fn reap_expired(&self, max_attempts: i32) -> StoreResult<ReapReport> {

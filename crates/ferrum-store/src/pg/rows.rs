@@ -37,6 +37,10 @@ impl Cols for PgRow {
         Ok(self.try_get(col)?)
     }
 
+    fn opt_float(&self, col: &str) -> StoreResult<Option<f64>> {
+        Ok(self.try_get(col)?)
+    }
+
     fn flag(&self, col: &str) -> StoreResult<bool> {
         Ok(self.try_get(col)?)
     }

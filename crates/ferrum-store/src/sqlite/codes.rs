@@ -45,8 +45,9 @@ impl CodeStore for SqliteStore {
         sqlx::query(
             "INSERT INTO code_revisions (id, code_id, project_id, rev, runtime, stack, file_name, \
              image, command, config, env_vars, max_concurrency, retries, retries_delay, \
-             default_priority, zip_key, zip_checksum, zip_size, created_at) \
-             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)",
+             default_priority, memory_mb, cpus, pids, zip_key, zip_checksum, zip_size, \
+             created_at) \
+             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22)",
         )
         .bind(&revision_id)
         .bind(&code_id)
@@ -63,6 +64,9 @@ impl CodeStore for SqliteStore {
         .bind(spec.retries)
         .bind(spec.retries_delay)
         .bind(spec.default_priority)
+        .bind(spec.memory_mb)
+        .bind(spec.cpus)
+        .bind(spec.pids)
         .bind(rev.zip.as_ref().map(|z| &z.key))
         .bind(rev.zip.as_ref().map(|z| &z.checksum))
         .bind(rev.zip.as_ref().map(|z| z.size))

@@ -58,6 +58,10 @@ impl Cols for SqliteRow {
         Ok(self.try_get(col)?)
     }
 
+    fn opt_float(&self, col: &str) -> StoreResult<Option<f64>> {
+        Ok(self.try_get(col)?)
+    }
+
     fn flag(&self, col: &str) -> StoreResult<bool> {
         Ok(self.try_get(col)?)
     }

@@ -88,6 +88,9 @@ async fn run_in(
         config: args.code.config()?,
         env_vars: args.code.env.iter().cloned().collect(),
         has_zip: true,
+        memory_mb: None,
+        cpus: None,
+        pids: None,
     };
     let run = TaskRun {
         task_id: task_id.to_string(),
