@@ -14,6 +14,7 @@ pub mod stacks;
 pub mod status;
 pub mod task;
 pub mod time;
+pub mod token;
 pub mod validation;
 pub mod webhook;
 

@@ -19,7 +19,7 @@ use ferrum_runner::RunnerConfig;
 use ferrum_store::{AccountStore, SqliteStore};
 use tokio::sync::watch;
 
-use crate::server::{self, new_token};
+use crate::server;
 
 /// The project `ferrum dev` creates for its admin on first start.
 const DEV_PROJECT: &str = "dev";
@@ -78,7 +78,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         Some(p) => p,
         None => store.create_project(admin.user_id, DEV_PROJECT).await?,
     };
-    let runner_token = new_token();
+    let runner_token = ferrum_model::token::generate();
     store.add_runner_token("default", &runner_token).await?;
 
     let listener = server::bind(&args.listen).await?;
@@ -147,7 +147,7 @@ fn kept_token(path: &Path) -> anyhow::Result<String> {
             return Ok(t.to_owned());
         }
     }
-    let t = new_token();
+    let t = ferrum_model::token::generate();
     std::fs::write(path, format!("{t}\n"))
         .with_context(|| format!("writing {}", path.display()))?;
     use std::os::unix::fs::PermissionsExt;

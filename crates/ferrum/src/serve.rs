@@ -6,7 +6,7 @@ use anyhow::Context;
 use ferrum_api::ApiConfig;
 use ferrum_store::{AccountStore, PgStore};
 
-use crate::server::{self, new_token};
+use crate::server;
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -57,7 +57,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let admin_token = match args.admin_token {
         Some(t) => t,
         None => {
-            let t = new_token();
+            let t = ferrum_model::token::generate();
             println!("Admin token (store it now, it is not shown again): {t}");
             t
         }
@@ -86,7 +86,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 pub async fn runner_token(args: RunnerTokenArgs) -> anyhow::Result<()> {
     let store = PgStore::connect(&args.database_url, 2).await?;
-    let token = new_token();
+    let token = ferrum_model::token::generate();
     store.add_runner_token(&args.cluster, &token).await?;
     println!("{token}");
     Ok(())

@@ -9,11 +9,6 @@ use anyhow::Context;
 use ferrum_api::{ApiConfig, AppState};
 use ferrum_store::Store;
 
-/// A new random token: 32 random bytes, hex.
-pub fn new_token() -> String {
-    hex::encode(rand::random::<[u8; 32]>())
-}
-
 /// Makes `admin_token` the admin's token, opens the object store at `blob_url`, and starts the
 /// background duties on the current runtime. Queue wakeups within this process go through the
 /// returned state's `queue`; a backend shared by several processes must forward its own.

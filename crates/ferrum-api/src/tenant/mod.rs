@@ -13,6 +13,7 @@
 //! Each module declares its routes in a [`Route`] table. The same tables build the router and
 //! the OpenAPI document, so the document lists exactly what is served.
 
+mod accounts;
 mod auth;
 mod codes;
 mod extract;
@@ -108,6 +109,7 @@ fn routes(config: &ApiConfig) -> Vec<Route> {
     all.extend(schedules::routes());
     all.extend(webhooks::routes());
     all.extend(projects::routes());
+    all.extend(accounts::routes());
     all.extend(stacks::routes());
     all
 }

@@ -226,7 +226,7 @@ async fn create(
         sync_timeout,
         task,
     )?;
-    let token = hex::encode(rand::random::<[u8; 32]>());
+    let token = ferrum_model::token::generate();
     let webhook = state
         .store
         .create_webhook(project.id, &token, hook)

@@ -1,6 +1,7 @@
 //! Integration tests of the tenant API: each test starts the router on 127.0.0.1:0 over a
 //! fresh Postgres database and a blob directory of its own.
 
+mod accounts;
 mod bad_input;
 mod common;
 mod isolation;

@@ -1,0 +1,144 @@
+//! Ferrum's account routes: how tenants and runners get their tokens over HTTP.
+//!
+//! - `POST /2/users` (admin): creates a tenant user and answers its first token.
+//! - `POST /2/tokens` (any user): a further token for the caller, e.g. to rotate one.
+//! - `POST /2/runner_tokens` (admin): a runner token bound to a cluster.
+//!
+//! A token is shown once, in the answer that creates it; only its hash is stored.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use ferrum_model::limits::DEFAULT_CLUSTER;
+use ferrum_model::{Id, Principal};
+use serde::{Deserialize, Serialize};
+
+use super::auth::Caller;
+use super::extract::LenientJson;
+use super::Route;
+use crate::{ApiError, AppState};
+
+/// Longest email or cluster name accepted.
+const MAX_NAME_CHARS: usize = 200;
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::post(
+            "/2/users",
+            "Create a tenant user (admin only): {\"email\"}; answers its first token, shown once",
+            create_user,
+        ),
+        Route::post(
+            "/2/tokens",
+            "Create another token for the caller; shown once",
+            create_token,
+        ),
+        Route::post(
+            "/2/runner_tokens",
+            "Create a runner token bound to a cluster (admin only): {\"cluster\"}; shown once",
+            create_runner_token,
+        ),
+    ]
+}
+
+fn require_admin(caller: &Principal, what: &str) -> Result<(), ApiError> {
+    if caller.is_admin {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("Only an admin may {what}"),
+        ))
+    }
+}
+
+/// A required, trimmed, bounded name from a request body.
+fn name(value: Option<String>, field: &str) -> Result<String, ApiError> {
+    let value = value.as_deref().map(str::trim).unwrap_or_default();
+    if value.is_empty() || value.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "{field} is required, at most {MAX_NAME_CHARS} characters"
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+#[derive(Deserialize)]
+struct NewUser {
+    email: Option<String>,
+}
+
+#[derive(Serialize)]
+struct UserCreated {
+    id: Id,
+    email: String,
+    token: String,
+    msg: &'static str,
+}
+
+async fn create_user(
+    Caller(caller): Caller,
+    State(state): State<AppState>,
+    LenientJson(body): LenientJson<NewUser>,
+) -> Result<Json<UserCreated>, ApiError> {
+    require_admin(&caller, "create users")?;
+    let email = name(body.email, "email")?;
+    let id = state.store.create_user(&email, false).await?;
+    let token = ferrum_model::token::generate();
+    state.store.add_user_token(id, &token).await?;
+    Ok(Json(UserCreated {
+        id,
+        email,
+        token,
+        msg: "User created",
+    }))
+}
+
+#[derive(Serialize)]
+struct TokenCreated {
+    token: String,
+    msg: &'static str,
+}
+
+async fn create_token(
+    Caller(caller): Caller,
+    State(state): State<AppState>,
+) -> Result<Json<TokenCreated>, ApiError> {
+    let token = ferrum_model::token::generate();
+    state.store.add_user_token(caller.user_id, &token).await?;
+    Ok(Json(TokenCreated {
+        token,
+        msg: "Token created",
+    }))
+}
+
+#[derive(Deserialize)]
+struct NewRunnerToken {
+    cluster: Option<String>,
+}
+
+#[derive(Serialize)]
+struct RunnerTokenCreated {
+    token: String,
+    cluster: String,
+    msg: &'static str,
+}
+
+async fn create_runner_token(
+    Caller(caller): Caller,
+    State(state): State<AppState>,
+    LenientJson(body): LenientJson<NewRunnerToken>,
+) -> Result<Json<RunnerTokenCreated>, ApiError> {
+    require_admin(&caller, "create runner tokens")?;
+    let cluster = match body.cluster {
+        Some(c) => name(Some(c), "cluster")?,
+        None => DEFAULT_CLUSTER.to_owned(),
+    };
+    let token = ferrum_model::token::generate();
+    state.store.add_runner_token(&cluster, &token).await?;
+    Ok(Json(RunnerTokenCreated {
+        token,
+        cluster,
+        msg: "Runner token created",
+    }))
+}
