@@ -6,7 +6,8 @@
 //! - [`duties`]: background work every replica runs (reaping expired leases, firing schedules);
 //!   each step is claimed in the database, so any number of replicas may run them.
 //!
-//! [`router`] builds the whole app from an [`AppState`]; [`serve`] runs it.
+//! [`router`] builds the whole app from an [`AppState`]; `GET /openapi.json` documents every
+//! route of both.
 
 pub mod duties;
 pub mod error;
@@ -24,8 +25,7 @@ pub use state::{ApiConfig, AppState};
 /// even those replies carry a `Content-Type` (contract §1.3).
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .merge(tenant::router(&state.config))
-        .merge(runner_api::router())
+        .merge(tenant::router(&state.config, runner_api::routes()))
         .fallback(error::no_such_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)

@@ -11,8 +11,7 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use base64::Engine;
 use ferrum_model::protocol::{
     AttemptRef, CompleteRequest, CompleteResponse, HeartbeatResponse, Lease, LeaseRequest,
@@ -22,6 +21,7 @@ use ferrum_model::{Id, TaskStatus};
 use ferrum_store::{Fenced, LeaseSpec, LeasedTask, Outcome};
 use serde::Deserialize;
 
+use crate::tenant::Route;
 use crate::{ApiError, AppState};
 
 /// Longest a lease request is held open.
@@ -30,15 +30,46 @@ const MAX_WAIT: Duration = Duration::from_secs(30);
 /// tasks becoming due and notifications from other replicas that were missed.
 const RECHECK: Duration = Duration::from_millis(500);
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/runner/v1/register", post(register))
-        .route("/runner/v1/lease", post(lease))
-        .route("/runner/v1/tasks/{id}/started", post(started))
-        .route("/runner/v1/tasks/{id}/heartbeat", post(heartbeat))
-        .route("/runner/v1/tasks/{id}/log", put(append_log))
-        .route("/runner/v1/tasks/{id}/complete", post(complete))
-        .route("/runner/v1/revisions/{id}/zip", get(revision_zip))
+/// The runner protocol's routes, for the router and the OpenAPI document. Every one takes a
+/// runner token (`Authorization: Bearer …`), not a tenant token.
+pub(crate) fn routes() -> Vec<Route> {
+    vec![
+        Route::post(
+            "/runner/v1/register",
+            "Runner protocol: register a runner daemon",
+            register,
+        ),
+        Route::post(
+            "/runner/v1/lease",
+            "Runner protocol: lease runnable tasks of the runner's cluster (long-poll)",
+            lease,
+        ),
+        Route::post(
+            "/runner/v1/tasks/{id}/started",
+            "Runner protocol: the task's container started",
+            started,
+        ),
+        Route::post(
+            "/runner/v1/tasks/{id}/heartbeat",
+            "Runner protocol: renew a lease; answers whether a cancel was requested",
+            heartbeat,
+        ),
+        Route::put(
+            "/runner/v1/tasks/{id}/log",
+            "Runner protocol: one log chunk (?attempt=&seq=&stream=), raw body",
+            append_log,
+        ),
+        Route::post(
+            "/runner/v1/tasks/{id}/complete",
+            "Runner protocol: how the attempt ended",
+            complete,
+        ),
+        Route::get(
+            "/runner/v1/revisions/{id}/zip",
+            "Runner protocol: a code revision's zip",
+            revision_zip,
+        ),
+    ]
 }
 
 /// A runner authenticated by its token; carries the cluster the token is bound to.

@@ -114,10 +114,12 @@ fn routes(config: &ApiConfig) -> Vec<Route> {
     all
 }
 
-/// The tenant API. Request bodies are limited to `config.max_request_bytes`, code uploads to
+/// The tenant API, plus `more` routes served and documented beside it (the runner protocol).
+/// Request bodies are limited to `config.max_request_bytes`, code uploads to
 /// `config.max_upload_bytes`.
-pub fn router(config: &ApiConfig) -> Router<AppState> {
-    let routes = routes(config);
+pub(crate) fn router(config: &ApiConfig, more: Vec<Route>) -> Router<AppState> {
+    let mut routes = routes(config);
+    routes.extend(more);
     let doc = openapi::document(&routes);
     routes
         .into_iter()
