@@ -42,6 +42,9 @@ pub struct RunnerArgs {
     /// Per-task log cap in bytes.
     #[arg(long, env = "FERRUM_LOG_CAP")]
     log_cap: Option<u64>,
+    /// Megabytes of code zips to keep cached in `<work-dir>/zips`.
+    #[arg(long, env = "FERRUM_ZIP_CACHE_MB", default_value_t = 1024)]
+    zip_cache_mb: u64,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -125,6 +128,7 @@ pub async fn runner(args: RunnerArgs) -> anyhow::Result<()> {
     if let Some(id) = args.host_id {
         config.executor.host_id = id;
     }
+    config.zip_cache_bytes = args.zip_cache_mb.saturating_mul(1024 * 1024);
     if let Some(cap) = args.log_cap {
         config.executor.log_cap_bytes = cap;
     }

@@ -52,13 +52,15 @@ pub struct RunnerConfig {
     pub drain_timeout: Duration,
     /// How long one lease long-poll may be held open by the API.
     pub lease_wait: Duration,
+    /// Most bytes of code zips kept in `<work_dir>/zips` (least recently used go first).
+    pub zip_cache_bytes: u64,
     /// Container settings. Its `work_dir` also holds the zip cache (`<work_dir>/zips`).
     pub executor: ExecutorConfig,
 }
 
 impl RunnerConfig {
-    /// Defaults: this host's name, one slot per CPU, 60 s drain, 20 s long polls, task dirs
-    /// under `work_dir`. The container label (`ferrum.runner`) is `<hostname>:<work_dir>`:
+    /// Defaults: this host's name, one slot per CPU, 60 s drain, 20 s long polls, a 1 GiB zip
+    /// cache, task dirs under `work_dir`. The container label (`ferrum.runner`) is `<hostname>:<work_dir>`:
     /// stable across restarts, so a restarted runner finds its orphans, yet distinct for two
     /// runners on one host (e.g. `ferrum dev` next to `ferrum runner`), so neither removes the
     /// other's containers.
@@ -83,6 +85,7 @@ impl RunnerConfig {
             concurrency,
             drain_timeout: Duration::from_secs(60),
             lease_wait: Duration::from_secs(20),
+            zip_cache_bytes: 1024 * 1024 * 1024,
         }
     }
 }
@@ -141,7 +144,10 @@ pub async fn run(
     tracing::info!(runner = %registration.runner_id, cluster = registration.cluster, "registered");
     let ctx = Arc::new(TaskContext {
         client: client.clone(),
-        zips: ZipCache::new(executor.config().work_dir.join("zips"))?,
+        zips: ZipCache::new(
+            executor.config().work_dir.join("zips"),
+            config.zip_cache_bytes,
+        )?,
         executor,
         heartbeat: Duration::from_secs(registration.heartbeat_secs.max(1).into()),
     });
