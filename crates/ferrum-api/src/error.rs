@@ -77,6 +77,7 @@ impl From<StoreError> for ApiError {
                 ApiError::not_found(format!("Code {name:?} not found"))
             }
             StoreError::Conflict(msg) => ApiError::new(StatusCode::BAD_REQUEST, msg),
+            StoreError::LimitReached(msg) => ApiError::new(StatusCode::FORBIDDEN, msg),
             other => {
                 tracing::error!(error = %other, "store error");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error")

@@ -26,6 +26,9 @@ pub struct ApiConfig {
     /// Largest request body of every other tenant route (contract §8.14: about 1 MB; each
     /// payload is further limited to 64 KB).
     pub max_request_bytes: usize,
+    /// Most active schedules a project may have (contract §3.4 S2: 100 by default); `None`
+    /// for no limit.
+    pub max_schedules_per_project: Option<i64>,
     /// Maps a code's `stack`/`runtime` to the image its tasks run in.
     pub stacks: Arc<StackCatalog>,
 }
@@ -40,6 +43,7 @@ impl Default for ApiConfig {
             max_zip_unpacked_bytes: 512 * 1024 * 1024,
             max_upload_bytes: 256 * 1024 * 1024,
             max_request_bytes: 1024 * 1024,
+            max_schedules_per_project: Some(100),
             stacks: Arc::new(StackCatalog::default()),
         }
     }

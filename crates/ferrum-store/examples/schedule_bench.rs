@@ -73,7 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             batch.push(new_schedule("noop", b"{}".to_vec(), opts, Utc::now())?);
         }
-        let ids = store.create_schedules(project, batch).await?;
+        let ids = store.create_schedules(project, batch, None).await?;
         second_of.extend(ids.into_iter().zip(chunk.iter().map(|i| (*i % 60) as i64)));
     }
     println!(

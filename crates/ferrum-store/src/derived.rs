@@ -92,3 +92,18 @@ pub(crate) fn error_class(outcome: &Outcome) -> Option<String> {
         .filter(|_| outcome.status == TaskStatus::Error)
         .map(|code| format!("Process Exit {code}"))
 }
+
+/// Refuses adding `adding` schedules to a project that has `active` of at most `max_active`.
+pub(crate) fn check_schedule_limit(
+    max_active: Option<i64>,
+    active: i64,
+    adding: usize,
+) -> StoreResult<()> {
+    match max_active {
+        Some(max) if active + adding as i64 > max => Err(StoreError::LimitReached(format!(
+            "A project may have at most {max} active schedules; this one has {active}, and \
+             {adding} more would pass the limit. Cancel some first."
+        ))),
+        _ => Ok(()),
+    }
+}

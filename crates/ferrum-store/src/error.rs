@@ -10,6 +10,9 @@ pub enum StoreError {
     /// A write that would break a uniqueness rule (e.g. a project name already in use).
     #[error("{0}")]
     Conflict(String),
+    /// A write that would take a project past one of its limits.
+    #[error("{0}")]
+    LimitReached(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration error: {0}")]

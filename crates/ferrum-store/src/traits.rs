@@ -224,11 +224,15 @@ pub struct ScheduleUpdate {
 /// Schedules, and firing them.
 #[async_trait]
 pub trait ScheduleStore {
-    /// Creates all the schedules in one transaction, or none. Ids in input order.
+    /// Creates all the schedules in one transaction, or none. Ids in input order. With
+    /// `max_active`, refuses ([`crate::StoreError::LimitReached`]) a batch that would leave the
+    /// project with more active schedules than that; creations in one project are serialized,
+    /// so concurrent batches cannot slip past the limit together.
     async fn create_schedules(
         &self,
         project: Id,
         schedules: Vec<NewSchedule>,
+        max_active: Option<i64>,
     ) -> StoreResult<Vec<Id>>;
     async fn schedule(&self, project: Id, id: Id) -> StoreResult<Option<Schedule>>;
     /// Newest first.

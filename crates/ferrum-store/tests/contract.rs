@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrum_model::protocol::LogStream;
+use ferrum_model::validation::{new_schedule, ScheduleOptions};
 use ferrum_model::{CodeSpec, Id, NewRevision, NewTask, Page, TaskFilter, TaskStatus};
 use ferrum_store::testing::{self, TempDb};
 use ferrum_store::{Fenced, LeaseSpec, Outcome, Store, StoreError};
@@ -529,6 +530,46 @@ async fn code_resource_limits_round_trip(backend: Backend) {
     assert_eq!(leased[0].revision.spec, limited);
 }
 
+async fn active_schedules_are_limited_per_project(backend: Backend) {
+    let w = world(backend).await;
+    w.code("c", CodeSpec::default()).await;
+    let every_minute = || {
+        let opts = ScheduleOptions {
+            run_every: Some(60.0),
+            ..ScheduleOptions::default()
+        };
+        new_schedule("c", b"{}".to_vec(), opts, chrono::Utc::now()).unwrap()
+    };
+    let store = &w.store;
+    let three = (0..3).map(|_| every_minute()).collect::<Vec<_>>();
+    let too_many = store.create_schedules(w.project, three, Some(2)).await;
+    assert!(matches!(too_many, Err(StoreError::LimitReached(_))));
+    assert!(store
+        .schedules(w.project, Page::default())
+        .await
+        .unwrap()
+        .is_empty());
+    let two = (0..2).map(|_| every_minute()).collect::<Vec<_>>();
+    let ids = store
+        .create_schedules(w.project, two, Some(2))
+        .await
+        .unwrap();
+    let one_more = store
+        .create_schedules(w.project, vec![every_minute()], Some(2))
+        .await;
+    assert!(matches!(one_more, Err(StoreError::LimitReached(_))));
+    // Cancelled schedules no longer count; no limit means none.
+    assert!(store.cancel_schedule(w.project, ids[0]).await.unwrap());
+    store
+        .create_schedules(w.project, vec![every_minute()], Some(2))
+        .await
+        .unwrap();
+    store
+        .create_schedules(w.project, vec![every_minute()], None)
+        .await
+        .unwrap();
+}
+
 /// Generates one `#[tokio::test]` per backend for each contract test.
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
@@ -563,4 +604,5 @@ contract!(
     eight_concurrent_leasers_lease_a_thousand_tasks_exactly_once,
     tenants_cannot_see_each_other,
     code_resource_limits_round_trip,
+    active_schedules_are_limited_per_project,
 );

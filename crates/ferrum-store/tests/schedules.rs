@@ -57,7 +57,7 @@ impl World {
     async fn schedule(&self, o: ScheduleOptions) -> Id {
         let s = new_schedule("c", b"{}".to_vec(), o, Utc::now()).unwrap();
         self.store
-            .create_schedules(self.project, vec![s])
+            .create_schedules(self.project, vec![s], None)
             .await
             .unwrap()[0]
     }

@@ -191,7 +191,11 @@ async fn create(
         .enumerate()
         .map(|(i, s)| s.into_new().map_err(|e| in_element("schedules", i, e)))
         .collect::<Result<Vec<_>, _>>()?;
-    let ids = state.store.create_schedules(project.id, schedules).await?;
+    let limit = state.config.max_schedules_per_project;
+    let ids = state
+        .store
+        .create_schedules(project.id, schedules, limit)
+        .await?;
     Ok(Json(Scheduled {
         msg: "Scheduled",
         schedules: ids.into_iter().map(|id| Created { id }).collect(),

@@ -246,6 +246,25 @@ async fn bad_schedule_fields_are_400() {
 }
 
 #[tokio::test]
+async fn a_project_past_100_active_schedules_gets_403() {
+    let (app, t) = setup().await;
+    let path = format!("/2/projects/{}/schedules", t.project);
+    let batch = |n: usize| {
+        let one = json!({"code_name": "hello", "payload": "{}", "run_every": 3600});
+        json!({ "schedules": vec![one; n] })
+    };
+    refused(&app, 403, "at most 100 active schedules", || {
+        app.post(&t, &path, batch(101))
+    })
+    .await;
+    app.post(&t, &path, batch(100)).await.expect(200);
+    refused(&app, 403, "at most 100 active schedules", || {
+        app.post(&t, &path, batch(1))
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn bad_task_fields_are_400() {
     let (app, t) = setup().await;
     let path = format!("/2/projects/{}/tasks", t.project);

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use ferrum_model::{Id, NewSchedule, NewTask, Page, Schedule, ScheduleStatus};
 
 use super::{rows, tasks::insert_tasks, PgStore};
-use crate::derived::{firing, resumed_next, task_of};
+use crate::derived::{check_schedule_limit, firing, resumed_next, task_of};
 use crate::{ScheduleStore, ScheduleUpdate, StoreError, StoreResult};
 
 /// Column vectors of the one `UPDATE` that advances every fired schedule.
@@ -31,8 +31,23 @@ impl ScheduleStore for PgStore {
         &self,
         project: Id,
         schedules: Vec<NewSchedule>,
+        max_active: Option<i64>,
     ) -> StoreResult<Vec<Id>> {
         let mut tx = self.pool.begin().await?;
+        if max_active.is_some() {
+            // The project row's lock serializes creations in the project, so the count holds.
+            sqlx::query("SELECT id FROM projects WHERE id = $1 FOR UPDATE")
+                .bind(project.to_string())
+                .execute(&mut *tx)
+                .await?;
+            let active: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM schedules WHERE project_id = $1 AND status = 'scheduled'",
+            )
+            .bind(project.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+            check_schedule_limit(max_active, active, schedules.len())?;
+        }
         let mut ids = Vec::with_capacity(schedules.len());
         for s in schedules {
             let code_id: Option<String> = sqlx::query_scalar(

@@ -14,7 +14,7 @@ use ferrum_model::{Id, NewSchedule, NewTask, Page, Schedule, ScheduleStatus};
 use super::rows::{self, micros, now};
 use super::tasks::insert_tasks;
 use super::SqliteStore;
-use crate::derived::{firing, resumed_next, task_of};
+use crate::derived::{check_schedule_limit, firing, resumed_next, task_of};
 use crate::{ScheduleStore, ScheduleUpdate, StoreError, StoreResult};
 
 #[async_trait]
@@ -23,8 +23,19 @@ impl ScheduleStore for SqliteStore {
         &self,
         project: Id,
         schedules: Vec<NewSchedule>,
+        max_active: Option<i64>,
     ) -> StoreResult<Vec<Id>> {
+        // A write transaction: no other writer runs between the count and the inserts.
         let mut tx = self.write().await?;
+        if max_active.is_some() {
+            let active: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM schedules WHERE project_id = ?1 AND status = 'scheduled'",
+            )
+            .bind(project.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+            check_schedule_limit(max_active, active, schedules.len())?;
+        }
         let at = now();
         let mut ids = Vec::with_capacity(schedules.len());
         for s in schedules {
