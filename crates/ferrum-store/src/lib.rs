@@ -1,6 +1,6 @@
 //! Ferrum's storage layer: the [`Store`] trait every backend implements, the Postgres backend
 //! ([`PgStore`], production) and the embedded SQLite backend ([`SqliteStore`], `ferrum dev`).
-//! Both pass one contract suite (`tests/contract.rs`) and share their row mapping (`rows`).
+//! Both pass one contract suite (`tests/contract/`) and share their row mapping (`rows`).
 //!
 //! The trait is split by concern ([`AccountStore`], [`CodeStore`], [`TaskStore`],
 //! [`DispatchStore`], [`ScheduleStore`], [`WebhookStore`]); [`Store`] is all of them. Every method that takes a

@@ -1,4 +1,4 @@
-//! The storage contract. Both backends pass the same suite, `tests/contract.rs`.
+//! The storage contract. Both backends pass the same suite, `tests/contract/`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

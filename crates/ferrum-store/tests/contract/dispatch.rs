@@ -1,0 +1,315 @@
+//! Dispatch: order, delays, clusters, pauses, limits, leases, fencing, expiry, cancels,
+//! retries, and many leasers at once.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use ferrum_model::protocol::LogStream;
+use ferrum_model::{CodeSpec, Id, NewTask, TaskFilter, TaskStatus};
+use ferrum_store::{Fenced, Outcome};
+
+use super::world::{outcome, spec, task, world, Backend};
+
+pub async fn leases_highest_priority_first_then_oldest(backend: Backend) {
+    let w = world(backend).await;
+    w.code("c", CodeSpec::default()).await;
+    let low = w.queue("c", 0, 0).await;
+    let high_old = w.queue("c", 2, 0).await;
+    let mid = w.queue("c", 1, 0).await;
+    let high_new = w.queue("c", 2, 0).await;
+    let order: Vec<Id> = w.lease(10).await.iter().map(|l| l.task.id).collect();
+    assert_eq!(order, vec![high_old, high_new, mid, low]);
+}
+
+pub async fn delayed_tasks_wait_and_clusters_are_separate(backend: Backend) {
+    let w = world(backend).await;
+    w.code("c", CodeSpec::default()).await;
+    w.queue("c", 0, 3600).await;
+    let mut other = task("c", 0, 0);
+    other.cluster = "gpu".into();
+    w.store.enqueue(w.project, vec![other]).await.unwrap();
+    assert!(
+        w.lease(10).await.is_empty(),
+        "delayed and other-cluster tasks must wait"
+    );
+    let mut gpu = spec(10, Duration::from_secs(30));
+    gpu.cluster = "gpu".into();
+    assert_eq!(w.store.lease(&gpu).await.unwrap().len(), 1);
+    assert!(w.store.next_run_at("default").await.unwrap().is_some());
+}
+
+pub async fn paused_code_holds_its_tasks_until_resumed(backend: Backend) {
+    let w = world(backend).await;
+    let code = w.code("c", CodeSpec::default()).await;
+    w.queue("c", 0, 0).await;
+    assert_eq!(
+        w.store.set_paused(w.project, code, true).await.unwrap(),
+        Some(true)
+    );
+    assert_eq!(
+        w.store.set_paused(w.project, code, true).await.unwrap(),
+        Some(false)
+    );
+    assert!(w.lease(10).await.is_empty());
+    w.store.set_paused(w.project, code, false).await.unwrap();
+    assert_eq!(w.lease(10).await.len(), 1);
+}
+
+pub async fn code_max_concurrency_makes_tasks_wait_not_fail(backend: Backend) {
+    let w = world(backend).await;
+    let limited = CodeSpec {
+        max_concurrency: Some(2),
+        ..CodeSpec::default()
+    };
+    w.code("limited", limited).await;
+    w.code("free", CodeSpec::default()).await;
+    for _ in 0..5 {
+        w.queue("limited", 2, 0).await;
+    }
+    let free = w.queue("free", 0, 0).await;
+    let first = w.lease(10).await;
+    assert_eq!(first.len(), 3, "two of the limited code and the free one");
+    assert!(first.iter().any(|l| l.task.id == free));
+    assert!(w.lease(10).await.is_empty());
+    let done = &first
+        .iter()
+        .find(|l| l.task.code_name == "limited")
+        .unwrap()
+        .task;
+    w.store
+        .complete(done.id, done.attempt, outcome(TaskStatus::Complete))
+        .await
+        .unwrap();
+    assert_eq!(w.lease(10).await.len(), 1, "a freed slot admits one more");
+    let queued = TaskFilter {
+        statuses: vec![TaskStatus::Queued],
+        ..TaskFilter::default()
+    };
+    assert_eq!(w.store.tasks(w.project, &queued).await.unwrap().len(), 2);
+}
+
+pub async fn project_concurrency_limit_holds_across_concurrent_leasers(backend: Backend) {
+    let w = world(backend).await;
+    w.store
+        .set_project_concurrency(w.project, Some(3))
+        .await
+        .unwrap();
+    w.code("c", CodeSpec::default()).await;
+    let tasks: Vec<NewTask> = (0..50).map(|_| task("c", 0, 0)).collect();
+    w.store.enqueue(w.project, tasks).await.unwrap();
+    let leasers = (0..8).map(|_| {
+        let store = w.store.clone();
+        tokio::spawn(async move { store.lease(&spec(2, Duration::from_secs(30))).await })
+    });
+    let mut total = 0;
+    for l in leasers {
+        total += l.await.unwrap().unwrap().len();
+    }
+    assert_eq!(total, 3);
+}
+
+pub async fn a_stale_attempt_cannot_overwrite_a_newer_one(backend: Backend) {
+    let w = world(backend).await;
+    w.code("c", CodeSpec::default()).await;
+    let id = w.queue("c", 0, 0).await;
+    let first = w
+        .store
+        .lease(&spec(1, Duration::from_millis(1)))
+        .await
+        .unwrap();
+    let old_attempt = first[0].task.attempt;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let reaped = w.store.reap_expired(3).await.unwrap();
+    assert_eq!(reaped.requeued, 1);
+    let second = w.lease(1).await;
+    assert_eq!(second[0].task.id, id);
+    let new_attempt = second[0].task.attempt;
+    assert!(new_attempt > old_attempt);
+    let s = &*w.store;
+    assert_eq!(
+        s.heartbeat(id, old_attempt, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        Fenced::Stale
+    );
+    assert_eq!(
+        s.append_log(id, old_attempt, 0, LogStream::Stdout, b"old", 1 << 20)
+            .await
+            .unwrap(),
+        Fenced::Stale
+    );
+    assert_eq!(
+        s.complete(id, old_attempt, outcome(TaskStatus::Error))
+            .await
+            .unwrap(),
+        Fenced::Stale
+    );
+    assert_eq!(
+        s.complete(id, new_attempt, outcome(TaskStatus::Complete))
+            .await
+            .unwrap(),
+        Fenced::Current(None)
+    );
+    let t = s.task(w.project, id).await.unwrap().unwrap();
+    assert_eq!(t.status, TaskStatus::Complete);
+}
+
+pub async fn expired_leases_are_retried_then_marked_killed(backend: Backend) {
+    let w = world(backend).await;
+    w.code("c", CodeSpec::default()).await;
+    let id = w.queue("c", 0, 0).await;
+    for _ in 0..2 {
+        assert_eq!(
+            w.store.lease(&spec(1, Duration::ZERO)).await.unwrap().len(),
+            1
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        w.store.reap_expired(2).await.unwrap();
+    }
+    let t = w.store.task(w.project, id).await.unwrap().unwrap();
+    assert_eq!(t.status, TaskStatus::Killed);
+    assert!(t.msg.unwrap().contains("lease expired"));
+    assert!(w.lease(1).await.is_empty());
+}
+
+pub async fn heartbeats_keep_a_lease_alive(backend: Backend) {
+    let w = world(backend).await;
+    w.code("c", CodeSpec::default()).await;
+    let id = w.queue("c", 0, 0).await;
+    let l = w
+        .store
+        .lease(&spec(1, Duration::from_millis(50)))
+        .await
+        .unwrap();
+    let attempt = l[0].task.attempt;
+    assert_eq!(
+        w.store
+            .mark_running(id, attempt, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        Fenced::Current(false)
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(w.store.reap_expired(3).await.unwrap().requeued, 0);
+    let t = w.store.task(w.project, id).await.unwrap().unwrap();
+    assert_eq!(t.status, TaskStatus::Running);
+    assert!(t.start_time.is_some());
+}
+
+pub async fn cancelling_queued_and_running_tasks(backend: Backend) {
+    let w = world(backend).await;
+    w.code("c", CodeSpec::default()).await;
+    let queued = w.queue("c", 0, 3600).await;
+    let running = w.queue("c", 0, 0).await;
+    let attempt = w.lease(1).await[0].task.attempt;
+    let s = &*w.store;
+    assert_eq!(
+        s.cancel(w.project, queued).await.unwrap(),
+        Some(TaskStatus::Cancelled)
+    );
+    assert_eq!(
+        s.cancel(w.project, running).await.unwrap(),
+        Some(TaskStatus::Preparing)
+    );
+    assert_eq!(
+        s.heartbeat(running, attempt, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        Fenced::Current(true),
+        "the runner learns of the cancel from its heartbeat"
+    );
+    s.complete(running, attempt, outcome(TaskStatus::Cancelled))
+        .await
+        .unwrap();
+    let done = s.cancel(w.project, running).await.unwrap();
+    assert_eq!(
+        done,
+        Some(TaskStatus::Cancelled),
+        "a finished task is left alone"
+    );
+    assert_eq!(s.cancel(w.project, Id::generate()).await.unwrap(), None);
+}
+
+pub async fn failures_with_retries_left_queue_linked_retries(backend: Backend) {
+    let w = world(backend).await;
+    let retrying = CodeSpec {
+        retries: 1,
+        retries_delay: 0,
+        ..CodeSpec::default()
+    };
+    w.code("c", retrying).await;
+    let id = w.queue("c", 1, 0).await;
+    let l = w.lease(1).await;
+    let failed = Outcome {
+        status: TaskStatus::Error,
+        exit_code: Some(3),
+        msg: Some("boom".into()),
+    };
+    let Fenced::Current(Some(retry)) = w
+        .store
+        .complete(id, l[0].task.attempt, failed.clone())
+        .await
+        .unwrap()
+    else {
+        panic!("a retry must be queued");
+    };
+    let t = w.store.task(w.project, id).await.unwrap().unwrap();
+    assert_eq!((t.status, t.exit_code), (TaskStatus::Error, Some(3)));
+    assert_eq!(t.error_class.as_deref(), Some("Process Exit 3"));
+    let r = w.store.task(w.project, retry).await.unwrap().unwrap();
+    assert_eq!(
+        (r.origin.original_task_id, r.origin.retry_count, r.priority),
+        (Some(id), 1, 1)
+    );
+    let l2 = w.lease(1).await;
+    assert_eq!(l2[0].task.id, retry);
+    let again = w
+        .store
+        .complete(retry, l2[0].task.attempt, failed)
+        .await
+        .unwrap();
+    assert_eq!(again, Fenced::Current(None), "out of retries");
+}
+
+pub async fn eight_concurrent_leasers_lease_a_thousand_tasks_exactly_once(backend: Backend) {
+    let w = world(backend).await;
+    w.code("c", CodeSpec::default()).await;
+    let tasks: Vec<NewTask> = (0..1000).map(|i| task("c", i % 3, 0)).collect();
+    let queued: HashSet<Id> = w
+        .store
+        .enqueue(w.project, tasks)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    let leasers = (0..8).map(|_| {
+        let store = w.store.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = store
+                    .lease(&spec(7, Duration::from_secs(60)))
+                    .await
+                    .unwrap();
+                if got.is_empty() {
+                    return mine;
+                }
+                for l in got {
+                    let done = store
+                        .complete(l.task.id, l.task.attempt, outcome(TaskStatus::Complete))
+                        .await
+                        .unwrap();
+                    assert_eq!(done, Fenced::Current(None));
+                    mine.push(l.task.id);
+                }
+            }
+        })
+    });
+    let mut seen = HashSet::new();
+    for l in leasers {
+        for id in l.await.unwrap() {
+            assert!(seen.insert(id), "task {id} leased twice");
+        }
+    }
+    assert_eq!(seen, queued);
+}

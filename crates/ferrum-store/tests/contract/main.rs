@@ -1,0 +1,48 @@
+//! The store contract: rules every backend must keep. Each test gets a fresh database.
+//! Every test runs against every backend: the `contract!` list at the end generates
+//! `pg::<test>` and `sqlite::<test>`; a new backend joins by adding a [`Backend`] variant.
+
+mod dispatch;
+mod records;
+mod world;
+
+use dispatch::*;
+use records::*;
+use world::Backend;
+
+/// Generates one `#[tokio::test]` per backend for each contract test.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod pg {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::Pg).await
+            })*
+        }
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::Sqlite).await
+            })*
+        }
+    };
+}
+
+contract!(
+    leases_highest_priority_first_then_oldest,
+    delayed_tasks_wait_and_clusters_are_separate,
+    paused_code_holds_its_tasks_until_resumed,
+    code_max_concurrency_makes_tasks_wait_not_fail,
+    project_concurrency_limit_holds_across_concurrent_leasers,
+    a_stale_attempt_cannot_overwrite_a_newer_one,
+    expired_leases_are_retried_then_marked_killed,
+    heartbeats_keep_a_lease_alive,
+    cancelling_queued_and_running_tasks,
+    failures_with_retries_left_queue_linked_retries,
+    batch_enqueue_is_all_or_nothing,
+    log_chunks_are_ordered_idempotent_and_capped,
+    eight_concurrent_leasers_lease_a_thousand_tasks_exactly_once,
+    tenants_cannot_see_each_other,
+    code_resource_limits_round_trip,
+    active_schedules_are_limited_per_project,
+);
