@@ -90,7 +90,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     runner.drain_timeout = DRAIN;
 
     println!("Ferrum dev is running (data in {}).", data_dir.display());
-    println!("  API and dashboard: {api}");
+    println!("  API:               {api}");
     println!("  Admin token:       {admin_token}");
     println!("  Project:           {} ({DEV_PROJECT})", project.id);
     println!("Point the CLI at it (in another terminal):");
