@@ -1,26 +1,23 @@
-//! Schedule firing (cron, misfires, pause, limits, several firing replicas) and webhook
-//! deliveries, on the Postgres store. Each test gets a fresh database.
+//! Schedule firing by several replicas, each with its own Postgres pool: every slot makes
+//! exactly one task. The backend-agnostic firing rules are in the contract suite
+//! (`tests/contract/firing.rs`), run on every backend.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::Utc;
 use ferrum_model::validation::{new_schedule, ScheduleOptions};
-use ferrum_model::{
-    CodeSpec, Id, NewRevision, NewTask, NewWebhook, Page, ScheduleStatus, TaskFilter,
-};
-use ferrum_store::{
-    AccountStore, CodeStore, DispatchStore, PgStore, ScheduleStore, TaskStore, WebhookStore,
-};
+use ferrum_model::{CodeSpec, NewRevision, Page, ScheduleStatus, TaskFilter};
+use ferrum_store::{AccountStore, CodeStore, PgStore, ScheduleStore, TaskStore};
 
-struct World {
-    store: PgStore,
-    url: String,
-    project: Id,
-    code: Id,
+fn secs(n: i64) -> chrono::Duration {
+    chrono::Duration::seconds(n)
 }
 
-async fn world() -> World {
+/// Three replicas, each with its own pool, fire a seconds cron as fast as they can for six
+/// seconds: every slot makes exactly one task.
+#[tokio::test]
+async fn concurrent_firers_make_one_task_per_slot() {
     let (store, url) = ferrum_store::testing::fresh_store().await.unwrap();
     let user = store.create_user("t@example.com", false).await.unwrap();
     let project = store.create_project(user, "p").await.unwrap().id;
@@ -29,132 +26,23 @@ async fn world() -> World {
         spec: CodeSpec::default(),
         zip: None,
     };
-    let code = store.put_revision(project, rev).await.unwrap().id;
-    World {
-        store,
-        url,
-        project,
-        code,
-    }
-}
-
-fn opts(
-    cron: Option<&str>,
-    every: Option<f64>,
-    start_at: DateTime<Utc>,
-    misfire: &str,
-) -> ScheduleOptions {
-    ScheduleOptions {
-        start_at: Some(start_at),
-        run_every: every,
-        cron: cron.map(str::to_owned),
-        misfire: Some(misfire.to_owned()),
-        ..ScheduleOptions::default()
-    }
-}
-
-impl World {
-    async fn schedule(&self, o: ScheduleOptions) -> Id {
-        let s = new_schedule("c", b"{}".to_vec(), o, Utc::now()).unwrap();
-        self.store
-            .create_schedules(self.project, vec![s], None)
-            .await
-            .unwrap()[0]
-    }
-
-    async fn tasks_of(&self, schedule: Id) -> usize {
-        let filter = TaskFilter {
-            schedule_id: Some(schedule),
-            page: Page::new(None, Some(100)),
-            ..TaskFilter::default()
-        };
-        self.store.tasks(self.project, &filter).await.unwrap().len()
-    }
-}
-
-fn secs(n: i64) -> chrono::Duration {
-    chrono::Duration::seconds(n)
-}
-
-#[tokio::test]
-async fn after_downtime_run_once_fires_once_and_catch_up_fires_every_slot() {
-    let w = world().await;
-    let ten_min_ago = Utc::now() - secs(600);
-    let once = w
-        .schedule(opts(None, Some(60.0), ten_min_ago, "run_once"))
-        .await;
-    let all = w
-        .schedule(opts(Some("0 * * * * *"), None, ten_min_ago, "catch_up"))
-        .await;
-    let skip = w
-        .schedule(opts(None, Some(60.0), ten_min_ago, "skip"))
-        .await;
-    let now = Utc::now();
-    w.store.fire_due(now, 100).await.unwrap();
-    assert_eq!(w.tasks_of(once).await, 1);
-    assert_eq!(w.tasks_of(all).await, 10, "one task per missed minute");
-    assert_eq!(w.tasks_of(skip).await, 0);
-    for id in [once, all, skip] {
-        let s = w.store.schedule(w.project, id).await.unwrap().unwrap();
-        assert!(s.next_start.unwrap() > now, "realigned to a future slot");
-        assert_eq!(s.status, ScheduleStatus::Scheduled);
-    }
-    assert!(w.store.fire_due(now, 100).await.unwrap().is_empty());
-}
-
-#[tokio::test]
-async fn run_times_end_at_and_pause_stop_firing() {
-    let w = world().await;
-    let start = Utc::now().trunc_subsecs(0) - secs(30);
-    let mut three = opts(Some("* * * * * *"), None, start, "catch_up");
-    three.run_times = Some(3.0);
-    let three = w.schedule(three).await;
-    let mut ends = opts(Some("* * * * * *"), None, start, "catch_up");
-    ends.end_at = Some(start + secs(4));
-    let ends = w.schedule(ends).await;
-    let paused = w
-        .schedule(opts(Some("* * * * * *"), None, start, "run_once"))
-        .await;
-    let ps = w.store.set_schedule_paused(w.project, paused, true);
-    assert_eq!(ps.await.unwrap(), Some(true));
-    let again = w.store.set_schedule_paused(w.project, paused, true);
-    assert_eq!(again.await.unwrap(), Some(false));
-    let now = Utc::now();
-    w.store.fire_due(now, 100).await.unwrap();
-    w.store.fire_due(now + secs(5), 100).await.unwrap();
-    assert_eq!(w.tasks_of(three).await, 3);
-    assert_eq!(w.tasks_of(ends).await, 5, "slots start..=start+4s");
-    assert_eq!(w.tasks_of(paused).await, 0);
-    for (id, msg) in [(three, "Ran max times."), (ends, "Reached end_at.")] {
-        let s = w.store.schedule(w.project, id).await.unwrap().unwrap();
-        assert_eq!(s.status, ScheduleStatus::Complete);
-        assert_eq!(s.msg.as_deref(), Some(msg));
-        assert!(s.next_fire_times(5).is_empty());
-    }
-    let resumed = w.store.set_schedule_paused(w.project, paused, false);
-    assert_eq!(resumed.await.unwrap(), Some(true));
-    let s = w.store.schedule(w.project, paused).await.unwrap().unwrap();
-    assert!(
-        s.next_start.unwrap() > now,
-        "resuming skips the paused slots"
-    );
-    assert_eq!(s.next_fire_times(5).len(), 5);
-    let next = w.store.next_fire_at(now).await.unwrap().unwrap();
-    assert_eq!(Some(next), s.next_start);
-}
-
-/// Three replicas, each with its own pool, fire a seconds cron as fast as they can for six
-/// seconds: every slot makes exactly one task.
-#[tokio::test]
-async fn concurrent_firers_make_one_task_per_slot() {
-    let w = world().await;
+    store.put_revision(project, rev).await.unwrap();
     let start = Utc::now();
-    let mut o = opts(Some("* * * * * *"), None, start, "catch_up");
-    o.end_at = Some(start + secs(5));
-    let id = w.schedule(o).await;
+    let o = ScheduleOptions {
+        start_at: Some(start),
+        end_at: Some(start + secs(5)),
+        cron: Some("* * * * * *".into()),
+        misfire: Some("catch_up".into()),
+        ..ScheduleOptions::default()
+    };
+    let s = new_schedule("c", b"{}".to_vec(), o, Utc::now()).unwrap();
+    let id = store
+        .create_schedules(project, vec![s], None)
+        .await
+        .unwrap()[0];
     let mut firers = Vec::new();
     for _ in 0..3 {
-        let store = Arc::new(PgStore::connect(&w.url, 4).await.unwrap());
+        let store = Arc::new(PgStore::connect(&url, 4).await.unwrap());
         firers.push(tokio::spawn(async move {
             let stop = Utc::now() + secs(7);
             while Utc::now() < stop {
@@ -166,88 +54,14 @@ async fn concurrent_firers_make_one_task_per_slot() {
     for f in firers {
         f.await.unwrap();
     }
-    let s = w.store.schedule(w.project, id).await.unwrap().unwrap();
+    let s = store.schedule(project, id).await.unwrap().unwrap();
     let slots = 5 + usize::from(start.timestamp_subsec_nanos() == 0);
-    assert_eq!(w.tasks_of(id).await, slots);
+    let filter = TaskFilter {
+        schedule_id: Some(id),
+        page: Page::new(None, Some(100)),
+        ..TaskFilter::default()
+    };
+    assert_eq!(store.tasks(project, &filter).await.unwrap().len(), slots);
     assert_eq!(s.run_count as usize, slots);
     assert_eq!(s.status, ScheduleStatus::Complete);
-}
-
-#[tokio::test]
-async fn delayed_tasks_are_found_for_waking_runners() {
-    let w = world().await;
-    let t = NewTask {
-        code_name: "c".into(),
-        delay: 30,
-        timeout: 60,
-        cluster: "elsewhere".into(),
-        ..NewTask::default()
-    };
-    w.store.enqueue(w.project, vec![t]).await.unwrap();
-    let now = Utc::now();
-    let at = w.store.next_delayed_at(now).await.unwrap().unwrap();
-    assert!(at > now + secs(29) && at <= now + secs(31));
-    assert_eq!(w.store.next_delayed_at(at).await.unwrap(), None);
-}
-
-#[tokio::test]
-async fn webhooks_and_deduplicated_deliveries() {
-    let w = world().await;
-    let task = NewTask {
-        timeout: 60,
-        cluster: "default".into(),
-        ..NewTask::default()
-    };
-    let hook = NewWebhook::new(w.code, Some("slack"), Some("s3cret".into()), 5, task).unwrap();
-    let created = w.store.create_webhook(w.project, "tok", hook.clone());
-    let created = created.await.unwrap().unwrap();
-    assert_eq!(created.code_name, "c");
-    let found = w.store.webhook_by_token("tok").await.unwrap().unwrap();
-    assert_eq!(found, created);
-    assert!(w.store.webhook_by_token("other").await.unwrap().is_none());
-    let other_code = NewWebhook {
-        code_id: Id::generate(),
-        ..hook
-    };
-    let none = w.store.create_webhook(w.project, "t2", other_code);
-    assert!(none.await.unwrap().is_none(), "unknown code");
-
-    // Eight concurrent deliveries of one key: one task.
-    let store = Arc::new(w.store.clone());
-    let mut deliveries = Vec::new();
-    for _ in 0..8 {
-        let (store, task) = (store.clone(), created.task_for(b"body".to_vec()));
-        let project = w.project;
-        deliveries.push(tokio::spawn(async move {
-            store
-                .enqueue_once(project, "hook", "k1", task)
-                .await
-                .unwrap()
-        }));
-    }
-    let mut ids = Vec::new();
-    for d in deliveries {
-        ids.push(d.await.unwrap());
-    }
-    assert_eq!(ids.iter().filter(|d| !d.duplicate).count(), 1);
-    assert!(ids.iter().all(|d| d.task_id == ids[0].task_id));
-    let all = w
-        .store
-        .tasks(w.project, &TaskFilter::default())
-        .await
-        .unwrap();
-    assert_eq!(all.len(), 1);
-    assert_eq!(all[0].payload, b"body");
-    assert_eq!(
-        w.store
-            .purge_deliveries(Utc::now() + secs(1))
-            .await
-            .unwrap(),
-        1
-    );
-
-    assert_eq!(w.store.webhooks(w.project, w.code).await.unwrap().len(), 1);
-    let gone = w.store.delete_webhook(w.project, w.code, created.id);
-    assert!(gone.await.unwrap());
-    assert!(w.store.webhook_by_token("tok").await.unwrap().is_none());
 }

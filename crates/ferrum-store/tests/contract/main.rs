@@ -3,10 +3,12 @@
 //! `pg::<test>` and `sqlite::<test>`; a new backend joins by adding a [`Backend`] variant.
 
 mod dispatch;
+mod firing;
 mod records;
 mod world;
 
 use dispatch::*;
+use firing::*;
 use records::*;
 use world::Backend;
 
@@ -45,4 +47,8 @@ contract!(
     tenants_cannot_see_each_other,
     code_resource_limits_round_trip,
     active_schedules_are_limited_per_project,
+    after_downtime_run_once_fires_once_and_catch_up_fires_every_slot,
+    run_times_end_at_and_pause_stop_firing,
+    delayed_tasks_are_found_for_waking_runners,
+    webhooks_and_deduplicated_deliveries,
 );

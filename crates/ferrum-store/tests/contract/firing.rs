@@ -1,0 +1,181 @@
+//! Schedule firing (cron, misfires, pause, limits), delayed tasks and webhook deliveries.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use ferrum_model::validation::{new_schedule, ScheduleOptions};
+use ferrum_model::{CodeSpec, Id, NewTask, NewWebhook, Page, ScheduleStatus, TaskFilter};
+
+use super::world::{world, Backend, World};
+
+fn opts(
+    cron: Option<&str>,
+    every: Option<f64>,
+    start_at: DateTime<Utc>,
+    misfire: &str,
+) -> ScheduleOptions {
+    ScheduleOptions {
+        start_at: Some(start_at),
+        run_every: every,
+        cron: cron.map(str::to_owned),
+        misfire: Some(misfire.to_owned()),
+        ..ScheduleOptions::default()
+    }
+}
+
+async fn schedule(w: &World, o: ScheduleOptions) -> Id {
+    let s = new_schedule("c", b"{}".to_vec(), o, Utc::now()).unwrap();
+    w.store
+        .create_schedules(w.project, vec![s], None)
+        .await
+        .unwrap()[0]
+}
+
+async fn tasks_of(w: &World, schedule: Id) -> usize {
+    let filter = TaskFilter {
+        schedule_id: Some(schedule),
+        page: Page::new(None, Some(100)),
+        ..TaskFilter::default()
+    };
+    w.store.tasks(w.project, &filter).await.unwrap().len()
+}
+
+fn secs(n: i64) -> chrono::Duration {
+    chrono::Duration::seconds(n)
+}
+
+pub async fn after_downtime_run_once_fires_once_and_catch_up_fires_every_slot(backend: Backend) {
+    let w = world(backend).await;
+    w.code("c", CodeSpec::default()).await;
+    let ten_min_ago = Utc::now() - secs(600);
+    let once = schedule(&w, opts(None, Some(60.0), ten_min_ago, "run_once")).await;
+    let all = schedule(&w, opts(Some("0 * * * * *"), None, ten_min_ago, "catch_up")).await;
+    let skip = schedule(&w, opts(None, Some(60.0), ten_min_ago, "skip")).await;
+    let now = Utc::now();
+    w.store.fire_due(now, 100).await.unwrap();
+    assert_eq!(tasks_of(&w, once).await, 1);
+    assert_eq!(tasks_of(&w, all).await, 10, "one task per missed minute");
+    assert_eq!(tasks_of(&w, skip).await, 0);
+    for id in [once, all, skip] {
+        let s = w.store.schedule(w.project, id).await.unwrap().unwrap();
+        assert!(s.next_start.unwrap() > now, "realigned to a future slot");
+        assert_eq!(s.status, ScheduleStatus::Scheduled);
+    }
+    assert!(w.store.fire_due(now, 100).await.unwrap().is_empty());
+}
+
+pub async fn run_times_end_at_and_pause_stop_firing(backend: Backend) {
+    let w = world(backend).await;
+    w.code("c", CodeSpec::default()).await;
+    let start = Utc::now().trunc_subsecs(0) - secs(30);
+    let mut three = opts(Some("* * * * * *"), None, start, "catch_up");
+    three.run_times = Some(3.0);
+    let three = schedule(&w, three).await;
+    let mut ends = opts(Some("* * * * * *"), None, start, "catch_up");
+    ends.end_at = Some(start + secs(4));
+    let ends = schedule(&w, ends).await;
+    let paused = schedule(&w, opts(Some("* * * * * *"), None, start, "run_once")).await;
+    let ps = w.store.set_schedule_paused(w.project, paused, true);
+    assert_eq!(ps.await.unwrap(), Some(true));
+    let again = w.store.set_schedule_paused(w.project, paused, true);
+    assert_eq!(again.await.unwrap(), Some(false));
+    let now = Utc::now();
+    w.store.fire_due(now, 100).await.unwrap();
+    w.store.fire_due(now + secs(5), 100).await.unwrap();
+    assert_eq!(tasks_of(&w, three).await, 3);
+    assert_eq!(tasks_of(&w, ends).await, 5, "slots start..=start+4s");
+    assert_eq!(tasks_of(&w, paused).await, 0);
+    for (id, msg) in [(three, "Ran max times."), (ends, "Reached end_at.")] {
+        let s = w.store.schedule(w.project, id).await.unwrap().unwrap();
+        assert_eq!(s.status, ScheduleStatus::Complete);
+        assert_eq!(s.msg.as_deref(), Some(msg));
+        assert!(s.next_fire_times(5).is_empty());
+    }
+    let resumed = w.store.set_schedule_paused(w.project, paused, false);
+    assert_eq!(resumed.await.unwrap(), Some(true));
+    let s = w.store.schedule(w.project, paused).await.unwrap().unwrap();
+    assert!(
+        s.next_start.unwrap() > now,
+        "resuming skips the paused slots"
+    );
+    assert_eq!(s.next_fire_times(5).len(), 5);
+    let next = w.store.next_fire_at(now).await.unwrap().unwrap();
+    assert_eq!(Some(next), s.next_start);
+}
+
+pub async fn delayed_tasks_are_found_for_waking_runners(backend: Backend) {
+    let w = world(backend).await;
+    w.code("c", CodeSpec::default()).await;
+    let t = NewTask {
+        code_name: "c".into(),
+        delay: 30,
+        timeout: 60,
+        cluster: "elsewhere".into(),
+        ..NewTask::default()
+    };
+    w.store.enqueue(w.project, vec![t]).await.unwrap();
+    let now = Utc::now();
+    let at = w.store.next_delayed_at(now).await.unwrap().unwrap();
+    assert!(at > now + secs(29) && at <= now + secs(31));
+    assert_eq!(w.store.next_delayed_at(at).await.unwrap(), None);
+}
+
+pub async fn webhooks_and_deduplicated_deliveries(backend: Backend) {
+    let w = world(backend).await;
+    let code = w.code("c", CodeSpec::default()).await;
+    let task = NewTask {
+        timeout: 60,
+        cluster: "default".into(),
+        ..NewTask::default()
+    };
+    let hook = NewWebhook::new(code, Some("slack"), Some("s3cret".into()), 5, task).unwrap();
+    let created = w.store.create_webhook(w.project, "tok", hook.clone());
+    let created = created.await.unwrap().unwrap();
+    assert_eq!(created.code_name, "c");
+    let found = w.store.webhook_by_token("tok").await.unwrap().unwrap();
+    assert_eq!(found, created);
+    assert!(w.store.webhook_by_token("other").await.unwrap().is_none());
+    let other_code = NewWebhook {
+        code_id: Id::generate(),
+        ..hook
+    };
+    let none = w.store.create_webhook(w.project, "t2", other_code);
+    assert!(none.await.unwrap().is_none(), "unknown code");
+
+    // Eight concurrent deliveries of one key: one task.
+    let store = w.store.clone();
+    let mut deliveries = Vec::new();
+    for _ in 0..8 {
+        let (store, task) = (store.clone(), created.task_for(b"body".to_vec()));
+        let project = w.project;
+        deliveries.push(tokio::spawn(async move {
+            store
+                .enqueue_once(project, "hook", "k1", task)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut ids = Vec::new();
+    for d in deliveries {
+        ids.push(d.await.unwrap());
+    }
+    assert_eq!(ids.iter().filter(|d| !d.duplicate).count(), 1);
+    assert!(ids.iter().all(|d| d.task_id == ids[0].task_id));
+    let all = w
+        .store
+        .tasks(w.project, &TaskFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].payload, b"body");
+    assert_eq!(
+        w.store
+            .purge_deliveries(Utc::now() + secs(1))
+            .await
+            .unwrap(),
+        1
+    );
+
+    assert_eq!(w.store.webhooks(w.project, code).await.unwrap().len(), 1);
+    let gone = w.store.delete_webhook(w.project, code, created.id);
+    assert!(gone.await.unwrap());
+    assert!(w.store.webhook_by_token("tok").await.unwrap().is_none());
+}
