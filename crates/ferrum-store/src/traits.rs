@@ -200,8 +200,6 @@ pub trait DispatchStore {
     /// Puts tasks whose lease expired back in the queue, or marks them `killed` once they have
     /// had `max_attempts` attempts.
     async fn reap_expired(&self, max_attempts: i32) -> StoreResult<ReapReport>;
-    /// When the next delayed task of the cluster becomes runnable, if any is waiting.
-    async fn next_run_at(&self, cluster: &str) -> StoreResult<Option<DateTime<Utc>>>;
     /// The earliest `run_at` later than `now` of a queued delayed task, in any cluster: when
     /// held lease requests should look at the queue again.
     async fn next_delayed_at(&self, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>>;

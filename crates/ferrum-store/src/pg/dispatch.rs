@@ -313,15 +313,6 @@ impl DispatchStore for PgStore {
         Ok(report)
     }
 
-    async fn next_run_at(&self, cluster: &str) -> StoreResult<Option<DateTime<Utc>>> {
-        Ok(sqlx::query_scalar(
-            "SELECT min(run_at) FROM tasks WHERE status = 'queued' AND cluster = $1",
-        )
-        .bind(cluster)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
     async fn next_delayed_at(&self, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>> {
         // Reads the `tasks_delayed` partial index, which holds only delayed tasks.
         Ok(sqlx::query_scalar(

@@ -319,16 +319,6 @@ impl DispatchStore for SqliteStore {
         Ok(report)
     }
 
-    async fn next_run_at(&self, cluster: &str) -> StoreResult<Option<DateTime<Utc>>> {
-        let row = sqlx::query(
-            "SELECT min(run_at) AS next FROM tasks WHERE status = 'queued' AND cluster = ?1",
-        )
-        .bind(cluster)
-        .fetch_one(&self.reader)
-        .await?;
-        row.opt_time("next")
-    }
-
     async fn next_delayed_at(&self, now_at: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>> {
         // Reads the `tasks_delayed` partial index, which holds only delayed tasks.
         let row = sqlx::query(
