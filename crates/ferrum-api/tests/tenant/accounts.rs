@@ -14,46 +14,25 @@ async fn an_admin_creates_a_tenant_who_sees_only_their_own_projects() {
     ferrum_store::AccountStore::bootstrap_admin(&app.store, ADMIN)
         .await
         .unwrap();
-    let call = |path: &'static str, token: String, body: serde_json::Value| {
+    // POSTs `body` with `token` and answers the string field `field` of the 200 answer.
+    let created = |path: &'static str, token: String, body: serde_json::Value, field| {
         let app = &app;
         async move {
-            app.call(Method::POST, path, Some(&token), Body::Json(body))
+            let answer = app
+                .call(Method::POST, path, Some(&token), Body::Json(body))
                 .await
+                .expect(200)
+                .json();
+            answer[field].as_str().unwrap().to_owned()
         }
     };
-    let alice = call(
-        "/2/users",
-        ADMIN.into(),
-        json!({"email": "alice@example.com"}),
-    )
-    .await
-    .expect(200)
-    .json();
-    let alice_token = alice["token"].as_str().unwrap().to_owned();
+    let alice = json!({"email": "alice@example.com"});
+    let alice_token = created("/2/users", ADMIN.into(), alice, "token").await;
     assert_eq!(alice_token.len(), 64);
-    let bob_token = call(
-        "/2/users",
-        ADMIN.into(),
-        json!({"email": "bob@example.com"}),
-    )
-    .await
-    .expect(200)
-    .json()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-
-    let project = call(
-        "/2/projects",
-        alice_token.clone(),
-        json!({"name": "alice's"}),
-    )
-    .await
-    .expect(200)
-    .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let bob = json!({"email": "bob@example.com"});
+    let bob_token = created("/2/users", ADMIN.into(), bob, "token").await;
+    let mine = json!({"name": "alice's"});
+    let project = created("/2/projects", alice_token.clone(), mine, "id").await;
     let path = format!("/2/projects/{project}");
     let seen_by = |token: String| {
         let (app, path) = (&app, path.clone());
@@ -72,11 +51,8 @@ async fn an_admin_creates_a_tenant_who_sees_only_their_own_projects() {
     );
 
     // A second token of alice's works like the first.
-    let second = call("/2/tokens", alice_token, json!({}))
-        .await
-        .expect(200)
-        .json();
-    assert_eq!(seen_by(second["token"].as_str().unwrap().into()).await, 200);
+    let second = created("/2/tokens", alice_token, json!({}), "token").await;
+    assert_eq!(seen_by(second).await, 200);
 }
 
 #[tokio::test]
