@@ -190,7 +190,8 @@ impl CodeStore for PgStore {
             return Ok(false);
         }
         let project = project.to_string();
-        super::tasks::cancel_unfinished(&mut tx, &project, "code_id = $2", &id.to_string()).await?;
+        super::tasks::cancel_unfinished(&mut tx, &project, "t.code_id = $2", &id.to_string())
+            .await?;
         sqlx::query(
             "UPDATE schedules SET status = 'cancelled', msg = 'Code deleted', updated_at = now() \
              WHERE code_id = $1 AND status = 'scheduled'",

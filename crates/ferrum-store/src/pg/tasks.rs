@@ -53,8 +53,9 @@ async fn code_heads(
         .collect()
 }
 
-/// Inserts tasks with one multi-row statement and wakes runners of their clusters. The
-/// notification is delivered when the surrounding transaction commits, never before.
+/// Inserts tasks, and their dispatch queue rows, with one multi-row statement and wakes runners
+/// of their clusters. The notification is delivered when the surrounding transaction commits,
+/// never before.
 pub(crate) async fn insert_tasks(
     conn: &mut PgConnection,
     project: Id,
@@ -80,7 +81,8 @@ pub(crate) async fn insert_tasks(
     clusters.sort();
     clusters.dedup();
     sqlx::query(
-        "INSERT INTO tasks (id, project_id, code_id, code_name, code_revision_id, code_rev, \
+        "WITH ins AS ( \
+         INSERT INTO tasks (id, project_id, code_id, code_name, code_revision_id, code_rev, \
          status, priority, payload, timeout, delay, cluster, label, schedule_id, batch_id, \
          original_task_id, retry_count, retries_left, retries_delay, run_at) \
          SELECT t.id, $1, t.code_id, t.code_name, t.rev_id, t.rev, 'queued', t.priority, \
@@ -92,7 +94,10 @@ pub(crate) async fn insert_tasks(
          $14::text[], $15::text[], $16::int[], $17::int[], $18::int[]) \
          AS t(id, code_id, code_name, rev_id, rev, priority, payload, timeout, delay, cluster, \
          label, schedule_id, batch_id, original_task_id, retry_count, retries_left, \
-         retries_delay)",
+         retries_delay) \
+         RETURNING id, project_id, code_id, cluster, priority, run_at, delay) \
+         INSERT INTO task_queue (task_id, project_id, code_id, cluster, priority, run_at, delayed) \
+         SELECT id, project_id, code_id, cluster, priority, run_at, delay > 0 FROM ins",
     )
     .bind(&project_s)
     .bind(&cols.id)
@@ -180,27 +185,39 @@ impl TaskColumns {
     }
 }
 
-/// Cancels the project's unfinished tasks matching `filter` (a condition on `$2`): queued ones
-/// at once, leased ones by flagging them for their runner. Returns how many were affected.
+/// Cancels the project's unfinished tasks matching `filter` (a condition on the task `t` and
+/// `$2`): queued ones at once (off the queue), leased ones by flagging them for their runner.
+/// Returns how many were affected. Queue rows are locked first, as every dispatch statement
+/// does, so a cancel racing a lease waits for it and then sees the task leased.
 pub(crate) async fn cancel_unfinished(
     conn: &mut PgConnection,
     project: &str,
     filter: &str,
     arg: &str,
 ) -> StoreResult<u64> {
-    let done = sqlx::query(&format!(
-        "UPDATE tasks SET \
-           status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END, \
-           end_time = CASE WHEN status = 'queued' THEN now() ELSE end_time END, \
-           cancel_requested = status <> 'queued', \
-           updated_at = now() \
-         WHERE project_id = $1 AND {filter} AND status IN ('queued', 'preparing', 'running')"
+    let done: i64 = sqlx::query_scalar(&format!(
+        "WITH target AS ( \
+           SELECT q.task_id, q.leased FROM task_queue q JOIN tasks t ON t.id = q.task_id \
+           WHERE t.project_id = $1 AND {filter} \
+           FOR UPDATE OF q), \
+         dequeued AS ( \
+           DELETE FROM task_queue q USING target \
+           WHERE q.task_id = target.task_id AND NOT target.leased), \
+         marked AS ( \
+           UPDATE tasks t SET \
+             status = CASE WHEN target.leased THEN t.status ELSE 'cancelled' END, \
+             end_time = CASE WHEN target.leased THEN t.end_time ELSE now() END, \
+             cancel_requested = target.leased, \
+             updated_at = now() \
+           FROM target WHERE t.id = target.task_id \
+           RETURNING 1) \
+         SELECT count(*) FROM marked"
     ))
     .bind(project)
     .bind(arg)
-    .execute(conn)
+    .fetch_one(conn)
     .await?;
-    Ok(done.rows_affected())
+    Ok(u64::try_from(done).unwrap_or(0))
 }
 
 #[async_trait]
@@ -260,7 +277,7 @@ impl TaskStore for PgStore {
         let Some(id_s) = exists else {
             return Ok(None);
         };
-        cancel_unfinished(&mut tx, &project.to_string(), "id = $2", &id_s).await?;
+        cancel_unfinished(&mut tx, &project.to_string(), "t.id = $2", &id_s).await?;
         let status: String = sqlx::query_scalar("SELECT status FROM tasks WHERE id = $1")
             .bind(&id_s)
             .fetch_one(&mut *tx)
@@ -283,7 +300,7 @@ impl TaskStore for PgStore {
         match owned {
             Some(code_id) => {
                 let project = project.to_string();
-                cancel_unfinished(&mut conn, &project, "code_id = $2", &code_id).await
+                cancel_unfinished(&mut conn, &project, "t.code_id = $2", &code_id).await
             }
             None => Ok(0),
         }
