@@ -82,7 +82,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Each side runs twice for half the time, in the order ferrum, raw, raw, ferrum, so that
     // drift during the run (autovacuum, checkpoints, the queue head moving) weighs on both alike.
     let half = secs / 2;
+    let statements = StatementStats::open(&pool).await;
     for leasers in [1, 4, 16] {
+        if let Some(stats) = &statements {
+            stats.reset().await?;
+        }
         let f1 = lease_complete_ferrum(&store, leasers, half).await;
         let r1 = lease_complete_raw(&pool, leasers, half).await;
         let r2 = lease_complete_raw(&pool, leasers, half).await;
@@ -92,8 +96,66 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             f1.mean(f2),
             r1.mean(r2),
         );
+        if let Some(stats) = &statements {
+            stats.print().await?;
+        }
     }
     Ok(())
+}
+
+/// Server-side cost per statement call, from `pg_stat_statements` when the server loads it
+/// (`shared_preload_libraries = 'pg_stat_statements'`): what each side's statements cost
+/// Postgres itself, apart from the client and the network.
+struct StatementStats {
+    pool: PgPool,
+}
+
+impl StatementStats {
+    async fn open(pool: &PgPool) -> Option<Self> {
+        sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            .execute(pool)
+            .await
+            .ok()?;
+        let stats = StatementStats { pool: pool.clone() };
+        stats.reset().await.ok()?;
+        Some(stats)
+    }
+
+    async fn reset(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_stat_statements_reset()")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+    }
+
+    async fn print(&self) -> Result<(), sqlx::Error> {
+        let rows: Vec<(String, f64, f64, f64, f64, f64, f64)> = sqlx::query_as(
+            "SELECT CASE WHEN query LIKE 'WITH cand AS%' THEN 'ferrum lease' \
+                         WHEN query LIKE 'WITH off AS%' THEN 'ferrum complete' \
+                         WHEN query LIKE '%WHERE id IN%' THEN 'raw claim' \
+                         ELSE 'raw complete' END AS what, \
+               sum(calls)::float8, \
+               sum(total_plan_time)::float8 / sum(calls), \
+               sum(total_exec_time)::float8 / sum(calls), \
+               sum(shared_blks_hit + shared_blks_read)::float8 / sum(calls), \
+               sum(wal_records)::float8 / sum(calls), \
+               sum(wal_fpi)::float8 / sum(calls) \
+             FROM pg_stat_statements \
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+               AND (query LIKE 'WITH cand AS%' OR query LIKE 'WITH off AS%' \
+                    OR query LIKE 'UPDATE bench_raw_jobs%') \
+             GROUP BY 1 ORDER BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for (what, calls, plan, exec, buffers, wal, fpi) in rows {
+            println!(
+                "    {what:<16} {calls:>8.0} calls: {plan:.3} ms plan + {exec:.3} ms exec, \
+                 {buffers:.0} buffers, {wal:.1} WAL records, {fpi:.2} full-page images"
+            );
+        }
+        Ok(())
+    }
 }
 
 /// A measured rate, and the benchmark process's own CPU time per job: on a small machine the
