@@ -7,10 +7,15 @@
 -- column that dispatch changes: status, attempt, progress and log size updates of a task row
 -- are HOT (heap only, no index entries).
 --
+-- A lease writes only the queue row. The task record changes when what a tenant sees of the
+-- task changes: it starts running, logs, finishes. Until the runner reports the start, the
+-- record still says `queued`, and `task_records` (below) shows such a task as `preparing`
+-- with the lease's attempt: read tasks through that view.
+--
 -- Invariant: a `task_queue` row exists exactly while its task is queued, preparing or
--- running, and carries the same attempt; `leased` is false while queued. Every statement
--- that changes both tables locks the `task_queue` row first, then the task row, so leasers,
--- completions, cancels and the reaper cannot deadlock.
+-- running; `leased` is false while queued. Every statement that changes both tables locks
+-- the `task_queue` row first, then the task row, so leasers, completions, cancels and the
+-- reaper cannot deadlock.
 CREATE TABLE task_queue (
     task_id           text PRIMARY KEY,
     project_id        text NOT NULL,
@@ -20,9 +25,12 @@ CREATE TABLE task_queue (
     run_at            timestamptz NOT NULL,
     -- Queued with a delay (or a retry delay): the delayed-task duty wakes runners when it ends.
     delayed           boolean NOT NULL DEFAULT false,
-    -- The fencing token: how many times the task was leased; equals tasks.attempt.
+    -- The fencing token: how many times the task was leased. The task record catches up
+    -- when the runner reports the start or the outcome.
     attempt           integer NOT NULL DEFAULT 0,
     leased            boolean NOT NULL DEFAULT false,
+    -- The runner holding the lease.
+    runner_id         text,
     -- Not in any index, so heartbeats that extend it are HOT updates.
     lease_expires_at  timestamptz,
     CHECK (leased = (lease_expires_at IS NOT NULL))
@@ -36,9 +44,9 @@ CREATE TABLE task_queue (
 );
 
 INSERT INTO task_queue (task_id, project_id, code_id, cluster, priority, run_at, delayed,
-                        attempt, leased, lease_expires_at)
+                        attempt, leased, runner_id, lease_expires_at)
 SELECT id, project_id, code_id, cluster, priority, run_at, status = 'queued' AND delay > 0,
-       attempt, status <> 'queued', lease_expires_at
+       attempt, status <> 'queued', runner_id, lease_expires_at
 FROM tasks WHERE status IN ('queued', 'preparing', 'running');
 
 -- Dispatch order: the only index leasing reads. Until vacuum, every lease scan steps over the
@@ -57,11 +65,25 @@ DROP INDEX tasks_runnable;
 DROP INDEX tasks_leased;
 DROP INDEX tasks_delayed;
 ALTER TABLE tasks DROP COLUMN lease_expires_at;
+UPDATE tasks SET status = 'queued' WHERE status = 'preparing';
 
--- The strict leasing path of 0002, on the queue table; the rules are unchanged.
-CREATE OR REPLACE FUNCTION ferrum_lease(p_cluster text, p_max integer, p_runner text,
-                                        p_lease interval)
-RETURNS SETOF tasks
+-- Tasks as tenants see them: a leased task whose runner has not reported the start yet is
+-- `preparing`, and a leased task's attempt is the lease's.
+CREATE VIEW task_records AS
+SELECT t.id, t.project_id, t.code_id, t.code_name, t.code_revision_id, t.code_rev,
+       CASE WHEN q.leased AND t.status = 'queued' THEN 'preparing' ELSE t.status END AS status,
+       t.priority, t.payload, t.timeout, t.delay, t.cluster, t.label, t.schedule_id,
+       t.batch_id, t.original_task_id, t.retry_count, t.retries_left, t.retries_delay, t.msg,
+       t.percent, t.exit_code, t.error_class, t.created_at, t.updated_at, t.run_at,
+       t.start_time, t.end_time, t.log_size, coalesce(q.attempt, t.attempt) AS attempt,
+       coalesce(q.runner_id, t.runner_id) AS runner_id, t.cancel_requested
+FROM tasks t LEFT JOIN task_queue q ON q.task_id = t.id;
+
+-- The strict leasing path of 0002, on the queue table; the rules are unchanged. It answers
+-- the leased queue rows.
+DROP FUNCTION ferrum_lease(text, integer, text, interval);
+CREATE FUNCTION ferrum_lease(p_cluster text, p_max integer, p_runner text, p_lease interval)
+RETURNS SETOF task_queue
 LANGUAGE plpgsql AS $$
 DECLARE
     r record;
@@ -146,15 +168,10 @@ BEGIN
     END LOOP;
 
     RETURN QUERY
-        WITH lease AS (
-            UPDATE task_queue
-            SET leased = true, attempt = attempt + 1, lease_expires_at = now() + p_lease
-            WHERE task_id = ANY (accepted)
-            RETURNING task_id, attempt)
-        UPDATE tasks t
-        SET status = 'preparing', attempt = l.attempt, runner_id = p_runner,
-            cancel_requested = false, updated_at = now()
-        FROM lease l WHERE t.id = l.task_id
-        RETURNING t.*;
+        UPDATE task_queue
+        SET leased = true, attempt = attempt + 1, runner_id = p_runner,
+            lease_expires_at = now() + p_lease
+        WHERE task_id = ANY (accepted)
+        RETURNING *;
 END;
 $$;

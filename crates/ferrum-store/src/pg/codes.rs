@@ -229,7 +229,7 @@ impl CodeStore for PgStore {
         to: DateTime<Utc>,
     ) -> StoreResult<BTreeMap<TaskStatus, i64>> {
         let rows = sqlx::query(
-            "SELECT status, count(*) AS n FROM tasks \
+            "SELECT status, count(*) AS n FROM task_records \
              WHERE project_id = $1 AND code_id = $2 AND updated_at BETWEEN $3 AND $4 \
              GROUP BY status",
         )

@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ferrum_model::protocol::LogStream;
-use ferrum_model::{Id, TaskStatus};
+use ferrum_model::{Id, Task, TaskStatus};
 use sqlx::postgres::types::PgInterval;
 use sqlx::Row;
 
@@ -42,11 +42,14 @@ fn fenced<T>(current: bool, value: T) -> Fenced<T> {
 }
 
 /// The common case of leasing in one plain statement: the top `{limit}` runnable tasks of
-/// cluster `$1` are locked (`SKIP LOCKED`), and those whose code and project have no concurrency
-/// limit are leased at once for runner `$2` and lease time `$3`. The answer's rows are the leased tasks (a row of nulls when none), each carrying
-/// `held`: how many top candidates have a limit and were left for `ferrum_lease()`, which
-/// checks limits strictly under advisory locks. Measured, a plpgsql call costs about a third
-/// more than this statement, so limits cost only the projects and codes that set them.
+/// cluster `$1` are locked (`SKIP LOCKED`), and those whose code and project have no
+/// concurrency limit are leased at once for runner `$2` and lease time `$3`. Only the queue
+/// rows are written; the task records change when the runner reports the start. The answer's
+/// rows are the leased tasks' records with the lease's attempt (`lease_attempt`), or one row
+/// of nulls when none, each carrying `held`: how many top candidates have a limit and were
+/// left for `ferrum_lease()`, which checks limits strictly under advisory locks. Measured, a
+/// plpgsql call costs about a third more than this statement, so limits cost only the
+/// projects and codes that set them.
 ///
 /// The limit is written into the statement (see [`lease_unlimited_sql`]) rather than bound: for
 /// a bound `LIMIT` the generic plan assumes a tenth of the queue and sorts it whole, so
@@ -67,27 +70,22 @@ const LEASE_UNLIMITED: &str = "\
       LIMIT {limit} \
       FOR UPDATE OF q SKIP LOCKED), \
     lease AS ( \
-      UPDATE task_queue q SET leased = true, attempt = q.attempt + 1, \
+      UPDATE task_queue q SET leased = true, attempt = q.attempt + 1, runner_id = $2, \
         lease_expires_at = now() + $3 \
       FROM cand WHERE q.task_id = cand.task_id AND NOT cand.limited \
-      RETURNING q.task_id, q.attempt), \
-    leased AS ( \
-      UPDATE tasks t SET status = 'preparing', attempt = l.attempt, runner_id = $2, \
-        cancel_requested = false, updated_at = now() \
-      FROM lease l WHERE t.id = l.task_id \
-      RETURNING t.*) \
-    SELECT h.held, l.* \
+      RETURNING q.task_id, q.attempt) \
+    SELECT h.held, l.attempt AS lease_attempt, t.* \
     FROM (SELECT count(*) FILTER (WHERE limited) AS held FROM cand) h \
-    LEFT JOIN leased l ON true";
+    LEFT JOIN (lease l JOIN tasks t ON t.id = l.task_id) ON true";
 
-/// The CTE that takes the current attempt (`$1` task, `$2` attempt) off the queue; empty when
-/// the attempt is stale.
+/// The CTE that takes the current attempt (`$1` task, `$2` attempt) off the queue, with the
+/// lease's facts the task record keeps; empty when the attempt is stale.
 macro_rules! take_off_queue {
     () => {
         "off AS ( \
            DELETE FROM task_queue WHERE task_id = $1 AND attempt = $2 \
              AND lease_expires_at IS NOT NULL \
-           RETURNING task_id)"
+           RETURNING task_id, attempt, runner_id)"
     };
 }
 
@@ -97,7 +95,8 @@ macro_rules! record_outcome {
     () => {
         "UPDATE tasks t SET status = $3, exit_code = $4, error_class = $5, \
            msg = CASE WHEN $3 = 'complete' THEN t.msg ELSE coalesce($6, t.msg) END, \
-           end_time = now(), start_time = coalesce(t.start_time, now()), updated_at = now() \
+           end_time = now(), start_time = coalesce(t.start_time, now()), updated_at = now(), \
+           attempt = off.attempt, runner_id = off.runner_id \
          FROM off WHERE t.id = off.task_id"
     };
 }
@@ -139,6 +138,15 @@ const COMPLETE_OR_RETRY: &str = concat!(
             (SELECT count(*) FROM wake) AS woke"
 );
 
+/// A just-leased task as the lease made it: `preparing`, with the lease's attempt (the row
+/// carries the task record as it was before the lease, which the lease does not write).
+fn leased_task(row: &sqlx::postgres::PgRow) -> StoreResult<Task> {
+    let mut task = rows::task(row)?;
+    task.status = TaskStatus::Preparing;
+    task.attempt = row.try_get("lease_attempt")?;
+    Ok(task)
+}
+
 /// [`LEASE_UNLIMITED`] for a batch size. Runners ask for few distinct sizes, so each connection
 /// prepares only a handful of variants.
 fn lease_unlimited_sql(limit: i32) -> String {
@@ -171,8 +179,8 @@ impl PgStore {
         Ok((leased, held))
     }
 
-    /// Extends a current lease; when `started`, also moves the task to `running`. Answers
-    /// whether a cancel was requested. A plain heartbeat writes only the narrow queue row (a HOT
+    /// Extends a current lease; when `started`, also moves the task record to `running` with
+    /// the lease's attempt and runner. Answers whether a cancel was requested. A plain heartbeat writes only the narrow queue row (a HOT
     /// update, since `lease_expires_at` is in no index), not the task record.
     async fn renew_lease(
         &self,
@@ -185,8 +193,9 @@ impl PgStore {
             "WITH renewed AS ( \
                UPDATE task_queue SET lease_expires_at = now() + $3 \
                WHERE task_id = $1 AND attempt = $2 AND lease_expires_at IS NOT NULL \
-               RETURNING task_id) \
-             UPDATE tasks t SET status = 'running', start_time = now(), updated_at = now() \
+               RETURNING task_id, attempt, runner_id) \
+             UPDATE tasks t SET status = 'running', start_time = now(), updated_at = now(), \
+               attempt = renewed.attempt, runner_id = renewed.runner_id \
              FROM renewed WHERE t.id = renewed.task_id \
              RETURNING t.cancel_requested"
         } else {
@@ -215,18 +224,21 @@ impl DispatchStore for PgStore {
         let (mut rows, held) = self.lease_unlimited(spec, max).await?;
         let taken = i32::try_from(rows.len()).unwrap_or(max);
         if held > 0 && taken < max {
-            let strict = sqlx::query("SELECT * FROM ferrum_lease($1, $2, $3, $4)")
-                .bind(&spec.cluster)
-                .bind(max - taken)
-                .bind(spec.runner_id.to_string())
-                .bind(interval(spec.lease_for))
-                .fetch_all(&self.pool)
-                .await?;
+            let strict = sqlx::query(
+                "SELECT q.attempt AS lease_attempt, t.* \
+                 FROM ferrum_lease($1, $2, $3, $4) q JOIN tasks t ON t.id = q.task_id",
+            )
+            .bind(&spec.cluster)
+            .bind(max - taken)
+            .bind(spec.runner_id.to_string())
+            .bind(interval(spec.lease_for))
+            .fetch_all(&self.pool)
+            .await?;
             rows.extend(strict);
         }
         let mut tasks = rows
             .iter()
-            .map(rows::task)
+            .map(leased_task)
             .collect::<StoreResult<Vec<_>>>()?;
         tasks.sort_by(|a, b| (b.priority, a.run_at, a.id).cmp(&(a.priority, b.run_at, b.id)));
         let mut leased = Vec::with_capacity(tasks.len());
@@ -326,17 +338,17 @@ impl DispatchStore for PgStore {
     async fn reap_expired(&self, max_attempts: i32) -> StoreResult<ReapReport> {
         let rows = sqlx::query(
             "WITH expired AS ( \
-               SELECT task_id FROM task_queue \
+               SELECT task_id, attempt FROM task_queue \
                WHERE leased AND lease_expires_at < now() \
                FOR UPDATE SKIP LOCKED), \
              fate AS ( \
-               SELECT t.id, t.attempt, \
+               SELECT t.id, e.attempt, \
                  CASE WHEN t.cancel_requested THEN 'cancelled' \
-                      WHEN t.attempt >= $1 THEN 'killed' ELSE 'queued' END AS status \
+                      WHEN e.attempt >= $1 THEN 'killed' ELSE 'queued' END AS status \
                FROM tasks t JOIN expired e ON t.id = e.task_id), \
              requeued AS ( \
                UPDATE task_queue q SET leased = false, lease_expires_at = NULL, \
-                 run_at = now(), delayed = false \
+                 runner_id = NULL, run_at = now(), delayed = false \
                FROM fate f WHERE q.task_id = f.id AND f.status = 'queued'), \
              dropped AS ( \
                DELETE FROM task_queue q USING fate f \
@@ -348,7 +360,7 @@ impl DispatchStore for PgStore {
                             ELSE t.msg END, \
                  end_time = CASE WHEN f.status = 'queued' THEN NULL ELSE now() END, \
                  start_time = CASE WHEN f.status = 'queued' THEN NULL ELSE t.start_time END, \
-                 run_at = now(), runner_id = NULL, updated_at = now() \
+                 attempt = f.attempt, run_at = now(), runner_id = NULL, updated_at = now() \
                FROM fate f WHERE t.id = f.id \
                RETURNING t.status, t.cluster), \
              wake AS ( \

@@ -230,7 +230,7 @@ impl TaskStore for PgStore {
     }
 
     async fn task(&self, project: Id, id: Id) -> StoreResult<Option<Task>> {
-        let row = sqlx::query("SELECT * FROM tasks WHERE project_id = $1 AND id = $2")
+        let row = sqlx::query("SELECT * FROM task_records WHERE project_id = $1 AND id = $2")
             .bind(project.to_string())
             .bind(id.to_string())
             .fetch_optional(&self.pool)
@@ -241,7 +241,7 @@ impl TaskStore for PgStore {
     async fn tasks(&self, project: Id, f: &TaskFilter) -> StoreResult<Vec<Task>> {
         let statuses: Vec<&str> = f.statuses.iter().map(|s| s.as_str()).collect();
         let rows = sqlx::query(
-            "SELECT * FROM tasks WHERE project_id = $1 \
+            "SELECT * FROM task_records WHERE project_id = $1 \
              AND ($2::text IS NULL OR code_name = $2) \
              AND (cardinality($3::text[]) = 0 OR status = ANY($3)) \
              AND ($4::timestamptz IS NULL OR created_at >= $4) \
@@ -278,7 +278,7 @@ impl TaskStore for PgStore {
             return Ok(None);
         };
         cancel_unfinished(&mut tx, &project.to_string(), "t.id = $2", &id_s).await?;
-        let status: String = sqlx::query_scalar("SELECT status FROM tasks WHERE id = $1")
+        let status: String = sqlx::query_scalar("SELECT status FROM task_records WHERE id = $1")
             .bind(&id_s)
             .fetch_one(&mut *tx)
             .await?;
@@ -342,12 +342,13 @@ impl TaskStore for PgStore {
         id: Id,
         stdout_only: bool,
     ) -> StoreResult<Option<Vec<u8>>> {
-        let attempt: Option<i32> =
-            sqlx::query_scalar("SELECT attempt FROM tasks WHERE project_id = $1 AND id = $2")
-                .bind(project.to_string())
-                .bind(id.to_string())
-                .fetch_optional(&self.pool)
-                .await?;
+        let attempt: Option<i32> = sqlx::query_scalar(
+            "SELECT attempt FROM task_records WHERE project_id = $1 AND id = $2",
+        )
+        .bind(project.to_string())
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(attempt) = attempt.filter(|a| *a > 0) else {
             return Ok(None);
         };
