@@ -173,6 +173,60 @@ pub async fn expired_leases_are_retried_then_marked_killed(backend: Backend) {
     assert!(w.lease(1).await.is_empty());
 }
 
+/// What tenants read of a task between lease and outcome: `preparing` with the lease's
+/// attempt until the runner reports the start, `running` after, `queued` again (attempt kept)
+/// when the lease expires; status filters see the same.
+pub async fn a_leased_task_reads_as_preparing_then_running(backend: Backend) {
+    let w = world(backend).await;
+    w.code("c", CodeSpec::default()).await;
+    let id = w.queue("c", 0, 0).await;
+    let s = &*w.store;
+    let with_status = |status| TaskFilter {
+        statuses: vec![status],
+        ..TaskFilter::default()
+    };
+    let read = || async { s.task(w.project, id).await.unwrap().unwrap() };
+
+    let attempt = s.lease(&spec(1, Duration::ZERO)).await.unwrap()[0]
+        .task
+        .attempt;
+    assert_eq!(
+        (read().await.status, read().await.attempt),
+        (TaskStatus::Preparing, 1)
+    );
+    let preparing = s
+        .tasks(w.project, &with_status(TaskStatus::Preparing))
+        .await;
+    assert_eq!(preparing.unwrap().len(), 1);
+    assert!(s
+        .tasks(w.project, &with_status(TaskStatus::Queued))
+        .await
+        .unwrap()
+        .is_empty());
+
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(s.reap_expired(3).await.unwrap().requeued, 1);
+    assert_eq!(
+        (read().await.status, read().await.attempt),
+        (TaskStatus::Queued, 1)
+    );
+
+    let attempt2 = w.lease(1).await[0].task.attempt;
+    assert_eq!(attempt2, attempt + 1);
+    assert_eq!(
+        (read().await.status, read().await.attempt),
+        (TaskStatus::Preparing, 2)
+    );
+    s.mark_running(id, attempt2, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let running = read().await;
+    assert_eq!((running.status, running.attempt), (TaskStatus::Running, 2));
+    assert!(running.start_time.is_some());
+    let listed = s.tasks(w.project, &with_status(TaskStatus::Running)).await;
+    assert_eq!(listed.unwrap()[0].id, id);
+}
+
 pub async fn heartbeats_keep_a_lease_alive(backend: Backend) {
     let w = world(backend).await;
     w.code("c", CodeSpec::default()).await;

@@ -38,6 +38,7 @@ contract!(
     project_concurrency_limit_holds_across_concurrent_leasers,
     a_stale_attempt_cannot_overwrite_a_newer_one,
     expired_leases_are_retried_then_marked_killed,
+    a_leased_task_reads_as_preparing_then_running,
     heartbeats_keep_a_lease_alive,
     cancelling_queued_and_running_tasks,
     failures_with_retries_left_queue_linked_retries,
