@@ -17,8 +17,8 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into())
 }
 
-/// Creates an empty, migrated database and returns a store on it with its URL.
-pub async fn fresh_store() -> StoreResult<(PgStore, String)> {
+/// Creates an empty database with no schema and returns its URL.
+pub async fn fresh_database() -> StoreResult<String> {
     let admin = admin_url();
     let name = format!("ferrum_test_{}", Id::generate());
     let conn = sqlx::postgres::PgPool::connect(&admin).await?;
@@ -26,10 +26,15 @@ pub async fn fresh_store() -> StoreResult<(PgStore, String)> {
         .execute(&conn)
         .await?;
     conn.close().await;
-    let url = match admin.rsplit_once('/') {
+    Ok(match admin.rsplit_once('/') {
         Some((server, _)) => format!("{server}/{name}"),
         None => format!("{admin}/{name}"),
-    };
+    })
+}
+
+/// Creates an empty, migrated database and returns a store on it with its URL.
+pub async fn fresh_store() -> StoreResult<(PgStore, String)> {
+    let url = fresh_database().await?;
     Ok((PgStore::connect(&url, 20).await?, url))
 }
 
