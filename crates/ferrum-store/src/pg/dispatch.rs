@@ -54,7 +54,9 @@ fn fenced<T>(current: bool, value: T) -> Fenced<T> {
 /// The limit is written into the statement (see [`lease_unlimited_sql`]) rather than bound: for
 /// a bound `LIMIT` the generic plan assumes a tenth of the queue and sorts it whole, so
 /// Postgres planned every call afresh (about 0.4 ms, as long as the execution). With a literal
-/// limit the generic plan reads the dispatch index, and the plan cache keeps it.
+/// limit the generic plan reads the dispatch index, and the plan cache keeps it. A plan made
+/// while the queue was small (a seq scan) is replaced when autovacuum analyzes the grown
+/// table: new statistics invalidate cached plans.
 const LEASE_UNLIMITED: &str = "\
     WITH cand AS ( \
       SELECT q.task_id, c.max_concurrency IS NOT NULL OR p.max_concurrency IS NOT NULL AS limited \
