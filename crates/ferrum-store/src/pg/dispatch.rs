@@ -1,8 +1,9 @@
 //! The dispatch queue: leases, heartbeats, log chunks, completion and lease expiry.
 //!
 //! Dispatch state lives in the narrow `task_queue` table, one row per unfinished task (see
-//! `migrations/0005_task_queue.sql`); the task record in `tasks` follows it in the same
-//! statement. Every call about a leased task quotes its `attempt`, and every write is
+//! `migrations/0005_task_queue.sql`). A lease writes only the queue row; the task record in
+//! `tasks` catches up, in the same statement, when the runner reports the start or the
+//! outcome, and `task_records` shows a leased task as `preparing` until then. Every call about a leased task quotes its `attempt`, and every write is
 //! conditioned on the queue row being leased with that attempt: a runner whose lease expired
 //! (and the task was requeued or leased again) can no longer change the task. That is the
 //! fencing the brief asks for. Statements lock the queue row before the task row.
@@ -132,9 +133,9 @@ const COMPLETE_OR_RETRY: &str = concat!(
          now() + make_interval(secs => d.retries_delay) \
        FROM done d WHERE d.retries_left > 0 \
        RETURNING id, project_id, code_id, cluster, priority, run_at, delay), \
-     queue AS ( \
-       INSERT INTO task_queue (task_id, project_id, code_id, cluster, priority, run_at, delayed) \
-       SELECT id, project_id, code_id, cluster, priority, run_at, delay > 0 FROM retry), \
+     queue AS (",
+    queue_rows_from!("retry"),
+    "), \
      wake AS (SELECT pg_notify('ferrum_queue', cluster) FROM retry) \
      SELECT (SELECT count(*) FROM done) AS n, (SELECT id FROM retry) AS retry_id, \
             (SELECT count(*) FROM wake) AS woke"
@@ -182,8 +183,9 @@ impl PgStore {
     }
 
     /// Extends a current lease; when `started`, also moves the task record to `running` with
-    /// the lease's attempt and runner. Answers whether a cancel was requested. A plain heartbeat writes only the narrow queue row (a HOT
-    /// update, since `lease_expires_at` is in no index), not the task record.
+    /// the lease's attempt and runner. Answers whether a cancel was requested. A plain
+    /// heartbeat writes only the narrow queue row (a HOT update, since `lease_expires_at` is in
+    /// no index), not the task record.
     async fn renew_lease(
         &self,
         task: Id,

@@ -1,5 +1,19 @@
 //! The Postgres backend.
 
+/// The statement that gives newly inserted tasks their dispatch queue rows, from a CTE named
+/// `$from` holding the new tasks' `id, project_id, code_id, cluster, priority, run_at, delay`.
+/// Every path that queues a task (enqueue, schedules, webhooks, linked retries) ends in it.
+macro_rules! queue_rows_from {
+    ($from:literal) => {
+        concat!(
+            "INSERT INTO task_queue (task_id, project_id, code_id, cluster, priority, run_at, \
+               delayed) \
+             SELECT id, project_id, code_id, cluster, priority, run_at, delay > 0 FROM ",
+            $from
+        )
+    };
+}
+
 mod accounts;
 mod codes;
 mod dispatch;

@@ -80,7 +80,7 @@ pub(crate) async fn insert_tasks(
     let mut clusters = cols.cluster.clone();
     clusters.sort();
     clusters.dedup();
-    sqlx::query(
+    sqlx::query(concat!(
         "WITH ins AS ( \
          INSERT INTO tasks (id, project_id, code_id, code_name, code_revision_id, code_rev, \
          status, priority, payload, timeout, delay, cluster, label, schedule_id, batch_id, \
@@ -95,10 +95,9 @@ pub(crate) async fn insert_tasks(
          AS t(id, code_id, code_name, rev_id, rev, priority, payload, timeout, delay, cluster, \
          label, schedule_id, batch_id, original_task_id, retry_count, retries_left, \
          retries_delay) \
-         RETURNING id, project_id, code_id, cluster, priority, run_at, delay) \
-         INSERT INTO task_queue (task_id, project_id, code_id, cluster, priority, run_at, delayed) \
-         SELECT id, project_id, code_id, cluster, priority, run_at, delay > 0 FROM ins",
-    )
+         RETURNING id, project_id, code_id, cluster, priority, run_at, delay) ",
+        queue_rows_from!("ins"),
+    ))
     .bind(&project_s)
     .bind(&cols.id)
     .bind(&cols.code_id)
