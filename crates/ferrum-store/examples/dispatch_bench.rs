@@ -61,7 +61,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         secs.as_secs()
     );
     println!(
-        "{:<28} {:>12} {:>12} {:>7}   client CPU µs/job (ferrum, raw)",
+        "{:<28} {:>12} {:>12} {:>7}   CPU µs/job (ferrum, raw): machine   client",
         "measure", "ferrum/s", "raw/s", "ratio"
     );
     let ferrum = enqueue_ferrum(&store, project, total).await?;
@@ -158,10 +158,12 @@ impl StatementStats {
     }
 }
 
-/// A measured rate, and the benchmark process's own CPU time per job: on a small machine the
-/// client competes with Postgres for the same cores, so its cost shows in the rate.
+/// A measured rate, with the CPU time per job of the whole machine (Postgres, this client, the
+/// kernel) and of this process alone: on a small machine the client competes with Postgres for
+/// the same cores, so both costs show in the rate.
 struct Rate {
     per_sec: f64,
+    machine_cpu_us: f64,
     client_cpu_us: f64,
 }
 
@@ -170,6 +172,7 @@ impl Rate {
     fn mean(self, other: Rate) -> Rate {
         Rate {
             per_sec: (self.per_sec + other.per_sec) / 2.0,
+            machine_cpu_us: (self.machine_cpu_us + other.machine_cpu_us) / 2.0,
             client_cpu_us: (self.client_cpu_us + other.client_cpu_us) / 2.0,
         }
     }
@@ -177,25 +180,39 @@ impl Rate {
 
 fn report(what: &str, ferrum: Rate, raw: Rate) {
     println!(
-        "{what:<28} {:>12.0} {:>12.0} {:>7.2}   {:.0}, {:.0}",
+        "{what:<28} {:>12.0} {:>12.0} {:>7.2}   {:.0}, {:.0}   {:.0}, {:.0}",
         ferrum.per_sec,
         raw.per_sec,
         ferrum.per_sec / raw.per_sec,
+        ferrum.machine_cpu_us,
+        raw.machine_cpu_us,
         ferrum.client_cpu_us,
         raw.client_cpu_us
     );
 }
 
-/// This process's user + system CPU time in microseconds, from `/proc/self/stat`.
-fn cpu_us() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after_name = stat.rsplit(')').next().unwrap_or_default();
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: f64 = [11, 12]
+/// Sums the numeric fields at `indexes` of a whitespace-separated `/proc` line, in clock ticks
+/// (1/100 s), as microseconds.
+fn ticks_us(line: &str, indexes: &[usize]) -> f64 {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let ticks: f64 = indexes
         .iter()
         .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<f64>().ok()))
         .sum();
     ticks * 1e6 / 100.0
+}
+
+/// This process's user + system CPU time in microseconds, from `/proc/self/stat`.
+fn client_cpu_us() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    ticks_us(stat.rsplit(')').next().unwrap_or_default(), &[11, 12])
+}
+
+/// The machine's busy CPU time (user, nice, system, irq, softirq over all cores) in
+/// microseconds, from the first line of `/proc/stat`.
+fn machine_cpu_us() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    ticks_us(stat.lines().next().unwrap_or_default(), &[1, 2, 3, 6, 7])
 }
 
 fn task() -> NewTask {
@@ -245,7 +262,7 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = u64> + Send + 'static,
 {
-    let (start, cpu) = (Instant::now(), cpu_us());
+    let (start, machine, client) = (Instant::now(), machine_cpu_us(), client_cpu_us());
     let handles: Vec<_> = (0..leasers).map(|_| tokio::spawn(work())).collect();
     let mut done = 0;
     for h in handles {
@@ -254,7 +271,8 @@ where
     let jobs = done.max(1) as f64;
     Rate {
         per_sec: done as f64 / start.elapsed().as_secs_f64(),
-        client_cpu_us: (cpu_us() - cpu) / jobs,
+        machine_cpu_us: (machine_cpu_us() - machine) / jobs,
+        client_cpu_us: (client_cpu_us() - client) / jobs,
     }
 }
 

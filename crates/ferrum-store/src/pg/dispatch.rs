@@ -52,6 +52,11 @@ fn fenced<T>(current: bool, value: T) -> Fenced<T> {
 /// plpgsql call costs about a third more than this statement, so limits cost only the
 /// projects and codes that set them.
 ///
+/// The concurrency counts correlate with the code and project rows (`c.id`, `p.id`), not with
+/// the candidate's columns: the code and project lookups then depend on the candidate's ids
+/// alone, so Postgres can memoize them (a `Memoize` node) and a batch of one code's tasks
+/// reads its code, project and counts once instead of once per candidate.
+///
 /// The limit is written into the statement (see [`lease_unlimited_sql`]) rather than bound: for
 /// a bound `LIMIT` the generic plan assumes a tenth of the queue and sorts it whole, so
 /// Postgres planned every call afresh (about 0.4 ms, as long as the execution). With a literal
@@ -66,9 +71,9 @@ const LEASE_UNLIMITED: &str = "\
       JOIN projects p ON p.id = q.project_id \
       WHERE NOT q.leased AND q.cluster = $1 AND q.run_at <= now() AND NOT c.paused \
         AND (c.max_concurrency IS NULL OR c.max_concurrency > ( \
-              SELECT count(*) FROM task_queue a WHERE a.code_id = q.code_id AND a.leased)) \
+              SELECT count(*) FROM task_queue a WHERE a.code_id = c.id AND a.leased)) \
         AND (p.max_concurrency IS NULL OR p.max_concurrency > ( \
-              SELECT count(*) FROM task_queue a WHERE a.project_id = q.project_id AND a.leased)) \
+              SELECT count(*) FROM task_queue a WHERE a.project_id = p.id AND a.leased)) \
       ORDER BY q.priority DESC, q.run_at \
       LIMIT {limit} \
       FOR UPDATE OF q SKIP LOCKED), \
