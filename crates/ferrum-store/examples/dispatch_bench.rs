@@ -9,7 +9,8 @@
 //!
 //! Run: `scripts/bench-dispatch` (or `cargo run --release -p ferrum-store --example
 //! dispatch_bench` with `FERRUM_TEST_DATABASE_URL` set). `BENCH_TASKS` and `BENCH_SECS` change
-//! the queue size (default 1,000,000) and the seconds per measurement (default 10).
+//! the queue size (default 1,000,000) and the seconds each side is measured per number of
+//! leasers (default 20).
 
 use std::time::{Duration, Instant};
 
@@ -32,7 +33,7 @@ fn env_num(name: &str, default: u64) -> u64 {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let total = env_num("BENCH_TASKS", 1_000_000) as usize;
-    let secs = Duration::from_secs(env_num("BENCH_SECS", 10));
+    let secs = Duration::from_secs(env_num("BENCH_SECS", 20));
     let (store, _url) = ferrum_store::testing::fresh_store().await?;
     let pool = store.pool().clone();
     let user = store.create_user("bench@example.com", false).await?;
@@ -57,7 +58,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
 
     println!(
-        "# Ferrum dispatch benchmark: {total} queued tasks, {}s per measurement",
+        "# Ferrum dispatch benchmark: {total} queued tasks, {}s per side and number of leasers",
         secs.as_secs()
     );
     println!(
@@ -79,22 +80,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .execute(&pool)
         .await?;
 
-    // Each side runs twice for half the time, in the order ferrum, raw, raw, ferrum, so that
-    // drift during the run (autovacuum, checkpoints, the queue head moving) weighs on both alike.
-    let half = secs / 2;
+    // Each side runs in four slices of a quarter of the time, in the order ferrum, raw, raw,
+    // ferrum, ferrum, raw, raw, ferrum, so that drift during the run (autovacuum, checkpoints,
+    // the queue head moving) weighs on both alike.
+    let slice = secs / 4;
     let statements = StatementStats::open(&pool).await;
     for leasers in [1, 4, 16] {
         if let Some(stats) = &statements {
             stats.reset().await?;
         }
-        let f1 = lease_complete_ferrum(&store, leasers, half).await;
-        let r1 = lease_complete_raw(&pool, leasers, half).await;
-        let r2 = lease_complete_raw(&pool, leasers, half).await;
-        let f2 = lease_complete_ferrum(&store, leasers, half).await;
+        let (mut ferrum, mut raw) = (Vec::new(), Vec::new());
+        for _ in 0..2 {
+            ferrum.push(lease_complete_ferrum(&store, leasers, slice).await);
+            raw.push(lease_complete_raw(&pool, leasers, slice).await);
+            raw.push(lease_complete_raw(&pool, leasers, slice).await);
+            ferrum.push(lease_complete_ferrum(&store, leasers, slice).await);
+        }
         report(
             &format!("lease+complete, {leasers} leasers"),
-            f1.mean(f2),
-            r1.mean(r2),
+            Rate::mean(&ferrum),
+            Rate::mean(&raw),
         );
         if let Some(stats) = &statements {
             stats.print().await?;
@@ -168,12 +173,14 @@ struct Rate {
 }
 
 impl Rate {
-    /// The mean of two measurements of equal length.
-    fn mean(self, other: Rate) -> Rate {
+    /// The mean of measurements of equal length.
+    fn mean(slices: &[Rate]) -> Rate {
+        let n = slices.len().max(1) as f64;
+        let sum = |f: fn(&Rate) -> f64| slices.iter().map(f).sum::<f64>() / n;
         Rate {
-            per_sec: (self.per_sec + other.per_sec) / 2.0,
-            machine_cpu_us: (self.machine_cpu_us + other.machine_cpu_us) / 2.0,
-            client_cpu_us: (self.client_cpu_us + other.client_cpu_us) / 2.0,
+            per_sec: sum(|r| r.per_sec),
+            machine_cpu_us: sum(|r| r.machine_cpu_us),
+            client_cpu_us: sum(|r| r.client_cpu_us),
         }
     }
 }

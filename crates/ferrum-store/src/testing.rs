@@ -2,7 +2,9 @@
 //! database, so tests run in parallel without seeing each other.
 //!
 //! - Postgres: a new database on `FERRUM_TEST_DATABASE_URL` (default: the local `postgres`
-//!   superuser), migrated.
+//!   superuser), migrated. Databases are not dropped when a test ends (a failed test's database
+//!   is worth a look); instead, the first test of each process drops those older than
+//!   [`STALE_AFTER_SECS`], so repeated runs on one machine do not pile them up.
 //! - SQLite: a new file in a temporary directory that is removed when the [`TempDb`] drops.
 
 use std::path::{Path, PathBuf};
@@ -17,11 +19,42 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// Test databases older than this (by the creation time in their name's id) are dropped.
+pub const STALE_AFTER_SECS: i64 = 2 * 3600;
+
+/// Drops the test databases left by earlier runs: those named `ferrum_test_<id>` whose id was
+/// made more than [`STALE_AFTER_SECS`] ago (an id starts with its creation time in seconds,
+/// 8 hex digits). One still in use is skipped: dropping it fails, and that is fine.
+pub async fn drop_stale_databases(conn: &sqlx::PgPool) -> StoreResult<()> {
+    let stale: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database \
+         WHERE datname ~ '^ferrum_test_[0-9a-f]{24}$' \
+           AND ('x' || substr(datname, 13, 8))::bit(32)::bigint \
+               < extract(epoch FROM now())::bigint - $1",
+    )
+    .bind(STALE_AFTER_SECS)
+    .fetch_all(conn)
+    .await?;
+    for name in stale {
+        if let Err(e) = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+            .execute(conn)
+            .await
+        {
+            tracing::debug!(database = %name, error = %e, "stale test database kept");
+        }
+    }
+    Ok(())
+}
+
 /// Creates an empty database with no schema and returns its URL.
 pub async fn fresh_database() -> StoreResult<String> {
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     let admin = admin_url();
     let name = format!("ferrum_test_{}", Id::generate());
     let conn = sqlx::postgres::PgPool::connect(&admin).await?;
+    SWEPT
+        .get_or_try_init(|| drop_stale_databases(&conn))
+        .await?;
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&conn)
         .await?;
