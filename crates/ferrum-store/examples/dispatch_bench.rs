@@ -80,32 +80,66 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .execute(&pool)
         .await?;
 
-    // Each side runs in four slices of a quarter of the time, in the order ferrum, raw, raw,
-    // ferrum, ferrum, raw, raw, ferrum, so that drift during the run (autovacuum, checkpoints,
-    // the queue head moving) weighs on both alike.
-    let slice = secs / 4;
     let statements = StatementStats::open(&pool).await;
     for leasers in [1, 4, 16] {
         if let Some(stats) = &statements {
             stats.reset().await?;
         }
-        let (mut ferrum, mut raw) = (Vec::new(), Vec::new());
-        for _ in 0..2 {
-            ferrum.push(lease_complete_ferrum(&store, leasers, slice).await);
-            raw.push(lease_complete_raw(&pool, leasers, slice).await);
-            raw.push(lease_complete_raw(&pool, leasers, slice).await);
-            ferrum.push(lease_complete_ferrum(&store, leasers, slice).await);
-        }
-        report(
-            &format!("lease+complete, {leasers} leasers"),
-            Rate::mean(&ferrum),
-            Rate::mean(&raw),
-        );
+        let (ferrum, raw) = lease_complete_both(&store, &pool, leasers, secs).await;
+        report(&format!("lease+complete, {leasers} leasers"), ferrum, raw);
         if let Some(stats) = &statements {
             stats.print().await?;
         }
     }
+
+    // A paused code's backlog at the head of the queue (a higher priority) must not slow
+    // other codes' leases: it is out of the dispatch index, as the floor's finished jobs are.
+    let rev = NewRevision {
+        name: "paused".into(),
+        spec: CodeSpec::default(),
+        zip: None,
+    };
+    let paused = store.put_revision(project, rev).await?.id;
+    for _ in 0..PAUSED_BACKLOG / BATCH {
+        let backlog = (0..BATCH)
+            .map(|_| NewTask {
+                code_name: "paused".into(),
+                priority: Some(1),
+                ..task()
+            })
+            .collect();
+        store.enqueue(project, backlog).await?;
+    }
+    store.set_paused(project, paused, true).await?;
+    sqlx::query("VACUUM ANALYZE task_queue")
+        .execute(&pool)
+        .await?;
+    let (ferrum, raw) = lease_complete_both(&store, &pool, 4, secs).await;
+    report("4 leasers, 100k paused ahead", ferrum, raw);
     Ok(())
+}
+
+/// Tasks of a paused code queued ahead of the rest in the last measurement.
+const PAUSED_BACKLOG: usize = 100_000;
+
+/// Measures both sides with `leasers` leasers for `secs` each, in four slices of a quarter of
+/// the time, in the order ferrum, raw, raw, ferrum, ferrum, raw, raw, ferrum, so that drift
+/// during the run (autovacuum, checkpoints, the queue head moving) weighs on both alike.
+async fn lease_complete_both(
+    store: &PgStore,
+    pool: &PgPool,
+    leasers: usize,
+    secs: Duration,
+) -> (Rate, Rate) {
+    let slice = secs / 4;
+    let (mut ferrum, mut raw) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        ferrum.push(lease_complete_ferrum(store, leasers, slice).await);
+        raw.push(lease_complete_raw(pool, leasers, slice).await);
+        raw.push(lease_complete_raw(pool, leasers, slice).await);
+        ferrum.push(lease_complete_ferrum(store, leasers, slice).await);
+    }
+    (Rate::mean(&ferrum), Rate::mean(&raw))
 }
 
 /// Server-side cost per statement call, from `pg_stat_statements` when the server loads it

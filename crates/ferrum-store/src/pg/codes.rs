@@ -203,7 +203,13 @@ impl CodeStore for PgStore {
         Ok(true)
     }
 
+    /// Two statements in one transaction: the first locks the code row `FOR UPDATE`, which
+    /// waits for every transaction queueing its tasks (they hold `FOR KEY SHARE`) to commit;
+    /// the second, with a snapshot taken after that, sets the flag on all of the code's
+    /// queued rows, theirs included (the invariant of `migrations/0006_paused_queue.sql`).
+    /// Leased rows are left alone: a requeue reads the code's flag again.
     async fn set_paused(&self, project: Id, id: Id, paused: bool) -> StoreResult<Option<bool>> {
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "UPDATE codes c SET paused = $3, updated_at = now() \
              FROM (SELECT id, paused AS was FROM codes WHERE id = $2 FOR UPDATE) old \
@@ -213,8 +219,19 @@ impl CodeStore for PgStore {
         .bind(project.to_string())
         .bind(id.to_string())
         .bind(paused)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
+        if row.is_some() {
+            sqlx::query(
+                "UPDATE task_queue SET paused = $2 \
+                 WHERE code_id = $1 AND NOT leased AND paused <> $2",
+            )
+            .bind(id.to_string())
+            .bind(paused)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(row
             .map(|r| r.try_get::<bool, _>("was"))
             .transpose()?

@@ -69,7 +69,8 @@ const LEASE_UNLIMITED: &str = "\
       FROM task_queue q \
       JOIN codes c ON c.id = q.code_id \
       JOIN projects p ON p.id = q.project_id \
-      WHERE NOT q.leased AND q.cluster = $1 AND q.run_at <= now() AND NOT c.paused \
+      WHERE NOT q.leased AND NOT q.paused AND q.cluster = $1 AND q.run_at <= now() \
+        AND NOT c.paused \
         AND (c.max_concurrency IS NULL OR c.max_concurrency > ( \
               SELECT count(*) FROM task_queue a WHERE a.code_id = c.id AND a.leased)) \
         AND (p.max_concurrency IS NULL OR p.max_concurrency > ( \
@@ -351,14 +352,18 @@ impl DispatchStore for PgStore {
                WHERE leased AND lease_expires_at < now() \
                FOR UPDATE SKIP LOCKED), \
              fate AS ( \
-               SELECT t.id, e.attempt, \
+               SELECT t.id, t.code_id, e.attempt, \
                  CASE WHEN t.cancel_requested THEN 'cancelled' \
                       WHEN e.attempt >= $1 THEN 'killed' ELSE 'queued' END AS status \
                FROM tasks t JOIN expired e ON t.id = e.task_id), \
+             code AS ( \
+               SELECT id, paused FROM codes WHERE id IN (SELECT code_id FROM fate) \
+               FOR KEY SHARE), \
              requeued AS ( \
                UPDATE task_queue q SET leased = false, lease_expires_at = NULL, \
-                 runner_id = NULL, run_at = now(), delayed = false \
-               FROM fate f WHERE q.task_id = f.id AND f.status = 'queued'), \
+                 runner_id = NULL, run_at = now(), delayed = false, paused = c.paused \
+               FROM fate f JOIN code c ON c.id = f.code_id \
+               WHERE q.task_id = f.id AND f.status = 'queued'), \
              dropped AS ( \
                DELETE FROM task_queue q USING fate f \
                WHERE q.task_id = f.id AND f.status <> 'queued'), \

@@ -3,13 +3,21 @@
 /// The statement that gives newly inserted tasks their dispatch queue rows, from a CTE named
 /// `$from` holding the new tasks' `id, project_id, code_id, cluster, priority, run_at, delay`.
 /// Every path that queues a task (enqueue, schedules, webhooks, linked retries) ends in it.
+/// A row's `paused` is its code's, read under a `FOR KEY SHARE` lock so that a concurrent
+/// pause or resume either waits for this transaction or is seen by it (see
+/// `migrations/0006_paused_queue.sql`).
 macro_rules! queue_rows_from {
     ($from:literal) => {
         concat!(
             "INSERT INTO task_queue (task_id, project_id, code_id, cluster, priority, run_at, \
-               delayed) \
-             SELECT id, project_id, code_id, cluster, priority, run_at, delay > 0 FROM ",
-            $from
+               delayed, paused) \
+             SELECT n.id, n.project_id, n.code_id, n.cluster, n.priority, n.run_at, \
+               n.delay > 0, c.paused \
+             FROM ",
+            $from,
+            " n JOIN (SELECT id, paused FROM codes WHERE id IN (SELECT code_id FROM ",
+            $from,
+            ") FOR KEY SHARE) c ON c.id = n.code_id"
         )
     };
 }

@@ -56,6 +56,69 @@ pub async fn paused_code_holds_its_tasks_until_resumed(backend: Backend) {
     assert_eq!(w.lease(10).await.len(), 1);
 }
 
+/// Tasks that enter a paused queue (queued, or requeued after an expired lease) wait too, and
+/// a paused code's backlog does not keep another code's tasks from being leased.
+pub async fn a_pause_holds_tasks_queued_or_requeued_into_it(backend: Backend) {
+    let w = world(backend).await;
+    let code = w.code("c", CodeSpec::default()).await;
+    w.code("other", CodeSpec::default()).await;
+    let running = w.queue("c", 0, 0).await;
+    let short = w.store.lease(&spec(1, Duration::from_millis(50))).await;
+    assert_eq!(short.unwrap()[0].task.id, running);
+    w.store.set_paused(w.project, code, true).await.unwrap();
+    let queued_while_paused = w.queue("c", 5, 0).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(w.store.reap_expired(3).await.unwrap().requeued, 1);
+    let other = w.queue("other", 0, 0).await;
+    let leased: Vec<Id> = w.lease(10).await.iter().map(|l| l.task.id).collect();
+    assert_eq!(
+        leased,
+        vec![other],
+        "only the unpaused code's task is leased"
+    );
+    w.store.set_paused(w.project, code, false).await.unwrap();
+    let mut resumed: Vec<Id> = w.lease(10).await.iter().map(|l| l.task.id).collect();
+    resumed.sort();
+    let mut expected = vec![running, queued_while_paused];
+    expected.sort();
+    assert_eq!(resumed, expected);
+}
+
+/// Pausing and resuming while other connections queue tasks of the code leaves no task
+/// behind: once the code is resumed, every task is leased.
+pub async fn resuming_while_tasks_are_queued_leaves_none_behind(backend: Backend) {
+    let w = world(backend).await;
+    let code = w.code("c", CodeSpec::default()).await;
+    let queueing: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, project) = (w.store.clone(), w.project);
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    store.enqueue(project, vec![task("c", 0, 0)]).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut paused = true;
+    while !queueing.iter().all(|q| q.is_finished()) {
+        w.store.set_paused(w.project, code, paused).await.unwrap();
+        paused = !paused;
+    }
+    for q in queueing {
+        q.await.unwrap();
+    }
+    w.store.set_paused(w.project, code, false).await.unwrap();
+    let mut leased = 0;
+    loop {
+        let n = w.lease(50).await.len();
+        if n == 0 {
+            break;
+        }
+        leased += n;
+    }
+    assert_eq!(leased, 200, "every task queued around the pauses is leased");
+}
+
 pub async fn code_max_concurrency_makes_tasks_wait_not_fail(backend: Backend) {
     let w = world(backend).await;
     let limited = CodeSpec {

@@ -34,6 +34,8 @@ contract!(
     leases_highest_priority_first_then_oldest,
     delayed_tasks_wait_and_clusters_are_separate,
     paused_code_holds_its_tasks_until_resumed,
+    a_pause_holds_tasks_queued_or_requeued_into_it,
+    resuming_while_tasks_are_queued_leaves_none_behind,
     code_max_concurrency_makes_tasks_wait_not_fail,
     project_concurrency_limit_holds_across_concurrent_leasers,
     a_stale_attempt_cannot_overwrite_a_newer_one,

@@ -1,0 +1,78 @@
+//! The invariant of `migrations/0006_paused_queue.sql` under a race: a queue row's `paused`
+//! must not stay `true` once its code is resumed. A resume locks the code row `FOR UPDATE`,
+//! then sets the flag on the code's queued rows. An enqueue that starts in between must wait
+//! for the resume and read the resumed code, or its task would stay out of the dispatch index
+//! for good. Postgres only: SQLite has one writer and no `paused` queue rows.
+
+use std::time::Duration;
+
+use ferrum_model::{CodeSpec, NewRevision, NewTask};
+use ferrum_store::testing::fresh_store;
+use ferrum_store::{AccountStore, CodeStore, DispatchStore, LeaseSpec, TaskStore};
+
+#[tokio::test]
+async fn a_task_queued_during_a_resume_is_leasable_after_it() {
+    let (store, _) = fresh_store().await.unwrap();
+    let user = store.create_user("t@example.com", false).await.unwrap();
+    let project = store.create_project(user, "p").await.unwrap().id;
+    let rev = NewRevision {
+        name: "c".into(),
+        spec: CodeSpec::default(),
+        zip: None,
+    };
+    let code = store.put_revision(project, rev).await.unwrap().id;
+    store.set_paused(project, code, true).await.unwrap();
+
+    // A resume, by hand, stopped between its two statements.
+    let mut resume = store.pool().begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM codes WHERE id = $1 FOR UPDATE")
+        .bind(code.to_string())
+        .execute(&mut *resume)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE codes SET paused = false WHERE id = $1")
+        .bind(code.to_string())
+        .execute(&mut *resume)
+        .await
+        .unwrap();
+
+    let queueing = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let task = NewTask {
+                code_name: "c".into(),
+                payload: b"{}".to_vec(),
+                timeout: 60,
+                cluster: "default".into(),
+                ..NewTask::default()
+            };
+            store.enqueue(project, vec![task]).await.unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sqlx::query("UPDATE task_queue SET paused = false WHERE code_id = $1 AND NOT leased")
+        .bind(code.to_string())
+        .execute(&mut *resume)
+        .await
+        .unwrap();
+    resume.commit().await.unwrap();
+    let queued = queueing.await.unwrap();
+
+    let spec = LeaseSpec {
+        runner_id: ferrum_model::Id::generate(),
+        cluster: "default".into(),
+        max_tasks: 10,
+        lease_for: Duration::from_secs(30),
+    };
+    let leased: Vec<_> = store
+        .lease(&spec)
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.task.id)
+        .collect();
+    assert_eq!(
+        leased, queued,
+        "the task queued during the resume is leasable"
+    );
+}
