@@ -207,7 +207,9 @@ impl CodeStore for PgStore {
     /// waits for every transaction queueing its tasks (they hold `FOR KEY SHARE`) to commit;
     /// the second, with a snapshot taken after that, sets the flag on all of the code's
     /// queued rows, theirs included (the invariant of `migrations/0006_paused_queue.sql`).
-    /// Leased rows are left alone: a requeue reads the code's flag again.
+    /// Leased rows are left alone: a requeue reads the code's flag again. No index leads to a
+    /// code's queued rows, so the second statement reads the narrow queue table through once;
+    /// pausing is rare, and an index would cost every enqueue and lease.
     async fn set_paused(&self, project: Id, id: Id, paused: bool) -> StoreResult<Option<bool>> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
