@@ -5,7 +5,9 @@
 //!   minimal rows into a plain table;
 //! - lease+complete: N concurrent leasers taking 10 tasks a call and completing each, on a queue
 //!   holding 1,000,000 tasks, vs the same loop in plain SQL (`UPDATE … WHERE id IN (SELECT …
-//!   FOR UPDATE SKIP LOCKED LIMIT 10)` then one `UPDATE` per job) on a plain table.
+//!   FOR UPDATE SKIP LOCKED LIMIT 10)` then one `UPDATE` per job) on a plain table;
+//! - the same with 4 leasers once 100,000 tasks of a paused code wait at the head of Ferrum's
+//!   queue (at a higher priority): they must not slow the leasing of the rest.
 //!
 //! Run: `scripts/bench-dispatch` (or `cargo run --release -p ferrum-store --example
 //! dispatch_bench` with `FERRUM_TEST_DATABASE_URL` set). `BENCH_TASKS` and `BENCH_SECS` change
