@@ -17,9 +17,7 @@
 use std::time::{Duration, Instant};
 
 use ferrum_model::{CodeSpec, Id, NewRevision, NewTask, TaskStatus};
-use ferrum_store::{
-    AccountStore, CodeStore, DispatchStore, LeaseSpec, Outcome, PgStore, TaskStore,
-};
+use ferrum_store::{CodeStore, DispatchStore, LeaseSpec, Outcome, PgStore, TaskStore};
 use sqlx::PgPool;
 
 const BATCH: usize = 1000;
@@ -38,14 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secs = Duration::from_secs(env_num("BENCH_SECS", 20));
     let (store, _url) = ferrum_store::testing::fresh_store().await?;
     let pool = store.pool().clone();
-    let user = store.create_user("bench@example.com", false).await?;
-    let project = store.create_project(user, "bench").await?.id;
-    let rev = NewRevision {
-        name: "noop".into(),
-        spec: CodeSpec::default(),
-        zip: None,
-    };
-    store.put_revision(project, rev).await?;
+    let (project, _) = ferrum_store::testing::project_with_code(&store, "noop").await?;
     sqlx::query(
         "CREATE TABLE bench_raw_jobs (id bigserial PRIMARY KEY, status text NOT NULL, \
          priority smallint NOT NULL, run_at timestamptz NOT NULL DEFAULT now(), payload bytea)",

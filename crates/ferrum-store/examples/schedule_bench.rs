@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, SubsecRound, Utc};
 use ferrum_model::validation::{new_schedule, ScheduleOptions};
-use ferrum_model::{CodeSpec, Id, NewRevision};
-use ferrum_store::{AccountStore, CodeStore, PgStore, ScheduleStore};
+use ferrum_model::Id;
+use ferrum_store::{PgStore, ScheduleStore};
 
 const BATCH: i64 = 500;
 
@@ -52,14 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secs = env_num("BENCH_SECS", 90) as i64;
     let replicas = env_num("BENCH_REPLICAS", 3);
     let (store, url) = ferrum_store::testing::fresh_store().await?;
-    let user = store.create_user("bench@example.com", false).await?;
-    let project = store.create_project(user, "bench").await?.id;
-    let rev = NewRevision {
-        name: "noop".into(),
-        spec: CodeSpec::default(),
-        zip: None,
-    };
-    store.put_revision(project, rev).await?;
+    let (project, _) = ferrum_store::testing::project_with_code(&store, "noop").await?;
 
     let start_at = Utc::now().trunc_subsecs(0) + chrono::Duration::seconds(30);
     let mut second_of: HashMap<Id, i64> = HashMap::with_capacity(n);

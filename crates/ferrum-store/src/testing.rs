@@ -9,9 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
-use ferrum_model::Id;
+use ferrum_model::{CodeSpec, Id, NewRevision};
 
-use crate::{PgStore, SqliteStore, StoreResult};
+use crate::{AccountStore, CodeStore, PgStore, SqliteStore, StoreResult};
 
 /// The server tests connect to; `scripts/services` prints the value to use.
 pub fn admin_url() -> String {
@@ -69,6 +69,22 @@ pub async fn fresh_database() -> StoreResult<String> {
 pub async fn fresh_store() -> StoreResult<(PgStore, String)> {
     let url = fresh_database().await?;
     Ok((PgStore::connect(&url, 20).await?, url))
+}
+
+/// A user and a project holding one code named `code` (default settings, no zip): what a test
+/// or benchmark needs before it can queue tasks. Answers the project and the code.
+pub async fn project_with_code<S>(store: &S, code: &str) -> StoreResult<(Id, Id)>
+where
+    S: AccountStore + CodeStore + ?Sized,
+{
+    let user = store.create_user("test@example.com", false).await?;
+    let project = store.create_project(user, "test").await?.id;
+    let rev = NewRevision {
+        name: code.into(),
+        spec: CodeSpec::default(),
+        zip: None,
+    };
+    Ok((project, store.put_revision(project, rev).await?.id))
 }
 
 /// A temporary directory holding one test's SQLite database; removed on drop.

@@ -6,21 +6,14 @@
 
 use std::time::Duration;
 
-use ferrum_model::{CodeSpec, NewRevision, NewTask};
-use ferrum_store::testing::fresh_store;
-use ferrum_store::{AccountStore, CodeStore, DispatchStore, LeaseSpec, TaskStore};
+use ferrum_model::NewTask;
+use ferrum_store::testing::{fresh_store, project_with_code};
+use ferrum_store::{CodeStore, DispatchStore, LeaseSpec, TaskStore};
 
 #[tokio::test]
 async fn a_task_queued_during_a_resume_is_leasable_after_it() {
     let (store, _) = fresh_store().await.unwrap();
-    let user = store.create_user("t@example.com", false).await.unwrap();
-    let project = store.create_project(user, "p").await.unwrap().id;
-    let rev = NewRevision {
-        name: "c".into(),
-        spec: CodeSpec::default(),
-        zip: None,
-    };
-    let code = store.put_revision(project, rev).await.unwrap().id;
+    let (project, code) = project_with_code(&store, "c").await.unwrap();
     store.set_paused(project, code, true).await.unwrap();
 
     // A resume, by hand, stopped between its two statements.

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use ferrum_model::validation::{new_schedule, ScheduleOptions};
-use ferrum_model::{CodeSpec, NewRevision, Page, ScheduleStatus, TaskFilter};
-use ferrum_store::{AccountStore, CodeStore, PgStore, ScheduleStore, TaskStore};
+use ferrum_model::{Page, ScheduleStatus, TaskFilter};
+use ferrum_store::{PgStore, ScheduleStore, TaskStore};
 
 fn secs(n: i64) -> chrono::Duration {
     chrono::Duration::seconds(n)
@@ -19,14 +19,9 @@ fn secs(n: i64) -> chrono::Duration {
 #[tokio::test]
 async fn concurrent_firers_make_one_task_per_slot() {
     let (store, url) = ferrum_store::testing::fresh_store().await.unwrap();
-    let user = store.create_user("t@example.com", false).await.unwrap();
-    let project = store.create_project(user, "p").await.unwrap().id;
-    let rev = NewRevision {
-        name: "c".into(),
-        spec: CodeSpec::default(),
-        zip: None,
-    };
-    store.put_revision(project, rev).await.unwrap();
+    let (project, _) = ferrum_store::testing::project_with_code(&store, "c")
+        .await
+        .unwrap();
     let start = Utc::now();
     let o = ScheduleOptions {
         start_at: Some(start),
