@@ -2,13 +2,15 @@
 //! state of every unfinished task into `task_queue`; a deployment that upgrades mid-work must
 //! find each task where it was: queued tasks leasable (delayed ones still delayed), leased
 //! ones fenced by their attempt and reaped when their lease has expired.
+//! `0006_paused_queue.sql` then takes a paused code's queued tasks out of the dispatch index
+//! until the code is resumed.
 
 use std::path::Path;
 use std::time::Duration;
 
 use ferrum_model::{Id, TaskStatus};
 use ferrum_store::testing::fresh_database;
-use ferrum_store::{DispatchStore, Fenced, LeaseSpec, Outcome, PgStore, TaskStore};
+use ferrum_store::{CodeStore, DispatchStore, Fenced, LeaseSpec, Outcome, PgStore, TaskStore};
 use sqlx::migrate::Migrator;
 use sqlx::PgPool;
 
@@ -35,7 +37,8 @@ async fn migrate_to_0004(pool: &PgPool) {
 }
 
 /// One project, one code, and tasks 1–5: queued, queued with a delay, preparing with an
-/// expired lease (attempt 1), running (attempt 2), complete.
+/// expired lease (attempt 1), running (attempt 2), complete; and task 6, queued, of a second
+/// code that is paused.
 const WORK_IN_FLIGHT: &str = "
 INSERT INTO users (id, email) VALUES ('000000000000000000000001', 'a@example.com');
 INSERT INTO projects (id, name, owner_id)
@@ -43,8 +46,13 @@ INSERT INTO projects (id, name, owner_id)
 INSERT INTO codes (id, project_id, name, latest_rev, latest_revision_id)
     VALUES ('000000000000000000000003', '000000000000000000000002', 'c', 1,
             '000000000000000000000004');
+INSERT INTO codes (id, project_id, name, latest_rev, latest_revision_id, paused)
+    VALUES ('000000000000000000000005', '000000000000000000000002', 'paused', 1,
+            '000000000000000000000006', true);
 INSERT INTO code_revisions (id, code_id, project_id, rev)
     VALUES ('000000000000000000000004', '000000000000000000000003',
+            '000000000000000000000002', 1),
+           ('000000000000000000000006', '000000000000000000000005',
             '000000000000000000000002', 1);
 INSERT INTO tasks (id, project_id, code_id, code_name, code_revision_id, code_rev, status,
                    priority, payload, timeout, delay, cluster, run_at, attempt, runner_id,
@@ -57,7 +65,12 @@ FROM (VALUES (1, 'queued', 0, 0, NULL, NULL::timestamptz),
              (3, 'preparing', 0, 1, 'r', now() - interval '1 minute'),
              (4, 'running', 0, 2, 'r', now() + interval '10 minutes'),
              (5, 'complete', 0, 1, 'r', NULL))
-    AS v(n, status, delay, attempt, runner, lease)";
+    AS v(n, status, delay, attempt, runner, lease);
+INSERT INTO tasks (id, project_id, code_id, code_name, code_revision_id, code_rev, status,
+                   priority, payload, timeout, delay, cluster, run_at)
+VALUES ('000000000000000000000016', '000000000000000000000002', '000000000000000000000005',
+        'paused', '000000000000000000000006', 1, 'queued', 0, '\\x7b7d', 60, 0, 'default',
+        now())";
 
 fn task_id(n: u8) -> Id {
     format!("00000000000000000000001{n}").parse().unwrap()
@@ -118,4 +131,25 @@ async fn tasks_in_flight_survive_the_queue_table_migration() {
 
     assert_eq!(store.reap_expired(3).await.unwrap().requeued, 1);
     assert_eq!(read(3).await, (TaskStatus::Queued, 1));
+
+    let paused: bool = sqlx::query_scalar("SELECT paused FROM task_queue WHERE task_id = $1")
+        .bind(task_id(6).to_string())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(
+        paused,
+        "a paused code's queued task is out of the dispatch index"
+    );
+    let code: Id = "000000000000000000000005".parse().unwrap();
+    store.set_paused(project, code, false).await.unwrap();
+    let mut leased: Vec<Id> = store
+        .lease(&lease)
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.task.id)
+        .collect();
+    leased.sort();
+    assert_eq!(leased, vec![task_id(3), task_id(6)], "resumed and requeued");
 }
