@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use ferrum_model::{CodeSpec, Id, NewRevision};
 
-use crate::{AccountStore, CodeStore, PgStore, SqliteStore, StoreResult};
+use crate::{AccountStore, CodeStore, DispatchStore, LeaseSpec, PgStore, SqliteStore, StoreResult};
 
 /// The server tests connect to; `scripts/services` prints the value to use.
 pub fn admin_url() -> String {
@@ -85,6 +85,26 @@ where
         zip: None,
     };
     Ok((project, store.put_revision(project, rev).await?.id))
+}
+
+/// Leases up to `max` tasks of the `default` cluster for a new runner (a one-minute lease) and
+/// answers their ids, in the order the lease gave them.
+pub async fn lease_ids<S>(store: &S, max: u32) -> StoreResult<Vec<Id>>
+where
+    S: DispatchStore + ?Sized,
+{
+    let spec = LeaseSpec {
+        runner_id: Id::generate(),
+        cluster: "default".into(),
+        max_tasks: max,
+        lease_for: std::time::Duration::from_secs(60),
+    };
+    Ok(store
+        .lease(&spec)
+        .await?
+        .iter()
+        .map(|l| l.task.id)
+        .collect())
 }
 
 /// A temporary directory holding one test's SQLite database; removed on drop.

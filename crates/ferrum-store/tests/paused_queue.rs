@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use ferrum_model::NewTask;
-use ferrum_store::testing::{fresh_store, project_with_code};
-use ferrum_store::{CodeStore, DispatchStore, LeaseSpec, TaskStore};
+use ferrum_store::testing::{fresh_store, lease_ids, project_with_code};
+use ferrum_store::{CodeStore, TaskStore};
 
 #[tokio::test]
 async fn a_task_queued_during_a_resume_is_leasable_after_it() {
@@ -51,19 +51,7 @@ async fn a_task_queued_during_a_resume_is_leasable_after_it() {
     resume.commit().await.unwrap();
     let queued = queueing.await.unwrap();
 
-    let spec = LeaseSpec {
-        runner_id: ferrum_model::Id::generate(),
-        cluster: "default".into(),
-        max_tasks: 10,
-        lease_for: Duration::from_secs(30),
-    };
-    let leased: Vec<_> = store
-        .lease(&spec)
-        .await
-        .unwrap()
-        .iter()
-        .map(|l| l.task.id)
-        .collect();
+    let leased = lease_ids(&store, 10).await.unwrap();
     assert_eq!(
         leased, queued,
         "the task queued during the resume is leasable"

@@ -6,11 +6,10 @@
 //! until the code is resumed.
 
 use std::path::Path;
-use std::time::Duration;
 
 use ferrum_model::{Id, TaskStatus};
-use ferrum_store::testing::fresh_database;
-use ferrum_store::{CodeStore, DispatchStore, Fenced, LeaseSpec, Outcome, PgStore, TaskStore};
+use ferrum_store::testing::{fresh_database, lease_ids};
+use ferrum_store::{CodeStore, DispatchStore, Fenced, Outcome, PgStore, TaskStore};
 use sqlx::migrate::Migrator;
 use sqlx::PgPool;
 
@@ -97,19 +96,7 @@ async fn tasks_in_flight_survive_the_queue_table_migration() {
     assert_eq!(read(4).await, (TaskStatus::Running, 2));
     assert_eq!(read(5).await, (TaskStatus::Complete, 1));
 
-    let lease = LeaseSpec {
-        runner_id: Id::generate(),
-        cluster: "default".into(),
-        max_tasks: 10,
-        lease_for: Duration::from_secs(60),
-    };
-    let leased: Vec<Id> = store
-        .lease(&lease)
-        .await
-        .unwrap()
-        .iter()
-        .map(|l| l.task.id)
-        .collect();
+    let leased = lease_ids(&store, 10).await.unwrap();
     assert_eq!(
         leased,
         vec![task_id(1)],
@@ -143,13 +130,7 @@ async fn tasks_in_flight_survive_the_queue_table_migration() {
     );
     let code: Id = "000000000000000000000005".parse().unwrap();
     store.set_paused(project, code, false).await.unwrap();
-    let mut leased: Vec<Id> = store
-        .lease(&lease)
-        .await
-        .unwrap()
-        .iter()
-        .map(|l| l.task.id)
-        .collect();
+    let mut leased = lease_ids(&store, 10).await.unwrap();
     leased.sort();
     assert_eq!(leased, vec![task_id(3), task_id(6)], "resumed and requeued");
 }
