@@ -7,7 +7,8 @@
 //!   holding 1,000,000 tasks, vs the same loop in plain SQL (`UPDATE … WHERE id IN (SELECT …
 //!   FOR UPDATE SKIP LOCKED LIMIT 10)` then one `UPDATE` per job) on a plain table;
 //! - the same with 4 leasers once 100,000 tasks of a paused code wait at the head of Ferrum's
-//!   queue (at a higher priority): they must not slow the leasing of the rest.
+//!   queue (at a higher priority), then with 100,000 more of a code limited to one task at a
+//!   time: they must not slow the leasing of the rest.
 //!
 //! Run: `scripts/bench-dispatch` (or `cargo run --release -p ferrum-store --example
 //! dispatch_bench` with `FERRUM_TEST_DATABASE_URL` set). `BENCH_TASKS` and `BENCH_SECS` change
@@ -85,35 +86,55 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    // A paused code's backlog at the head of the queue (a higher priority) must not slow
-    // other codes' leases: it is out of the dispatch index, as the floor's finished jobs are.
+    // Backlogs at the head of the queue (a higher priority) that cannot run now must not slow
+    // other codes' leases: a paused code's, then also one of a code at its concurrency limit
+    // of 1. Both stay out of the dispatch index, as the floor's finished jobs do.
+    let paused = queue_backlog(&store, project, "paused", CodeSpec::default()).await?;
+    store.set_paused(project, paused, true).await?;
+    let (ferrum, raw) = lease_complete_both(&store, &pool, 4, secs).await;
+    report("4 leasers, 100k paused ahead", ferrum, raw);
+    let throttled = CodeSpec {
+        max_concurrency: Some(1),
+        ..CodeSpec::default()
+    };
+    queue_backlog(&store, project, "throttled", throttled).await?;
+    let (ferrum, raw) = lease_complete_both(&store, &pool, 4, secs).await;
+    report("4 leasers, +100k throttled", ferrum, raw);
+    Ok(())
+}
+
+/// Queues [`BACKLOG`] tasks of a new code `name` at priority 1, ahead of the rest, and answers
+/// the code.
+async fn queue_backlog(
+    store: &PgStore,
+    project: Id,
+    name: &str,
+    spec: CodeSpec,
+) -> Result<Id, ferrum_store::StoreError> {
     let rev = NewRevision {
-        name: "paused".into(),
-        spec: CodeSpec::default(),
+        name: name.into(),
+        spec,
         zip: None,
     };
-    let paused = store.put_revision(project, rev).await?.id;
-    for _ in 0..PAUSED_BACKLOG / BATCH {
+    let code = store.put_revision(project, rev).await?.id;
+    for _ in 0..BACKLOG / BATCH {
         let backlog = (0..BATCH)
             .map(|_| NewTask {
-                code_name: "paused".into(),
+                code_name: name.into(),
                 priority: Some(1),
                 ..task()
             })
             .collect();
         store.enqueue(project, backlog).await?;
     }
-    store.set_paused(project, paused, true).await?;
     sqlx::query("VACUUM ANALYZE task_queue")
-        .execute(&pool)
+        .execute(store.pool())
         .await?;
-    let (ferrum, raw) = lease_complete_both(&store, &pool, 4, secs).await;
-    report("4 leasers, 100k paused ahead", ferrum, raw);
-    Ok(())
+    Ok(code)
 }
 
-/// Tasks of a paused code queued ahead of the rest in the last measurement.
-const PAUSED_BACKLOG: usize = 100_000;
+/// Tasks of a code that cannot run queued ahead of the rest in the last measurements.
+const BACKLOG: usize = 100_000;
 
 /// Measures both sides with `leasers` leasers for `secs` each, in four slices of a quarter of
 /// the time, in the order ferrum, raw, raw, ferrum, ferrum, raw, raw, ferrum, so that drift

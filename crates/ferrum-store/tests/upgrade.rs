@@ -3,13 +3,15 @@
 //! find each task where it was: queued tasks leasable (delayed ones still delayed), leased
 //! ones fenced by their attempt and reaped when their lease has expired.
 //! `0006_paused_queue.sql` then takes a paused code's queued tasks out of the dispatch index
-//! until the code is resumed.
+//! until the code is resumed, and `0007_admission.sql` holds a limited code's backlog beyond
+//! its limit outside it.
 
 use std::path::Path;
+use std::time::Duration;
 
 use ferrum_model::{Id, TaskStatus};
 use ferrum_store::testing::{fresh_database, lease_ids};
-use ferrum_store::{CodeStore, DispatchStore, Fenced, Outcome, PgStore, TaskStore};
+use ferrum_store::{CodeStore, DispatchStore, Fenced, LeaseSpec, Outcome, PgStore, TaskStore};
 use sqlx::migrate::Migrator;
 use sqlx::PgPool;
 
@@ -36,8 +38,9 @@ async fn migrate_to_0004(pool: &PgPool) {
 }
 
 /// One project, one code, and tasks 1–5: queued, queued with a delay, preparing with an
-/// expired lease (attempt 1), running (attempt 2), complete; and task 6, queued, of a second
-/// code that is paused.
+/// expired lease (attempt 1), running (attempt 2), complete; task 6, queued, of a second
+/// code that is paused; and tasks 7 (priority 0) and 8 (priority 2), queued on cluster
+/// `limited`, of a third code whose `max_concurrency` is 1.
 const WORK_IN_FLIGHT: &str = "
 INSERT INTO users (id, email) VALUES ('000000000000000000000001', 'a@example.com');
 INSERT INTO projects (id, name, owner_id)
@@ -48,10 +51,15 @@ INSERT INTO codes (id, project_id, name, latest_rev, latest_revision_id)
 INSERT INTO codes (id, project_id, name, latest_rev, latest_revision_id, paused)
     VALUES ('000000000000000000000005', '000000000000000000000002', 'paused', 1,
             '000000000000000000000006', true);
+INSERT INTO codes (id, project_id, name, latest_rev, latest_revision_id, max_concurrency)
+    VALUES ('000000000000000000000007', '000000000000000000000002', 'limited', 1,
+            '000000000000000000000008', 1);
 INSERT INTO code_revisions (id, code_id, project_id, rev)
     VALUES ('000000000000000000000004', '000000000000000000000003',
             '000000000000000000000002', 1),
            ('000000000000000000000006', '000000000000000000000005',
+            '000000000000000000000002', 1),
+           ('000000000000000000000008', '000000000000000000000007',
             '000000000000000000000002', 1);
 INSERT INTO tasks (id, project_id, code_id, code_name, code_revision_id, code_rev, status,
                    priority, payload, timeout, delay, cluster, run_at, attempt, runner_id,
@@ -69,6 +77,12 @@ INSERT INTO tasks (id, project_id, code_id, code_name, code_revision_id, code_re
                    priority, payload, timeout, delay, cluster, run_at)
 VALUES ('000000000000000000000016', '000000000000000000000002', '000000000000000000000005',
         'paused', '000000000000000000000006', 1, 'queued', 0, '\\x7b7d', 60, 0, 'default',
+        now()),
+       ('000000000000000000000017', '000000000000000000000002', '000000000000000000000007',
+        'limited', '000000000000000000000008', 1, 'queued', 0, '\\x7b7d', 60, 0, 'limited',
+        now() - interval '1 minute'),
+       ('000000000000000000000018', '000000000000000000000002', '000000000000000000000007',
+        'limited', '000000000000000000000008', 1, 'queued', 2, '\\x7b7d', 60, 0, 'limited',
         now())";
 
 fn task_id(n: u8) -> Id {
@@ -133,4 +147,38 @@ async fn tasks_in_flight_survive_the_queue_table_migration() {
     let mut leased = lease_ids(&store, 10).await.unwrap();
     leased.sort();
     assert_eq!(leased, vec![task_id(3), task_id(6)], "resumed and requeued");
+
+    let admitted: Vec<String> = sqlx::query_scalar(
+        "SELECT task_id FROM task_queue WHERE code_id = $1 AND NOT held ORDER BY task_id",
+    )
+    .bind("000000000000000000000007")
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        admitted,
+        vec![task_id(8).to_string()],
+        "of a code limited to 1, only its best queued task is in the dispatch index"
+    );
+    let spec = LeaseSpec {
+        runner_id: Id::generate(),
+        cluster: "limited".into(),
+        max_tasks: 10,
+        lease_for: Duration::from_secs(60),
+    };
+    let first = store.lease(&spec).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].task.id, task_id(8));
+    let done = Outcome {
+        status: TaskStatus::Complete,
+        exit_code: Some(0),
+        msg: None,
+    };
+    store
+        .complete(task_id(8), first[0].task.attempt, done)
+        .await
+        .unwrap();
+    let second = store.lease(&spec).await.unwrap();
+    assert_eq!(second.len(), 1, "the held task was admitted in its place");
+    assert_eq!(second[0].task.id, task_id(7));
 }

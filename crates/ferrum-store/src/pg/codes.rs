@@ -29,7 +29,7 @@ impl CodeStore for PgStore {
         .execute(&mut *tx)
         .await?;
         let row = sqlx::query(
-            "SELECT id, latest_rev FROM codes \
+            "SELECT id, latest_rev, max_concurrency FROM codes \
              WHERE project_id = $1 AND name = $2 AND deleted_at IS NULL FOR UPDATE",
         )
         .bind(&project_s)
@@ -38,6 +38,8 @@ impl CodeStore for PgStore {
         .await?;
         let code_id: String = row.try_get("id")?;
         let next_rev: i32 = row.try_get::<i32, _>("latest_rev")? + 1;
+        let old_limit: Option<i32> = row.try_get("max_concurrency")?;
+        let new_limit = rev.spec.max_concurrency.filter(|n| *n > 0);
         let revision_id = Id::generate().to_string();
         let spec = &rev.spec;
         let env = serde_json::to_value(&spec.env_vars)
@@ -78,14 +80,30 @@ impl CodeStore for PgStore {
         .bind(&code_id)
         .bind(next_rev)
         .bind(&revision_id)
-        .bind(spec.max_concurrency.filter(|n| *n > 0))
+        .bind(new_limit)
         .execute(&mut *tx)
         .await?;
+        if old_limit.is_some() != new_limit.is_some() {
+            // The code row is locked `FOR UPDATE`, so no one is queueing its tasks: the flags
+            // of all its queued rows can change at once (`migrations/0007_admission.sql`).
+            // Newly limited rows are all held until the admission below.
+            sqlx::query(
+                "UPDATE task_queue SET limited = $2, held = $2 \
+                 WHERE code_id = $1 AND NOT leased AND limited <> $2",
+            )
+            .bind(&code_id)
+            .bind(new_limit.is_some())
+            .execute(&mut *tx)
+            .await?;
+        }
         let row = sqlx::query(&format!("{} WHERE c.id = $1", rows::code_select()))
             .bind(&code_id)
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
+        if new_limit.is_some() && new_limit != old_limit {
+            self.admit(vec![code_id]).await?;
+        }
         rows::code(&row)
     }
 

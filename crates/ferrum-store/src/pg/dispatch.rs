@@ -69,7 +69,8 @@ const LEASE_UNLIMITED: &str = "\
       FROM task_queue q \
       JOIN codes c ON c.id = q.code_id \
       JOIN projects p ON p.id = q.project_id \
-      WHERE NOT q.leased AND NOT q.paused AND q.cluster = $1 AND q.run_at <= now() \
+      WHERE NOT q.leased AND NOT q.paused AND NOT q.held AND q.cluster = $1 \
+        AND q.run_at <= now() \
         AND NOT c.paused \
         AND (c.max_concurrency IS NULL OR c.max_concurrency > ( \
               SELECT count(*) FROM task_queue a WHERE a.code_id = c.id AND a.leased)) \
@@ -163,6 +164,41 @@ fn lease_unlimited_sql(limit: i32) -> String {
 }
 
 impl PgStore {
+    /// Admits queued tasks of the given limited codes into the dispatch index, up to each
+    /// code's limit (`ferrum_admit()`, `migrations/0007_admission.sql`). Codes are taken in id
+    /// order, as `ferrum_lease()` takes their advisory locks, so the two never deadlock.
+    pub(crate) async fn admit(&self, mut codes: Vec<String>) -> StoreResult<()> {
+        if codes.is_empty() {
+            return Ok(());
+        }
+        codes.sort();
+        codes.dedup();
+        sqlx::query("SELECT ferrum_admit(c) FROM (SELECT unnest($1::text[]) AS c) codes")
+            .bind(&codes)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The reaper's admission pass: runs `ferrum_admit()` for every limited code with due
+    /// tasks waiting. It catches what no other path admits at once: requeued tasks, cancelled
+    /// admitted ones, delays that ended, and a process that died between queueing tasks and
+    /// admitting them. A code whose admitted tasks are already its best costs two short index
+    /// reads.
+    async fn admit_waiting(&self) -> StoreResult<()> {
+        sqlx::query(
+            "SELECT ferrum_admit(w.id) FROM ( \
+               SELECT c.id FROM codes c \
+               WHERE c.max_concurrency IS NOT NULL \
+                 AND EXISTS (SELECT 1 FROM task_queue q WHERE q.code_id = c.id AND q.limited \
+                   AND NOT q.leased AND q.held AND q.run_at <= now()) \
+               ORDER BY c.id) w",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Runs [`LEASE_UNLIMITED`]: the leased rows, and how many limited candidates it held back.
     async fn lease_unlimited(
         &self,
@@ -357,11 +393,12 @@ impl DispatchStore for PgStore {
                       WHEN e.attempt >= $1 THEN 'killed' ELSE 'queued' END AS status \
                FROM tasks t JOIN expired e ON t.id = e.task_id), \
              code AS ( \
-               SELECT id, paused FROM codes WHERE id IN (SELECT code_id FROM fate) \
-               FOR KEY SHARE), \
+               SELECT id, paused, max_concurrency IS NOT NULL AS limited FROM codes \
+               WHERE id IN (SELECT code_id FROM fate) FOR KEY SHARE), \
              requeued AS ( \
                UPDATE task_queue q SET leased = false, lease_expires_at = NULL, \
-                 runner_id = NULL, run_at = now(), delayed = false, paused = c.paused \
+                 runner_id = NULL, run_at = now(), delayed = false, paused = c.paused, \
+                 limited = c.limited, held = c.limited \
                FROM fate f JOIN code c ON c.id = f.code_id \
                WHERE q.task_id = f.id AND f.status = 'queued'), \
              dropped AS ( \
@@ -384,6 +421,7 @@ impl DispatchStore for PgStore {
         .bind(max_attempts)
         .fetch_all(&self.pool)
         .await?;
+        self.admit_waiting().await?;
         let mut report = ReapReport::default();
         for row in rows {
             match row.try_get::<String, _>("status")?.as_str() {

@@ -3,19 +3,21 @@
 /// The statement that gives newly inserted tasks their dispatch queue rows, from a CTE named
 /// `$from` holding the new tasks' `id, project_id, code_id, cluster, priority, run_at, delay`.
 /// Every path that queues a task (enqueue, schedules, webhooks, linked retries) ends in it.
-/// A row's `paused` is its code's, read under a `FOR KEY SHARE` lock so that a concurrent
-/// pause or resume either waits for this transaction or is seen by it (see
-/// `migrations/0006_paused_queue.sql`).
+/// A row's `paused` and `limited` are its code's, read under a `FOR KEY SHARE` lock so that a
+/// concurrent pause, resume or change of limit either waits for this transaction or is seen
+/// by it (see `migrations/0006_paused_queue.sql`). A limited code's rows start held, outside
+/// the dispatch index, until `ferrum_admit()` admits them (`migrations/0007_admission.sql`).
 macro_rules! queue_rows_from {
     ($from:literal) => {
         concat!(
             "INSERT INTO task_queue (task_id, project_id, code_id, cluster, priority, run_at, \
-               delayed, paused) \
+               delayed, paused, limited, held) \
              SELECT n.id, n.project_id, n.code_id, n.cluster, n.priority, n.run_at, \
-               n.delay > 0, c.paused \
+               n.delay > 0, c.paused, c.limited, c.limited \
              FROM ",
             $from,
-            " n JOIN (SELECT id, paused FROM codes WHERE id IN (SELECT code_id FROM ",
+            " n JOIN (SELECT id, paused, max_concurrency IS NOT NULL AS limited FROM codes \
+               WHERE id IN (SELECT code_id FROM ",
             $from,
             ") FOR KEY SHARE) c ON c.id = n.code_id"
         )

@@ -194,8 +194,11 @@ impl ScheduleStore for PgStore {
             advance.done.push(done);
         }
         let mut fired = Vec::new();
+        let mut limited_codes = Vec::new();
         for (project, tasks) in by_project.into_iter().filter(|(_, t)| !t.is_empty()) {
-            fired.extend(insert_tasks(&mut tx, project, tasks).await?);
+            let queued = insert_tasks(&mut tx, project, tasks).await?;
+            fired.extend(queued.ids);
+            limited_codes.extend(queued.limited_codes);
         }
         sqlx::query(
             "UPDATE schedules s SET run_count = s.run_count + u.fired, \
@@ -215,6 +218,7 @@ impl ScheduleStore for PgStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.admit(limited_codes).await?;
         Ok(fired)
     }
 

@@ -18,6 +18,15 @@ struct CodeHead {
     default_priority: i32,
     retries: i32,
     retries_delay: i32,
+    /// The code has a concurrency limit: its new tasks wait to be admitted.
+    limited: bool,
+}
+
+/// Tasks written by [`insert_tasks`]: their ids, and the limited codes among theirs, which
+/// [`PgStore::admit`] must be given once the transaction commits.
+pub(crate) struct Inserted {
+    pub ids: Vec<Id>,
+    pub limited_codes: Vec<String>,
 }
 
 /// Looks up the named codes of a project with their latest revisions.
@@ -28,7 +37,7 @@ async fn code_heads(
 ) -> StoreResult<HashMap<String, CodeHead>> {
     let rows = sqlx::query(
         "SELECT c.name, c.id, c.latest_revision_id, c.latest_rev, r.default_priority, \
-         r.retries, r.retries_delay \
+         r.retries, r.retries_delay, c.max_concurrency IS NOT NULL AS limited \
          FROM codes c JOIN code_revisions r ON r.id = c.latest_revision_id \
          WHERE c.project_id = $1 AND c.name = ANY($2) AND c.deleted_at IS NULL",
     )
@@ -47,6 +56,7 @@ async fn code_heads(
                     default_priority: r.try_get("default_priority")?,
                     retries: r.try_get("retries")?,
                     retries_delay: r.try_get("retries_delay")?,
+                    limited: r.try_get("limited")?,
                 },
             ))
         })
@@ -55,12 +65,14 @@ async fn code_heads(
 
 /// Inserts tasks, and their dispatch queue rows, with one multi-row statement and wakes runners
 /// of their clusters. The notification is delivered when the surrounding transaction commits,
-/// never before.
+/// never before. Tasks of limited codes are queued held: the caller admits them after the
+/// commit (admitting here would take advisory locks in the caller's order, not the code order
+/// `ferrum_lease()` keeps).
 pub(crate) async fn insert_tasks(
     conn: &mut PgConnection,
     project: Id,
     tasks: Vec<NewTask>,
-) -> StoreResult<Vec<Id>> {
+) -> StoreResult<Inserted> {
     let project_s = project.to_string();
     let mut names: Vec<String> = tasks.iter().map(|t| t.code_name.clone()).collect();
     names.sort();
@@ -69,10 +81,14 @@ pub(crate) async fn insert_tasks(
     let n = tasks.len();
     let mut cols = TaskColumns::with_capacity(n);
     let mut ids = Vec::with_capacity(n);
+    let mut limited_codes = Vec::new();
     for t in tasks {
         let head = heads
             .get(&t.code_name)
             .ok_or_else(|| StoreError::UnknownCode(t.code_name.clone()))?;
+        if head.limited && !limited_codes.contains(&head.id) {
+            limited_codes.push(head.id.clone());
+        }
         let id = Id::generate();
         ids.push(id);
         cols.push(id, head, t);
@@ -122,7 +138,7 @@ pub(crate) async fn insert_tasks(
         .bind(&clusters)
         .execute(&mut *conn)
         .await?;
-    Ok(ids)
+    Ok(Inserted { ids, limited_codes })
 }
 
 /// Column vectors for the multi-row insert.
@@ -223,9 +239,10 @@ pub(crate) async fn cancel_unfinished(
 impl TaskStore for PgStore {
     async fn enqueue(&self, project: Id, tasks: Vec<NewTask>) -> StoreResult<Vec<Id>> {
         let mut tx = self.pool.begin().await?;
-        let ids = insert_tasks(&mut tx, project, tasks).await?;
+        let queued = insert_tasks(&mut tx, project, tasks).await?;
         tx.commit().await?;
-        Ok(ids)
+        self.admit(queued.limited_codes).await?;
+        Ok(queued.ids)
     }
 
     async fn task(&self, project: Id, id: Id) -> StoreResult<Option<Task>> {

@@ -90,9 +90,10 @@ impl WebhookStore for PgStore {
         task: NewTask,
     ) -> StoreResult<Delivery> {
         let mut tx = self.pool.begin().await?;
-        let task_id = insert_tasks(&mut tx, project, vec![task])
-            .await?
-            .pop()
+        let queued = insert_tasks(&mut tx, project, vec![task]).await?;
+        let task_id = *queued
+            .ids
+            .first()
             .ok_or_else(|| StoreError::Corrupt("insert_tasks returned no id".into()))?;
         // A concurrent delivery of the same key waits here on the primary key until the first
         // commits or rolls back, then sees its row: one task either way.
@@ -108,6 +109,7 @@ impl WebhookStore for PgStore {
         .await?;
         if recorded.rows_affected() == 1 {
             tx.commit().await?;
+            self.admit(queued.limited_codes).await?;
             return Ok(Delivery {
                 task_id,
                 duplicate: false,

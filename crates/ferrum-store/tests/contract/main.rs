@@ -4,11 +4,13 @@
 
 mod dispatch;
 mod firing;
+mod limits;
 mod records;
 mod world;
 
 use dispatch::*;
 use firing::*;
+use limits::*;
 use records::*;
 use world::Backend;
 
@@ -38,6 +40,12 @@ contract!(
     resuming_while_tasks_are_queued_leaves_none_behind,
     code_max_concurrency_makes_tasks_wait_not_fail,
     project_concurrency_limit_holds_across_concurrent_leasers,
+    a_limited_backlog_drains_in_priority_order_one_slot_at_a_time,
+    a_later_higher_priority_task_of_a_limited_code_goes_first,
+    tasks_a_schedule_or_a_webhook_queues_for_a_limited_code_run_at_once,
+    a_limit_set_or_lifted_applies_to_the_queued_backlog,
+    cancels_requeues_and_delays_do_not_strand_a_limited_backlog,
+    workers_and_producers_at_once_never_exceed_a_code_limit,
     a_stale_attempt_cannot_overwrite_a_newer_one,
     expired_leases_are_retried_then_marked_killed,
     a_leased_task_reads_as_preparing_then_running,
