@@ -8,7 +8,7 @@
 //!   FOR UPDATE SKIP LOCKED LIMIT 10)` then one `UPDATE` per job) on a plain table;
 //! - the same with 4 leasers once 100,000 tasks of a paused code wait at the head of Ferrum's
 //!   queue (at a higher priority), then with 100,000 more of a code limited to one task at a
-//!   time: they must not slow the leasing of the rest.
+//!   time whose one slot is taken by a long task: they must not slow the leasing of the rest.
 //!
 //! Run: `scripts/bench-dispatch` (or `cargo run --release -p ferrum-store --example
 //! dispatch_bench` with `FERRUM_TEST_DATABASE_URL` set). `BENCH_TASKS` and `BENCH_SECS` change
@@ -88,7 +88,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Backlogs at the head of the queue (a higher priority) that cannot run now must not slow
     // other codes' leases: a paused code's, then also one of a code at its concurrency limit
-    // of 1. Both stay out of the dispatch index, as the floor's finished jobs do.
+    // of 1, its one slot taken by a long task. Both stay out of the dispatch index, as the
+    // floor's finished jobs do.
     let paused = queue_backlog(&store, project, "paused", CodeSpec::default()).await?;
     store.set_paused(project, paused, true).await?;
     let (ferrum, raw) = lease_complete_both(&store, &pool, 4, secs).await;
@@ -98,6 +99,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..CodeSpec::default()
     };
     queue_backlog(&store, project, "throttled", throttled).await?;
+    let long_task = LeaseSpec {
+        runner_id: Id::generate(),
+        cluster: "default".into(),
+        max_tasks: 1,
+        lease_for: Duration::from_secs(3600),
+    };
+    let running = store.lease(&long_task).await?;
+    assert_eq!(running[0].task.code_name, "throttled", "the slot is taken");
     let (ferrum, raw) = lease_complete_both(&store, &pool, 4, secs).await;
     report("4 leasers, +100k throttled", ferrum, raw);
     Ok(())
