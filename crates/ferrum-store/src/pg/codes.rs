@@ -102,7 +102,7 @@ impl CodeStore for PgStore {
             .await?;
         tx.commit().await?;
         if new_limit.is_some() && new_limit != old_limit {
-            self.admit(vec![code_id]).await?;
+            self.admit(vec![code_id]).await;
         }
         rows::code(&row)
     }

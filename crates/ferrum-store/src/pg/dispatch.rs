@@ -167,17 +167,24 @@ impl PgStore {
     /// Admits queued tasks of the given limited codes into the dispatch index, up to each
     /// code's limit (`ferrum_admit()`, `migrations/0007_admission.sql`). Codes are taken in id
     /// order, as `ferrum_lease()` takes their advisory locks, so the two never deadlock.
-    pub(crate) async fn admit(&self, mut codes: Vec<String>) -> StoreResult<()> {
+    ///
+    /// Callers run it after their commit, so it cannot fail them: the tasks are queued either
+    /// way, and a failed admission is only logged (the reaper's next pass admits them).
+    /// Answering an error for committed work would make clients queue it again.
+    pub(crate) async fn admit(&self, mut codes: Vec<String>) {
         if codes.is_empty() {
-            return Ok(());
+            return;
         }
         codes.sort();
         codes.dedup();
-        sqlx::query("SELECT ferrum_admit(c) FROM (SELECT unnest($1::text[]) AS c) codes")
-            .bind(&codes)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let admitted =
+            sqlx::query("SELECT ferrum_admit(c) FROM (SELECT unnest($1::text[]) AS c) codes")
+                .bind(&codes)
+                .execute(&self.pool)
+                .await;
+        if let Err(e) = admitted {
+            tracing::warn!(error = %e, "admission after queueing failed; the reaper will admit");
+        }
     }
 
     /// The reaper's admission pass: runs `ferrum_admit()` for every limited code with due
@@ -421,7 +428,10 @@ impl DispatchStore for PgStore {
         .bind(max_attempts)
         .fetch_all(&self.pool)
         .await?;
-        self.admit_waiting().await?;
+        // The reap has committed: its report must reach the caller even if this pass fails.
+        if let Err(e) = self.admit_waiting().await {
+            tracing::warn!(error = %e, "the reaper's admission pass failed");
+        }
         let mut report = ReapReport::default();
         for row in rows {
             match row.try_get::<String, _>("status")?.as_str() {

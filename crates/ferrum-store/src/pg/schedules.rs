@@ -218,7 +218,7 @@ impl ScheduleStore for PgStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        self.admit(limited_codes).await?;
+        self.admit(limited_codes).await;
         Ok(fired)
     }
 

@@ -241,7 +241,7 @@ impl TaskStore for PgStore {
         let mut tx = self.pool.begin().await?;
         let queued = insert_tasks(&mut tx, project, tasks).await?;
         tx.commit().await?;
-        self.admit(queued.limited_codes).await?;
+        self.admit(queued.limited_codes).await;
         Ok(queued.ids)
     }
 

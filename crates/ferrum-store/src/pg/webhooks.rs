@@ -109,7 +109,7 @@ impl WebhookStore for PgStore {
         .await?;
         if recorded.rows_affected() == 1 {
             tx.commit().await?;
-            self.admit(queued.limited_codes).await?;
+            self.admit(queued.limited_codes).await;
             return Ok(Delivery {
                 task_id,
                 duplicate: false,
