@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ferrum_model::{CodeSpec, Id, NewRevision};
+use ferrum_model::{CodeSpec, Id, NewRevision, NewTask};
 
 use crate::{AccountStore, CodeStore, DispatchStore, LeaseSpec, PgStore, SqliteStore, StoreResult};
 
@@ -85,6 +85,18 @@ where
         zip: None,
     };
     Ok((project, store.put_revision(project, rev).await?.id))
+}
+
+/// A task of `code` on the `default` cluster (the one [`lease_ids`] leases from), with an
+/// empty JSON payload and a one-minute timeout.
+pub fn queued_task(code: &str) -> NewTask {
+    NewTask {
+        code_name: code.into(),
+        payload: b"{}".to_vec(),
+        timeout: 60,
+        cluster: "default".into(),
+        ..NewTask::default()
+    }
 }
 
 /// Leases up to `max` tasks of the `default` cluster for a new runner (a one-minute lease) and

@@ -5,7 +5,7 @@
 //! Postgres only: SQLite has no dispatch index to keep small.
 
 use ferrum_model::{CodeSpec, NewRevision, NewTask};
-use ferrum_store::testing::{fresh_store, lease_ids, project_with_code};
+use ferrum_store::testing::{fresh_store, lease_ids, project_with_code, queued_task};
 use ferrum_store::{CodeStore, PgStore, TaskStore};
 
 async fn admitted(store: &PgStore, code: &str) -> i64 {
@@ -20,15 +20,7 @@ async fn admitted(store: &PgStore, code: &str) -> i64 {
 }
 
 fn tasks(code: &str, n: usize) -> Vec<NewTask> {
-    (0..n)
-        .map(|_| NewTask {
-            code_name: code.into(),
-            payload: b"{}".to_vec(),
-            timeout: 60,
-            cluster: "default".into(),
-            ..NewTask::default()
-        })
-        .collect()
+    (0..n).map(|_| queued_task(code)).collect()
 }
 
 #[tokio::test]

@@ -6,8 +6,7 @@
 
 use std::time::Duration;
 
-use ferrum_model::NewTask;
-use ferrum_store::testing::{fresh_store, lease_ids, project_with_code};
+use ferrum_store::testing::{fresh_store, lease_ids, project_with_code, queued_task};
 use ferrum_store::{CodeStore, TaskStore};
 
 #[tokio::test]
@@ -32,14 +31,10 @@ async fn a_task_queued_during_a_resume_is_leasable_after_it() {
     let queueing = {
         let store = store.clone();
         tokio::spawn(async move {
-            let task = NewTask {
-                code_name: "c".into(),
-                payload: b"{}".to_vec(),
-                timeout: 60,
-                cluster: "default".into(),
-                ..NewTask::default()
-            };
-            store.enqueue(project, vec![task]).await.unwrap()
+            store
+                .enqueue(project, vec![queued_task("c")])
+                .await
+                .unwrap()
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
