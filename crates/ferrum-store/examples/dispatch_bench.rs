@@ -56,7 +56,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         secs.as_secs()
     );
     println!(
-        "{:<28} {:>12} {:>12} {:>7}   CPU µs/job (ferrum, raw): machine   client",
+        "{:<28} {:>12} {:>12} {:>7}   per job (ferrum, raw): CPU µs machine, client; \
+         WAL bytes; full-page images",
         "measure", "ferrum/s", "raw/s", "ratio"
     );
     let ferrum = enqueue_ferrum(&store, project, total).await?;
@@ -79,7 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if let Some(stats) = &statements {
             stats.reset().await?;
         }
-        let (ferrum, raw) = lease_complete_both(&store, &pool, leasers, secs).await;
+        let (ferrum, raw) = lease_complete_both(&store, &pool, leasers, secs).await?;
         report(&format!("lease+complete, {leasers} leasers"), ferrum, raw);
         if let Some(stats) = &statements {
             stats.print().await?;
@@ -92,7 +93,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // floor's finished jobs do.
     let paused = queue_backlog(&store, project, "paused", CodeSpec::default()).await?;
     store.set_paused(project, paused, true).await?;
-    let (ferrum, raw) = lease_complete_both(&store, &pool, 4, secs).await;
+    let (ferrum, raw) = lease_complete_both(&store, &pool, 4, secs).await?;
     report("4 leasers, 100k paused ahead", ferrum, raw);
     let throttled = CodeSpec {
         max_concurrency: Some(1),
@@ -107,7 +108,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let running = store.lease(&long_task).await?;
     assert_eq!(running[0].task.code_name, "throttled", "the slot is taken");
-    let (ferrum, raw) = lease_complete_both(&store, &pool, 4, secs).await;
+    let (ferrum, raw) = lease_complete_both(&store, &pool, 4, secs).await?;
     report("4 leasers, +100k throttled", ferrum, raw);
     Ok(())
 }
@@ -153,16 +154,16 @@ async fn lease_complete_both(
     pool: &PgPool,
     leasers: usize,
     secs: Duration,
-) -> (Rate, Rate) {
+) -> Result<(Rate, Rate), sqlx::Error> {
     let slice = secs / 4;
     let (mut ferrum, mut raw) = (Vec::new(), Vec::new());
     for _ in 0..2 {
-        ferrum.push(lease_complete_ferrum(store, leasers, slice).await);
-        raw.push(lease_complete_raw(pool, leasers, slice).await);
-        raw.push(lease_complete_raw(pool, leasers, slice).await);
-        ferrum.push(lease_complete_ferrum(store, leasers, slice).await);
+        ferrum.push(lease_complete_ferrum(store, leasers, slice).await?);
+        raw.push(lease_complete_raw(pool, leasers, slice).await?);
+        raw.push(lease_complete_raw(pool, leasers, slice).await?);
+        ferrum.push(lease_complete_ferrum(store, leasers, slice).await?);
     }
-    (Rate::mean(&ferrum), Rate::mean(&raw))
+    Ok((Rate::mean(&ferrum), Rate::mean(&raw)))
 }
 
 /// Server-side cost per statement call, from `pg_stat_statements` when the server loads it
@@ -222,11 +223,15 @@ impl StatementStats {
 
 /// A measured rate, with the CPU time per job of the whole machine (Postgres, this client, the
 /// kernel) and of this process alone: on a small machine the client competes with Postgres for
-/// the same cores, so both costs show in the rate.
+/// the same cores, so both costs show in the rate. Also the WAL each job wrote, and how many
+/// full-page images of it: after each checkpoint, the first change to every page logs the whole
+/// page, which is what makes runs differ most (see `docs/BENCHMARKS.md`).
 struct Rate {
     per_sec: f64,
     machine_cpu_us: f64,
     client_cpu_us: f64,
+    wal_bytes: f64,
+    wal_fpi: f64,
 }
 
 impl Rate {
@@ -238,20 +243,27 @@ impl Rate {
             per_sec: sum(|r| r.per_sec),
             machine_cpu_us: sum(|r| r.machine_cpu_us),
             client_cpu_us: sum(|r| r.client_cpu_us),
+            wal_bytes: sum(|r| r.wal_bytes),
+            wal_fpi: sum(|r| r.wal_fpi),
         }
     }
 }
 
 fn report(what: &str, ferrum: Rate, raw: Rate) {
     println!(
-        "{what:<28} {:>12.0} {:>12.0} {:>7.2}   {:.0}, {:.0}   {:.0}, {:.0}",
+        "{what:<28} {:>12.0} {:>12.0} {:>7.2}   {:.0}, {:.0}   {:.0}, {:.0}   {:.0}, {:.0}   \
+         {:.3}, {:.3}",
         ferrum.per_sec,
         raw.per_sec,
         ferrum.per_sec / raw.per_sec,
         ferrum.machine_cpu_us,
         raw.machine_cpu_us,
         ferrum.client_cpu_us,
-        raw.client_cpu_us
+        raw.client_cpu_us,
+        ferrum.wal_bytes,
+        raw.wal_bytes,
+        ferrum.wal_fpi,
+        raw.wal_fpi
     );
 }
 
@@ -319,30 +331,48 @@ async fn enqueue_raw(pool: &PgPool, total: usize) -> Result<f64, sqlx::Error> {
     Ok(total as f64 / start.elapsed().as_secs_f64())
 }
 
+/// The server's WAL written so far: (full-page images, bytes), from `pg_stat_wal`. The whole
+/// server's, so other databases' writes during a run would count too.
+async fn wal_written(pool: &PgPool) -> Result<(f64, f64), sqlx::Error> {
+    sqlx::query_as("SELECT wal_fpi::float8, wal_bytes::float8 FROM pg_stat_wal")
+        .fetch_one(pool)
+        .await
+}
+
 /// Runs `leasers` copies of `work` (each stops at its deadline and returns how many jobs it
 /// finished) and gives the combined rate.
-async fn measure<F, Fut>(leasers: usize, work: F) -> Rate
+async fn measure<F, Fut>(pool: &PgPool, leasers: usize, work: F) -> Result<Rate, sqlx::Error>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = u64> + Send + 'static,
 {
+    let (fpi, wal) = wal_written(pool).await?;
     let (start, machine, client) = (Instant::now(), machine_cpu_us(), client_cpu_us());
     let handles: Vec<_> = (0..leasers).map(|_| tokio::spawn(work())).collect();
     let mut done = 0;
     for h in handles {
         done += h.await.unwrap_or(0);
     }
+    let per_sec = done as f64 / start.elapsed().as_secs_f64();
+    let (machine_cpu, client_cpu) = (machine_cpu_us(), client_cpu_us());
+    let (fpi_after, wal_after) = wal_written(pool).await?;
     let jobs = done.max(1) as f64;
-    Rate {
-        per_sec: done as f64 / start.elapsed().as_secs_f64(),
-        machine_cpu_us: (machine_cpu_us() - machine) / jobs,
-        client_cpu_us: (client_cpu_us() - client) / jobs,
-    }
+    Ok(Rate {
+        per_sec,
+        machine_cpu_us: (machine_cpu - machine) / jobs,
+        client_cpu_us: (client_cpu - client) / jobs,
+        wal_bytes: (wal_after - wal) / jobs,
+        wal_fpi: (fpi_after - fpi) / jobs,
+    })
 }
 
-async fn lease_complete_ferrum(store: &PgStore, leasers: usize, secs: Duration) -> Rate {
+async fn lease_complete_ferrum(
+    store: &PgStore,
+    leasers: usize,
+    secs: Duration,
+) -> Result<Rate, sqlx::Error> {
     let deadline = Instant::now() + secs;
-    measure(leasers, || {
+    measure(store.pool(), leasers, || {
         let store = store.clone();
         async move {
             let spec = LeaseSpec {
@@ -377,9 +407,13 @@ async fn lease_complete_ferrum(store: &PgStore, leasers: usize, secs: Duration) 
     .await
 }
 
-async fn lease_complete_raw(pool: &PgPool, leasers: usize, secs: Duration) -> Rate {
+async fn lease_complete_raw(
+    pool: &PgPool,
+    leasers: usize,
+    secs: Duration,
+) -> Result<Rate, sqlx::Error> {
     let deadline = Instant::now() + secs;
-    measure(leasers, || {
+    measure(pool, leasers, || {
         let pool = pool.clone();
         // The limit is a literal, as in Ferrum's lease: a bound LIMIT makes Postgres plan
         // every call afresh.
