@@ -2,7 +2,8 @@
 //! must not stay `true` once its code is resumed. A resume locks the code row `FOR UPDATE`,
 //! then sets the flag on the code's queued rows. An enqueue that starts in between must wait
 //! for the resume and read the resumed code, or its task would stay out of the dispatch index
-//! for good. Postgres only: SQLite has one writer and no `paused` queue rows.
+//! for good. And a cancel-all racing a pause must take turns with it, not deadlock. Postgres
+//! only: SQLite has one writer and no `paused` queue rows.
 
 use std::time::Duration;
 
@@ -51,4 +52,54 @@ async fn a_task_queued_during_a_resume_is_leasable_after_it() {
         leased, queued,
         "the task queued during the resume is leasable"
     );
+}
+
+/// Pausing (or resuming) a code and cancelling all its tasks both lock many of the code's
+/// queue rows, each in the order its plan reads them; on a large queue table Postgres even
+/// starts concurrent scans of it where another scan is (`synchronize_seqscans`). Run at once,
+/// each could hold rows the other waits for: a deadlock, answered to one of them as an error.
+/// So a cancel-all takes turns with a pause on the code row: it waits for a pause that holds
+/// it, then cancels everything, the paused tasks included.
+#[tokio::test]
+async fn cancelling_all_waits_for_a_pause_in_progress() {
+    let (store, _) = fresh_store().await.unwrap();
+    let (project, code) = project_with_code(&store, "c").await.unwrap();
+    let backlog = (0..100).map(|_| queued_task("c")).collect();
+    store.enqueue(project, backlog).await.unwrap();
+
+    // A pause, by hand, stopped after its first statement (it holds the code row).
+    let mut pause = store.pool().begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM codes WHERE id = $1 FOR UPDATE")
+        .bind(code.to_string())
+        .execute(&mut *pause)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE codes SET paused = true WHERE id = $1")
+        .bind(code.to_string())
+        .execute(&mut *pause)
+        .await
+        .unwrap();
+
+    let cancelling = {
+        let store = store.clone();
+        tokio::spawn(async move { store.cancel_all(project, code).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !cancelling.is_finished(),
+        "the cancel waits for the pause to commit"
+    );
+    sqlx::query("UPDATE task_queue SET paused = true WHERE code_id = $1 AND NOT leased")
+        .bind(code.to_string())
+        .execute(&mut *pause)
+        .await
+        .unwrap();
+    pause.commit().await.unwrap();
+
+    assert_eq!(cancelling.await.unwrap().unwrap(), 100);
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM task_queue")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(queued, 0, "the paused tasks were cancelled too");
 }

@@ -305,21 +305,27 @@ impl TaskStore for PgStore {
             .map_err(|e| StoreError::Corrupt(format!("{e}")))
     }
 
+    /// Locks the code row first (`FOR NO KEY UPDATE`), as pausing, resuming and deleting the
+    /// code do: each of them locks many of the code's queue rows in the order its plan reads
+    /// them, and two such statements at once could each hold rows the other waits for (a
+    /// deadlock). Taking turns on the code row rules that out. Enqueues, which hold the code
+    /// row `FOR KEY SHARE`, go on meanwhile.
     async fn cancel_all(&self, project: Id, code: Id) -> StoreResult<u64> {
-        let mut conn = self.pool.acquire().await?;
-        let owned: Option<String> =
-            sqlx::query_scalar("SELECT id FROM codes WHERE project_id = $1 AND id = $2")
-                .bind(project.to_string())
-                .bind(code.to_string())
-                .fetch_optional(&mut *conn)
-                .await?;
-        match owned {
-            Some(code_id) => {
-                let project = project.to_string();
-                cancel_unfinished(&mut conn, &project, "t.code_id = $2", &code_id).await
-            }
-            None => Ok(0),
-        }
+        let mut tx = self.pool.begin().await?;
+        let owned: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM codes WHERE project_id = $1 AND id = $2 FOR NO KEY UPDATE",
+        )
+        .bind(project.to_string())
+        .bind(code.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(code_id) = owned else {
+            return Ok(0);
+        };
+        let project = project.to_string();
+        let cancelled = cancel_unfinished(&mut tx, &project, "t.code_id = $2", &code_id).await?;
+        tx.commit().await?;
+        Ok(cancelled)
     }
 
     async fn set_progress(
