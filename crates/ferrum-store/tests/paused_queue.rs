@@ -7,8 +7,43 @@
 
 use std::time::Duration;
 
+use ferrum_model::Id;
 use ferrum_store::testing::{fresh_store, lease_ids, project_with_code, queued_task};
-use ferrum_store::{CodeStore, TaskStore};
+use ferrum_store::{CodeStore, PgStore, TaskStore};
+use sqlx::{Postgres, Transaction};
+
+/// `set_paused` by hand, stopped between its two statements: the code row is locked
+/// `FOR UPDATE` and its flag set; its queued rows are not yet. [`finish_set_paused`] ends it.
+async fn begin_set_paused(
+    store: &PgStore,
+    code: Id,
+    paused: bool,
+) -> Transaction<'static, Postgres> {
+    let mut tx = store.pool().begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM codes WHERE id = $1 FOR UPDATE")
+        .bind(code.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE codes SET paused = $2 WHERE id = $1")
+        .bind(code.to_string())
+        .bind(paused)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx
+}
+
+/// The second statement of `set_paused` (the code's queued rows), then the commit.
+async fn finish_set_paused(mut tx: Transaction<'static, Postgres>, code: Id, paused: bool) {
+    sqlx::query("UPDATE task_queue SET paused = $2 WHERE code_id = $1 AND NOT leased")
+        .bind(code.to_string())
+        .bind(paused)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
 
 #[tokio::test]
 async fn a_task_queued_during_a_resume_is_leasable_after_it() {
@@ -16,18 +51,7 @@ async fn a_task_queued_during_a_resume_is_leasable_after_it() {
     let (project, code) = project_with_code(&store, "c").await.unwrap();
     store.set_paused(project, code, true).await.unwrap();
 
-    // A resume, by hand, stopped between its two statements.
-    let mut resume = store.pool().begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM codes WHERE id = $1 FOR UPDATE")
-        .bind(code.to_string())
-        .execute(&mut *resume)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE codes SET paused = false WHERE id = $1")
-        .bind(code.to_string())
-        .execute(&mut *resume)
-        .await
-        .unwrap();
+    let resume = begin_set_paused(&store, code, false).await;
 
     let queueing = {
         let store = store.clone();
@@ -39,12 +63,7 @@ async fn a_task_queued_during_a_resume_is_leasable_after_it() {
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    sqlx::query("UPDATE task_queue SET paused = false WHERE code_id = $1 AND NOT leased")
-        .bind(code.to_string())
-        .execute(&mut *resume)
-        .await
-        .unwrap();
-    resume.commit().await.unwrap();
+    finish_set_paused(resume, code, false).await;
     let queued = queueing.await.unwrap();
 
     let leased = lease_ids(&store, 10).await.unwrap();
@@ -67,18 +86,7 @@ async fn cancelling_all_waits_for_a_pause_in_progress() {
     let backlog = (0..100).map(|_| queued_task("c")).collect();
     store.enqueue(project, backlog).await.unwrap();
 
-    // A pause, by hand, stopped after its first statement (it holds the code row).
-    let mut pause = store.pool().begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM codes WHERE id = $1 FOR UPDATE")
-        .bind(code.to_string())
-        .execute(&mut *pause)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE codes SET paused = true WHERE id = $1")
-        .bind(code.to_string())
-        .execute(&mut *pause)
-        .await
-        .unwrap();
+    let pause = begin_set_paused(&store, code, true).await;
 
     let cancelling = {
         let store = store.clone();
@@ -89,12 +97,7 @@ async fn cancelling_all_waits_for_a_pause_in_progress() {
         !cancelling.is_finished(),
         "the cancel waits for the pause to commit"
     );
-    sqlx::query("UPDATE task_queue SET paused = true WHERE code_id = $1 AND NOT leased")
-        .bind(code.to_string())
-        .execute(&mut *pause)
-        .await
-        .unwrap();
-    pause.commit().await.unwrap();
+    finish_set_paused(pause, code, true).await;
 
     assert_eq!(cancelling.await.unwrap().unwrap(), 100);
     let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM task_queue")
