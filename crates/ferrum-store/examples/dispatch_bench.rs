@@ -225,7 +225,7 @@ impl StatementStats {
 /// kernel) and of this process alone: on a small machine the client competes with Postgres for
 /// the same cores, so both costs show in the rate. Also the WAL each job wrote, and how many
 /// full-page images of it: after each checkpoint, the first change to every page logs the whole
-/// page, which is what makes runs differ most (see `docs/BENCHMARKS.md`).
+/// page, and where checkpoints fell made runs differ (see `docs/BENCHMARKS.md`).
 struct Rate {
     per_sec: f64,
     machine_cpu_us: f64,
