@@ -169,7 +169,16 @@ async fn lease(
 /// Describes a leased task to its runner. A task whose stack has no image cannot run
 /// anywhere: it ends as `error` here instead of failing on every runner.
 async fn to_lease(state: &AppState, leased: LeasedTask) -> Result<Option<Lease>, ApiError> {
-    let LeasedTask { task, revision } = leased;
+    let LeasedTask {
+        id,
+        project_id,
+        attempt,
+        timeout,
+        payload,
+        schedule_id,
+        revision,
+        ..
+    } = leased;
     let spec = &revision.spec;
     let docker_style = spec.image.is_some();
     let image = match &spec.image {
@@ -190,16 +199,16 @@ async fn to_lease(state: &AppState, leased: LeasedTask) -> Result<Option<Lease>,
             exit_code: None,
             msg: Some(msg),
         };
-        state.store.complete(task.id, task.attempt, outcome).await?;
+        state.store.complete(id, attempt, outcome).await?;
         return Ok(None);
     };
     Ok(Some(Lease {
-        task_id: task.id,
-        project_id: task.project_id,
-        attempt: task.attempt,
-        timeout_secs: task.timeout,
-        payload_base64: base64::engine::general_purpose::STANDARD.encode(&task.payload),
-        schedule_id: task.origin.schedule_id,
+        task_id: id,
+        project_id,
+        attempt,
+        timeout_secs: timeout,
+        payload_base64: base64::engine::general_purpose::STANDARD.encode(&payload),
+        schedule_id,
         code: RunSpec {
             code_id: revision.code_id,
             code_name: revision.name.clone(),

@@ -107,7 +107,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         lease_for: Duration::from_secs(3600),
     };
     let running = store.lease(&long_task).await?;
-    assert_eq!(running[0].task.code_name, "throttled", "the slot is taken");
+    assert_eq!(running[0].revision.name, "throttled", "the slot is taken");
     let (ferrum, raw) = lease_complete_both(&store, &pool, 4, secs).await?;
     report("4 leasers, +100k throttled", ferrum, raw);
     Ok(())
@@ -392,11 +392,7 @@ async fn lease_complete_ferrum(
                         exit_code: Some(0),
                         msg: None,
                     };
-                    if store
-                        .complete(l.task.id, l.task.attempt, outcome)
-                        .await
-                        .is_ok()
-                    {
+                    if store.complete(l.id, l.attempt, outcome).await.is_ok() {
                         n += 1;
                     }
                 }

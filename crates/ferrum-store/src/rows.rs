@@ -16,7 +16,7 @@ use ferrum_model::{
     Task, TaskOrigin, Webhook,
 };
 
-use crate::{StoreError, StoreResult};
+use crate::{LeasedTask, StoreError, StoreResult};
 
 /// Typed column access on a backend's row type.
 pub(crate) trait Cols {
@@ -171,6 +171,28 @@ pub(crate) fn task(row: &impl Cols) -> StoreResult<Task> {
         cancel_requested: row.flag("cancel_requested")?,
     })
 }
+
+/// Reads a leased task from a lease's answer: the columns [`LEASED_TASK_COLUMNS`] of its
+/// `tasks` row, and `attempt`: the lease's attempt.
+pub(crate) fn leased_task(row: &impl Cols, revision: CodeRevision) -> StoreResult<LeasedTask> {
+    Ok(LeasedTask {
+        id: id(row, "id")?,
+        project_id: id(row, "project_id")?,
+        attempt: row.int("attempt")?,
+        priority: row.small("priority")?,
+        run_at: row.time("run_at")?,
+        timeout: row.int("timeout")?,
+        payload: row.bytes("payload")?,
+        schedule_id: opt_id(row, "schedule_id")?,
+        revision,
+    })
+}
+
+/// The `tasks` columns a lease answers besides the lease's attempt: [`LeasedTask`]'s fields,
+/// and the revision to look up. Unqualified, as SQLite's `RETURNING` wants them: a Postgres
+/// query that joins `tasks` must not have these names elsewhere in its `FROM`.
+pub(crate) const LEASED_TASK_COLUMNS: &str =
+    "id, project_id, priority, run_at, timeout, payload, schedule_id, code_revision_id";
 
 /// Reads a whole `schedules` row.
 pub(crate) fn schedule(row: &impl Cols) -> StoreResult<Schedule> {

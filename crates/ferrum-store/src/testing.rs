@@ -111,12 +111,7 @@ where
         max_tasks: max,
         lease_for: std::time::Duration::from_secs(60),
     };
-    Ok(store
-        .lease(&spec)
-        .await?
-        .iter()
-        .map(|l| l.task.id)
-        .collect())
+    Ok(store.lease(&spec).await?.iter().map(|l| l.id).collect())
 }
 
 /// A temporary directory holding one test's SQLite database; removed on drop.

@@ -123,10 +123,27 @@ pub struct LeaseSpec {
     pub lease_for: Duration,
 }
 
-/// A task a runner now holds, with the revision it runs.
+/// A task a runner now holds: what running it takes, with the revision it runs.
+///
+/// Not the whole task record (about 30 columns): leasing is the busiest path of the service,
+/// and a runner needs only these fields, so Postgres encodes and the client decodes no more.
+/// The record itself says `preparing` until the runner reports the start; read it with
+/// [`TaskStore::task`].
 #[derive(Debug, Clone)]
 pub struct LeasedTask {
-    pub task: Task,
+    pub id: Id,
+    pub project_id: Id,
+    /// The lease's attempt: the fencing token every call about this lease quotes.
+    pub attempt: i32,
+    pub priority: i32,
+    /// When the task became runnable; with `priority`, the order leases answer tasks in.
+    pub run_at: DateTime<Utc>,
+    /// Seconds the run may take.
+    pub timeout: i32,
+    /// The payload exactly as queued.
+    pub payload: Vec<u8>,
+    /// The schedule that queued the task, if one did.
+    pub schedule_id: Option<Id>,
     pub revision: CodeRevision,
 }
 

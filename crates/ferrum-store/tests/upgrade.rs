@@ -168,17 +168,17 @@ async fn tasks_in_flight_survive_the_queue_table_migration() {
     };
     let first = store.lease(&spec).await.unwrap();
     assert_eq!(first.len(), 1);
-    assert_eq!(first[0].task.id, task_id(8));
+    assert_eq!(first[0].id, task_id(8));
     let done = Outcome {
         status: TaskStatus::Complete,
         exit_code: Some(0),
         msg: None,
     };
     store
-        .complete(task_id(8), first[0].task.attempt, done)
+        .complete(task_id(8), first[0].attempt, done)
         .await
         .unwrap();
     let second = store.lease(&spec).await.unwrap();
     assert_eq!(second.len(), 1, "the held task was admitted in its place");
-    assert_eq!(second[0].task.id, task_id(7));
+    assert_eq!(second[0].id, task_id(7));
 }

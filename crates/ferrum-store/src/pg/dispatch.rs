@@ -18,7 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ferrum_model::protocol::LogStream;
-use ferrum_model::{Id, Task, TaskStatus};
+use ferrum_model::{Id, TaskStatus};
 use sqlx::postgres::types::PgInterval;
 use sqlx::Row;
 
@@ -46,8 +46,8 @@ fn fenced<T>(current: bool, value: T) -> Fenced<T> {
 /// cluster `$1` are locked (`SKIP LOCKED`), and those whose code and project have no
 /// concurrency limit are leased at once for runner `$2` and lease time `$3`. Only the queue
 /// rows are written; the task records change when the runner reports the start. The answer's
-/// rows are the leased tasks' records with the lease's attempt (`lease_attempt`), or one row
-/// of nulls when none, each carrying `held`: how many top candidates have a limit and were
+/// rows are the leased tasks ([`rows::LEASED_TASK_COLUMNS`] and the lease's `attempt`), or one
+/// row of nulls when none, each carrying `held`: how many top candidates have a limit and were
 /// left for `ferrum_lease()`, which checks limits strictly under advisory locks. Measured, a
 /// plpgsql call costs about a third more than this statement, so limits cost only the
 /// projects and codes that set them.
@@ -84,7 +84,7 @@ const LEASE_UNLIMITED: &str = "\
         lease_expires_at = now() + $3 \
       FROM cand WHERE q.task_id = cand.task_id AND NOT cand.limited \
       RETURNING q.task_id, q.attempt) \
-    SELECT h.held, l.attempt AS lease_attempt, t.* \
+    SELECT h.held, l.attempt, {columns} \
     FROM (SELECT count(*) FILTER (WHERE limited) AS held FROM cand) h \
     LEFT JOIN (lease l JOIN tasks t ON t.id = l.task_id) ON true";
 
@@ -148,19 +148,12 @@ const COMPLETE_OR_RETRY: &str = concat!(
             (SELECT count(*) FROM wake) AS woke"
 );
 
-/// A just-leased task as the lease made it: `preparing`, with the lease's attempt (the row
-/// carries the task record as it was before the lease, which the lease does not write).
-fn leased_task(row: &sqlx::postgres::PgRow) -> StoreResult<Task> {
-    let mut task = rows::task(row)?;
-    task.status = TaskStatus::Preparing;
-    task.attempt = row.try_get("lease_attempt")?;
-    Ok(task)
-}
-
 /// [`LEASE_UNLIMITED`] for a batch size. Runners ask for few distinct sizes, so each connection
 /// prepares only a handful of variants.
 fn lease_unlimited_sql(limit: i32) -> String {
-    LEASE_UNLIMITED.replace("{limit}", &limit.to_string())
+    LEASE_UNLIMITED
+        .replace("{limit}", &limit.to_string())
+        .replace("{columns}", rows::LEASED_TASK_COLUMNS)
 }
 
 impl PgStore {
@@ -277,28 +270,29 @@ impl DispatchStore for PgStore {
         let (mut rows, held) = self.lease_unlimited(spec, max).await?;
         let taken = i32::try_from(rows.len()).unwrap_or(max);
         if held > 0 && taken < max {
-            let strict = sqlx::query(
-                "SELECT q.attempt AS lease_attempt, t.* \
-                 FROM ferrum_lease($1, $2, $3, $4) q JOIN tasks t ON t.id = q.task_id",
-            )
-            .bind(&spec.cluster)
-            .bind(max - taken)
-            .bind(spec.runner_id.to_string())
-            .bind(interval(spec.lease_for))
-            .fetch_all(&self.pool)
-            .await?;
+            let strict = format!(
+                "SELECT l.attempt, {} \
+                 FROM (SELECT task_id, attempt FROM ferrum_lease($1, $2, $3, $4)) l \
+                 JOIN tasks t ON t.id = l.task_id",
+                rows::LEASED_TASK_COLUMNS
+            );
+            let strict = sqlx::query(&strict)
+                .bind(&spec.cluster)
+                .bind(max - taken)
+                .bind(spec.runner_id.to_string())
+                .bind(interval(spec.lease_for))
+                .fetch_all(&self.pool)
+                .await?;
             rows.extend(strict);
         }
-        let mut tasks = rows
-            .iter()
-            .map(leased_task)
-            .collect::<StoreResult<Vec<_>>>()?;
-        tasks.sort_by(|a, b| (b.priority, a.run_at, a.id).cmp(&(a.priority, b.run_at, b.id)));
-        let mut leased = Vec::with_capacity(tasks.len());
-        for task in tasks {
-            let revision = self.cached_revision(task.code_revision_id).await?;
-            leased.push(LeasedTask { task, revision });
+        let mut leased = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let revision = self
+                .cached_revision(rows::id(row, "code_revision_id")?)
+                .await?;
+            leased.push(rows::leased_task(row, revision)?);
         }
+        leased.sort_by(|a, b| (b.priority, a.run_at, a.id).cmp(&(a.priority, b.run_at, b.id)));
         Ok(leased)
     }
 

@@ -97,26 +97,22 @@ impl DispatchStore for SqliteStore {
         }
         let ids =
             serde_json::to_string(&accepted).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let taken = sqlx::query(
+        let taken = sqlx::query(&format!(
             "UPDATE tasks SET status = 'preparing', attempt = attempt + 1, runner_id = ?2, \
              lease_expires_at = ?3, cancel_requested = 0, updated_at = ?4 \
-             WHERE id IN (SELECT value FROM json_each(?1)) RETURNING *",
-        )
+             WHERE id IN (SELECT value FROM json_each(?1)) RETURNING attempt, {}",
+            rows::LEASED_TASK_COLUMNS
+        ))
         .bind(ids)
         .bind(spec.runner_id.to_string())
         .bind(at.saturating_add(span(spec.lease_for)))
         .bind(at)
         .fetch_all(&mut *tx)
         .await?;
-        let mut tasks = taken
-            .iter()
-            .map(rows::task)
-            .collect::<StoreResult<Vec<_>>>()?;
-        tasks.sort_by(|a, b| (b.priority, a.run_at, a.id).cmp(&(a.priority, b.run_at, b.id)));
         let mut revisions: HashMap<Id, CodeRevision> = HashMap::new();
-        let mut leased = Vec::with_capacity(tasks.len());
-        for task in tasks {
-            let revision = match revisions.entry(task.code_revision_id) {
+        let mut leased = Vec::with_capacity(taken.len());
+        for row in &taken {
+            let revision = match revisions.entry(rows::id(row, "code_revision_id")?) {
                 Entry::Occupied(known) => known.get().clone(),
                 Entry::Vacant(slot) => {
                     let row = sqlx::query(&format!(
@@ -124,14 +120,15 @@ impl DispatchStore for SqliteStore {
                          JOIN codes c ON c.id = r.code_id WHERE r.id = ?1",
                         rows::REVISION_COLUMNS
                     ))
-                    .bind(task.code_revision_id.to_string())
+                    .bind(slot.key().to_string())
                     .fetch_one(&mut *tx)
                     .await?;
                     slot.insert(rows::revision(&row)?).clone()
                 }
             };
-            leased.push(LeasedTask { task, revision });
+            leased.push(rows::leased_task(row, revision)?);
         }
+        leased.sort_by(|a, b| (b.priority, a.run_at, a.id).cmp(&(a.priority, b.run_at, b.id)));
         tx.commit().await?;
         Ok(leased)
     }

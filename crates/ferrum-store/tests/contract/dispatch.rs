@@ -17,8 +17,70 @@ pub async fn leases_highest_priority_first_then_oldest(backend: Backend) {
     let high_old = w.queue("c", 2, 0).await;
     let mid = w.queue("c", 1, 0).await;
     let high_new = w.queue("c", 2, 0).await;
-    let order: Vec<Id> = w.lease(10).await.iter().map(|l| l.task.id).collect();
+    let order: Vec<Id> = w.lease(10).await.iter().map(|l| l.id).collect();
     assert_eq!(order, vec![high_old, high_new, mid, low]);
+}
+
+/// A lease answers what running each task takes, as queued, on both leasing paths: a code
+/// without a limit and one with.
+pub async fn a_lease_answers_what_running_the_task_takes(backend: Backend) {
+    let w = world(backend).await;
+    let free = w.code("free", CodeSpec::default()).await;
+    let limit = CodeSpec {
+        max_concurrency: Some(1),
+        ..CodeSpec::default()
+    };
+    let limited = w.code("limited", limit).await;
+    let schedule = Id::generate();
+    let mut a = task("free", 2, 0);
+    a.payload = vec![0xff, 0x00, b'a'];
+    a.timeout = 90;
+    a.origin.schedule_id = Some(schedule);
+    let mut b = task("limited", 1, 0);
+    b.payload = b"{\"n\":1}".to_vec();
+    b.timeout = 7;
+    let ids = w.store.enqueue(w.project, vec![a, b]).await.unwrap();
+    let leased = w.lease(10).await;
+    let got: Vec<_> = leased
+        .iter()
+        .map(|l| {
+            let what = (l.id, l.project_id, l.attempt, l.priority, l.timeout);
+            (
+                what,
+                l.payload.clone(),
+                l.schedule_id,
+                l.revision.name.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                (ids[0], w.project, 1, 2, 90),
+                vec![0xff, 0x00, b'a'],
+                Some(schedule),
+                "free"
+            ),
+            (
+                (ids[1], w.project, 1, 1, 7),
+                b"{\"n\":1}".to_vec(),
+                None,
+                "limited"
+            ),
+        ]
+    );
+    assert_eq!(
+        (leased[0].revision.code_id, leased[1].revision.code_id),
+        (free, limited)
+    );
+    for l in &leased {
+        let record = w.store.task(w.project, l.id).await.unwrap().unwrap();
+        assert_eq!(
+            (record.status, record.run_at),
+            (TaskStatus::Preparing, l.run_at)
+        );
+    }
 }
 
 pub async fn delayed_tasks_wait_and_clusters_are_separate(backend: Backend) {
@@ -64,20 +126,20 @@ pub async fn a_pause_holds_tasks_queued_or_requeued_into_it(backend: Backend) {
     w.code("other", CodeSpec::default()).await;
     let running = w.queue("c", 0, 0).await;
     let short = w.store.lease(&spec(1, Duration::from_millis(50))).await;
-    assert_eq!(short.unwrap()[0].task.id, running);
+    assert_eq!(short.unwrap()[0].id, running);
     w.store.set_paused(w.project, code, true).await.unwrap();
     let queued_while_paused = w.queue("c", 5, 0).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(w.store.reap_expired(3).await.unwrap().requeued, 1);
     let other = w.queue("other", 0, 0).await;
-    let leased: Vec<Id> = w.lease(10).await.iter().map(|l| l.task.id).collect();
+    let leased: Vec<Id> = w.lease(10).await.iter().map(|l| l.id).collect();
     assert_eq!(
         leased,
         vec![other],
         "only the unpaused code's task is leased"
     );
     w.store.set_paused(w.project, code, false).await.unwrap();
-    let mut resumed: Vec<Id> = w.lease(10).await.iter().map(|l| l.task.id).collect();
+    let mut resumed: Vec<Id> = w.lease(10).await.iter().map(|l| l.id).collect();
     resumed.sort();
     let mut expected = vec![running, queued_while_paused];
     expected.sort();
@@ -133,13 +195,9 @@ pub async fn code_max_concurrency_makes_tasks_wait_not_fail(backend: Backend) {
     let free = w.queue("free", 0, 0).await;
     let first = w.lease(10).await;
     assert_eq!(first.len(), 3, "two of the limited code and the free one");
-    assert!(first.iter().any(|l| l.task.id == free));
+    assert!(first.iter().any(|l| l.id == free));
     assert!(w.lease(10).await.is_empty());
-    let done = &first
-        .iter()
-        .find(|l| l.task.code_name == "limited")
-        .unwrap()
-        .task;
+    let done = first.iter().find(|l| l.revision.name == "limited").unwrap();
     w.store
         .complete(done.id, done.attempt, outcome(TaskStatus::Complete))
         .await
@@ -181,13 +239,13 @@ pub async fn a_stale_attempt_cannot_overwrite_a_newer_one(backend: Backend) {
         .lease(&spec(1, Duration::from_millis(1)))
         .await
         .unwrap();
-    let old_attempt = first[0].task.attempt;
+    let old_attempt = first[0].attempt;
     tokio::time::sleep(Duration::from_millis(20)).await;
     let reaped = w.store.reap_expired(3).await.unwrap();
     assert_eq!(reaped.requeued, 1);
     let second = w.lease(1).await;
-    assert_eq!(second[0].task.id, id);
-    let new_attempt = second[0].task.attempt;
+    assert_eq!(second[0].id, id);
+    let new_attempt = second[0].attempt;
     assert!(new_attempt > old_attempt);
     let s = &*w.store;
     assert_eq!(
@@ -250,9 +308,7 @@ pub async fn a_leased_task_reads_as_preparing_then_running(backend: Backend) {
     };
     let read = || async { s.task(w.project, id).await.unwrap().unwrap() };
 
-    let attempt = s.lease(&spec(1, Duration::ZERO)).await.unwrap()[0]
-        .task
-        .attempt;
+    let attempt = s.lease(&spec(1, Duration::ZERO)).await.unwrap()[0].attempt;
     assert_eq!(
         (read().await.status, read().await.attempt),
         (TaskStatus::Preparing, 1)
@@ -274,7 +330,7 @@ pub async fn a_leased_task_reads_as_preparing_then_running(backend: Backend) {
         (TaskStatus::Queued, 1)
     );
 
-    let attempt2 = w.lease(1).await[0].task.attempt;
+    let attempt2 = w.lease(1).await[0].attempt;
     assert_eq!(attempt2, attempt + 1);
     assert_eq!(
         (read().await.status, read().await.attempt),
@@ -299,7 +355,7 @@ pub async fn heartbeats_keep_a_lease_alive(backend: Backend) {
         .lease(&spec(1, Duration::from_millis(50)))
         .await
         .unwrap();
-    let attempt = l[0].task.attempt;
+    let attempt = l[0].attempt;
     assert_eq!(
         w.store
             .mark_running(id, attempt, Duration::from_secs(30))
@@ -319,7 +375,7 @@ pub async fn cancelling_queued_and_running_tasks(backend: Backend) {
     w.code("c", CodeSpec::default()).await;
     let queued = w.queue("c", 0, 3600).await;
     let running = w.queue("c", 0, 0).await;
-    let attempt = w.lease(1).await[0].task.attempt;
+    let attempt = w.lease(1).await[0].attempt;
     let s = &*w.store;
     assert_eq!(
         s.cancel(w.project, queued).await.unwrap(),
@@ -365,7 +421,7 @@ pub async fn failures_with_retries_left_queue_linked_retries(backend: Backend) {
     };
     let Fenced::Current(Some(retry)) = w
         .store
-        .complete(id, l[0].task.attempt, failed.clone())
+        .complete(id, l[0].attempt, failed.clone())
         .await
         .unwrap()
     else {
@@ -380,10 +436,10 @@ pub async fn failures_with_retries_left_queue_linked_retries(backend: Backend) {
         (Some(id), 1, 1)
     );
     let l2 = w.lease(1).await;
-    assert_eq!(l2[0].task.id, retry);
+    assert_eq!(l2[0].id, retry);
     let again = w
         .store
-        .complete(retry, l2[0].task.attempt, failed)
+        .complete(retry, l2[0].attempt, failed)
         .await
         .unwrap();
     assert_eq!(again, Fenced::Current(None), "out of retries");
@@ -414,11 +470,11 @@ pub async fn eight_concurrent_leasers_lease_a_thousand_tasks_exactly_once(backen
                 }
                 for l in got {
                     let done = store
-                        .complete(l.task.id, l.task.attempt, outcome(TaskStatus::Complete))
+                        .complete(l.id, l.attempt, outcome(TaskStatus::Complete))
                         .await
                         .unwrap();
                     assert_eq!(done, Fenced::Current(None));
-                    mine.push(l.task.id);
+                    mine.push(l.id);
                 }
             }
         })

@@ -25,14 +25,14 @@ fn limited(max: i32) -> CodeSpec {
 async fn finish(w: &World, leased: &[LeasedTask]) {
     for l in leased {
         w.store
-            .complete(l.task.id, l.task.attempt, outcome(TaskStatus::Complete))
+            .complete(l.id, l.attempt, outcome(TaskStatus::Complete))
             .await
             .unwrap();
     }
 }
 
 fn ids(leased: &[LeasedTask]) -> Vec<Id> {
-    leased.iter().map(|l| l.task.id).collect()
+    leased.iter().map(|l| l.id).collect()
 }
 
 pub async fn a_limited_backlog_drains_in_priority_order_one_slot_at_a_time(backend: Backend) {
@@ -191,7 +191,7 @@ pub async fn workers_and_producers_at_once_never_exceed_a_code_limit(backend: Ba
                     for l in &leased {
                         running.fetch_sub(1, Ordering::SeqCst);
                         w.store
-                            .complete(l.task.id, l.task.attempt, outcome(TaskStatus::Complete))
+                            .complete(l.id, l.attempt, outcome(TaskStatus::Complete))
                             .await
                             .unwrap();
                         done.fetch_add(1, Ordering::SeqCst);

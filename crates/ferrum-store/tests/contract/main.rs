@@ -34,6 +34,7 @@ macro_rules! contract {
 
 contract!(
     leases_highest_priority_first_then_oldest,
+    a_lease_answers_what_running_the_task_takes,
     delayed_tasks_wait_and_clusters_are_separate,
     paused_code_holds_its_tasks_until_resumed,
     a_pause_holds_tasks_queued_or_requeued_into_it,

@@ -49,7 +49,7 @@ pub async fn log_chunks_are_ordered_idempotent_and_capped(backend: Backend) {
     w.code("c", CodeSpec::default()).await;
     let id = w.queue("c", 0, 0).await;
     assert_eq!(w.store.read_log(w.project, id, false).await.unwrap(), None);
-    let a = w.lease(1).await[0].task.attempt;
+    let a = w.lease(1).await[0].attempt;
     let s = &*w.store;
     s.append_log(id, a, 1, LogStream::Stderr, b"err\n", 10)
         .await
