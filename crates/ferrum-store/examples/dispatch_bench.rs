@@ -74,7 +74,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             stats.reset().await?;
         }
         let (ferrum, raw) = lease_complete_both(&store, &pool, leasers, secs).await?;
-        report(&format!("lease+complete, {leasers} leasers"), ferrum, raw);
+        report(&format!("lease+complete, {leasers} leasers"), &ferrum, &raw);
         if let Some(stats) = &statements {
             stats.print().await?;
         }
@@ -87,7 +87,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let paused = queue_backlog(&store, project, "paused", CodeSpec::default()).await?;
     store.set_paused(project, paused, true).await?;
     let (ferrum, raw) = lease_complete_both(&store, &pool, 4, secs).await?;
-    report("4 leasers, 100k paused ahead", ferrum, raw);
+    report("4 leasers, 100k paused ahead", &ferrum, &raw);
     let throttled = CodeSpec {
         max_concurrency: Some(1),
         ..CodeSpec::default()
@@ -102,7 +102,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let running = store.lease(&long_task).await?;
     assert_eq!(running[0].revision.name, "throttled", "the slot is taken");
     let (ferrum, raw) = lease_complete_both(&store, &pool, 4, secs).await?;
-    report("4 leasers, +100k throttled", ferrum, raw);
+    report("4 leasers, +100k throttled", &ferrum, &raw);
     Ok(())
 }
 
@@ -139,6 +139,7 @@ const BACKLOG: usize = 100_000;
 /// Measures both sides with `leasers` leasers for `secs` each, in four slices of a quarter of
 /// the time, in the order ferrum, raw, raw, ferrum, ferrum, raw, raw, ferrum, so that drift
 /// during the run (autovacuum, checkpoints, the queue head moving) weighs on both alike.
+/// Answers each side's slices, in the order measured.
 ///
 /// Each measurement starts from vacuumed, analyzed tables on both sides, as autovacuum leaves
 /// them sooner or later, whatever the one before left behind: a pause, for one, leaves the
@@ -148,7 +149,7 @@ async fn lease_complete_both(
     pool: &PgPool,
     leasers: usize,
     secs: Duration,
-) -> Result<(Rate, Rate), sqlx::Error> {
+) -> Result<(Vec<Rate>, Vec<Rate>), sqlx::Error> {
     sqlx::query("VACUUM ANALYZE tasks, task_queue, bench_raw_jobs")
         .execute(pool)
         .await?;
@@ -160,7 +161,7 @@ async fn lease_complete_both(
         raw.push(lease_complete_raw(pool, leasers, slice).await?);
         ferrum.push(lease_complete_ferrum(store, leasers, slice).await?);
     }
-    Ok((Rate::mean(&ferrum), Rate::mean(&raw)))
+    Ok((ferrum, raw))
 }
 
 /// Server-side cost per statement call, from `pg_stat_statements` when the server loads it
@@ -222,13 +223,16 @@ impl StatementStats {
 /// kernel) and of this process alone: on a small machine the client competes with Postgres for
 /// the same cores, so both costs show in the rate. Also the WAL each job wrote, and how many
 /// full-page images of it: after each checkpoint, the first change to every page logs the whole
-/// page, and where checkpoints fell made runs differ (see `docs/BENCHMARKS.md`).
+/// page, and where checkpoints fell made runs differ (see `docs/BENCHMARKS.md`). And how many
+/// autovacuum runs on the database's tables ended meanwhile, to tell whether one coincides
+/// with a slice that cost more than the others.
 struct Rate {
     per_sec: f64,
     machine_cpu_us: f64,
     client_cpu_us: f64,
     wal_bytes: f64,
     wal_fpi: f64,
+    autovacuums: f64,
 }
 
 impl Rate {
@@ -242,11 +246,27 @@ impl Rate {
             client_cpu_us: sum(|r| r.client_cpu_us),
             wal_bytes: sum(|r| r.wal_bytes),
             wal_fpi: sum(|r| r.wal_fpi),
+            autovacuums: sum(|r| r.autovacuums),
         }
     }
 }
 
-fn report(what: &str, ferrum: Rate, raw: Rate) {
+/// Prints the means of both sides' slices and their ratio, then each slice: its rate, machine
+/// CPU per job and autovacuums ended, so a run's outliers can be traced to where they fell.
+fn report(what: &str, ferrum: &[Rate], raw: &[Rate]) {
+    let slices = |side: &[Rate]| {
+        side.iter()
+            .map(|r| {
+                format!(
+                    "{:.0} ({:.0}, {:.0})",
+                    r.per_sec, r.machine_cpu_us, r.autovacuums
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (slices_ferrum, slices_raw) = (slices(ferrum), slices(raw));
+    let (ferrum, raw) = (Rate::mean(ferrum), Rate::mean(raw));
     println!(
         "{what:<28} {:>12.0} {:>12.0} {:>7.2}   {:.0}, {:.0}   {:.0}, {:.0}   {:.0}, {:.0}   \
          {:.3}, {:.3}",
@@ -262,6 +282,8 @@ fn report(what: &str, ferrum: Rate, raw: Rate) {
         ferrum.wal_fpi,
         raw.wal_fpi
     );
+    println!("    slices, jobs/s (machine CPU µs/job, autovacuums ended): ferrum {slices_ferrum}");
+    println!("    {:<54} raw {slices_raw}", "");
 }
 
 /// Sums the numeric fields at `indexes` of a whitespace-separated `/proc` line, in clock ticks
@@ -336,6 +358,13 @@ async fn wal_written(pool: &PgPool) -> Result<(f64, f64), sqlx::Error> {
         .await
 }
 
+/// Autovacuum runs ended so far on the tables of the database.
+async fn autovacuums(pool: &PgPool) -> Result<f64, sqlx::Error> {
+    sqlx::query_scalar("SELECT sum(autovacuum_count)::float8 FROM pg_stat_user_tables")
+        .fetch_one(pool)
+        .await
+}
+
 /// Runs `leasers` copies of `work` (each stops at its deadline and returns how many jobs it
 /// finished) and gives the combined rate.
 async fn measure<F, Fut>(pool: &PgPool, leasers: usize, work: F) -> Result<Rate, sqlx::Error>
@@ -344,6 +373,7 @@ where
     Fut: std::future::Future<Output = u64> + Send + 'static,
 {
     let (fpi, wal) = wal_written(pool).await?;
+    let vacuums = autovacuums(pool).await?;
     let (start, machine, client) = (Instant::now(), machine_cpu_us(), client_cpu_us());
     let handles: Vec<_> = (0..leasers).map(|_| tokio::spawn(work())).collect();
     let mut done = 0;
@@ -353,6 +383,7 @@ where
     let per_sec = done as f64 / start.elapsed().as_secs_f64();
     let (machine_cpu, client_cpu) = (machine_cpu_us(), client_cpu_us());
     let (fpi_after, wal_after) = wal_written(pool).await?;
+    let vacuums_after = autovacuums(pool).await?;
     let jobs = done.max(1) as f64;
     Ok(Rate {
         per_sec,
@@ -360,6 +391,7 @@ where
         client_cpu_us: (client_cpu - client) / jobs,
         wal_bytes: (wal_after - wal) / jobs,
         wal_fpi: (fpi_after - fpi) / jobs,
+        autovacuums: vacuums_after - vacuums,
     })
 }
 
