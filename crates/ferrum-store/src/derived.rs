@@ -1,11 +1,18 @@
 //! What every backend derives from records the same way: what a due schedule does now, the
-//! task it fires, the task a manual retry queues, and how an outcome is recorded.
+//! task it fires, the task a manual retry queues, how an outcome is recorded, and the order a
+//! lease answers its tasks in.
 
 use chrono::{DateTime, Utc};
 use ferrum_model::recurrence::Firing;
 use ferrum_model::{NewTask, Schedule, Task, TaskOrigin, TaskStatus};
 
-use crate::{Outcome, StoreError, StoreResult};
+use crate::{LeasedTask, Outcome, StoreError, StoreResult};
+
+/// Puts leased tasks in dispatch order: highest priority first, then oldest `run_at`, then id.
+/// A lease's statements answer rows in no particular order, and Postgres may lease in two.
+pub(crate) fn sort_in_dispatch_order(leased: &mut [LeasedTask]) {
+    leased.sort_by(|a, b| (b.priority, a.run_at, a.id).cmp(&(a.priority, b.run_at, b.id)));
+}
 
 /// What a due schedule does now. A stored recurrence that no longer parses (validation
 /// accepted it, so only a change of the cron library could do that) ends the schedule with

@@ -23,7 +23,7 @@ use sqlx::postgres::types::PgInterval;
 use sqlx::Row;
 
 use super::{rows, PgStore};
-use crate::derived::{error_class, require_final};
+use crate::derived::{error_class, require_final, sort_in_dispatch_order};
 use crate::{DispatchStore, Fenced, LeaseSpec, LeasedTask, Outcome, ReapReport, StoreResult};
 
 fn interval(d: Duration) -> PgInterval {
@@ -292,7 +292,7 @@ impl DispatchStore for PgStore {
                 .await?;
             leased.push(rows::leased_task(row, revision)?);
         }
-        leased.sort_by(|a, b| (b.priority, a.run_at, a.id).cmp(&(a.priority, b.run_at, b.id)));
+        sort_in_dispatch_order(&mut leased);
         Ok(leased)
     }
 

@@ -19,7 +19,7 @@ use sqlx::sqlite::SqliteRow;
 
 use super::rows::{self, micros, now, Cols};
 use super::SqliteStore;
-use crate::derived::{error_class, require_final};
+use crate::derived::{error_class, require_final, sort_in_dispatch_order};
 use crate::{
     DispatchStore, Fenced, LeaseSpec, LeasedTask, Outcome, ReapReport, StoreError, StoreResult,
 };
@@ -128,7 +128,7 @@ impl DispatchStore for SqliteStore {
             };
             leased.push(rows::leased_task(row, revision)?);
         }
-        leased.sort_by(|a, b| (b.priority, a.run_at, a.id).cmp(&(a.priority, b.run_at, b.id)));
+        sort_in_dispatch_order(&mut leased);
         tx.commit().await?;
         Ok(leased)
     }
