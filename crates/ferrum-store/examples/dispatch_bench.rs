@@ -73,8 +73,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if let Some(stats) = &statements {
             stats.reset().await?;
         }
-        let (ferrum, raw) = lease_complete_both(&store, &pool, leasers, secs).await?;
-        report(&format!("lease+complete, {leasers} leasers"), &ferrum, &raw);
+        let measured = lease_complete_both(&store, &pool, leasers, secs).await?;
+        report(&format!("lease+complete, {leasers} leasers"), &measured);
         if let Some(stats) = &statements {
             stats.print().await?;
         }
@@ -86,8 +86,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // floor's finished jobs do.
     let paused = queue_backlog(&store, project, "paused", CodeSpec::default()).await?;
     store.set_paused(project, paused, true).await?;
-    let (ferrum, raw) = lease_complete_both(&store, &pool, 4, secs).await?;
-    report("4 leasers, 100k paused ahead", &ferrum, &raw);
+    let measured = lease_complete_both(&store, &pool, 4, secs).await?;
+    report("4 leasers, 100k paused ahead", &measured);
     let throttled = CodeSpec {
         max_concurrency: Some(1),
         ..CodeSpec::default()
@@ -101,8 +101,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let running = store.lease(&long_task).await?;
     assert_eq!(running[0].revision.name, "throttled", "the slot is taken");
-    let (ferrum, raw) = lease_complete_both(&store, &pool, 4, secs).await?;
-    report("4 leasers, +100k throttled", &ferrum, &raw);
+    let measured = lease_complete_both(&store, &pool, 4, secs).await?;
+    report("4 leasers, +100k throttled", &measured);
     Ok(())
 }
 
@@ -139,7 +139,7 @@ const BACKLOG: usize = 100_000;
 /// Measures both sides with `leasers` leasers for `secs` each, in four slices of a quarter of
 /// the time, in the order ferrum, raw, raw, ferrum, ferrum, raw, raw, ferrum, so that drift
 /// during the run (autovacuum, checkpoints, the queue head moving) weighs on both alike.
-/// Answers each side's slices, in the order measured.
+/// Answers each side's slices, in the order measured, and which sides' queues ran dry.
 ///
 /// Each measurement starts from vacuumed, analyzed tables on both sides, as autovacuum leaves
 /// them sooner or later, whatever the one before left behind: a pause, for one, leaves the
@@ -149,7 +149,7 @@ async fn lease_complete_both(
     pool: &PgPool,
     leasers: usize,
     secs: Duration,
-) -> Result<(Vec<Rate>, Vec<Rate>), sqlx::Error> {
+) -> Result<Measured, sqlx::Error> {
     sqlx::query("VACUUM ANALYZE tasks, task_queue, bench_raw_jobs")
         .execute(pool)
         .await?;
@@ -161,7 +161,33 @@ async fn lease_complete_both(
         raw.push(lease_complete_raw(pool, leasers, slice).await?);
         ferrum.push(lease_complete_ferrum(store, leasers, slice).await?);
     }
-    Ok((ferrum, raw))
+    let dry = dry_sides(pool).await?;
+    Ok(Measured { ferrum, raw, dry })
+}
+
+/// One measurement of both sides.
+struct Measured {
+    ferrum: Vec<Rate>,
+    raw: Vec<Rate>,
+    /// The sides whose queue ran dry: their rate counts idle time, and the ratio means
+    /// nothing. `BENCH_TASKS` must cover all the measurements.
+    dry: Vec<&'static str>,
+}
+
+/// The sides with no task of the benchmark's code left to lease.
+async fn dry_sides(pool: &PgPool) -> Result<Vec<&'static str>, sqlx::Error> {
+    let (ferrum, raw): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM task_queue q JOIN codes c ON c.id = q.code_id \
+                 WHERE c.name = 'noop' AND NOT q.leased), \
+                (SELECT count(*) FROM bench_raw_jobs WHERE status = 'queued')",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok([("ferrum", ferrum), ("raw", raw)]
+        .into_iter()
+        .filter(|(_, left)| *left == 0)
+        .map(|(side, _)| side)
+        .collect())
 }
 
 /// Server-side cost per statement call, from `pg_stat_statements` when the server loads it
@@ -253,7 +279,8 @@ impl Rate {
 
 /// Prints the means of both sides' slices and their ratio, then each slice: its rate, machine
 /// CPU per job and autovacuums ended, so a run's outliers can be traced to where they fell.
-fn report(what: &str, ferrum: &[Rate], raw: &[Rate]) {
+fn report(what: &str, measured: &Measured) {
+    let (ferrum, raw) = (&measured.ferrum[..], &measured.raw[..]);
     let slices = |side: &[Rate]| {
         side.iter()
             .map(|r| {
@@ -284,6 +311,11 @@ fn report(what: &str, ferrum: &[Rate], raw: &[Rate]) {
     );
     println!("    slices, jobs/s (machine CPU µs/job, autovacuums ended): ferrum {slices_ferrum}");
     println!("    {:<54} raw {slices_raw}", "");
+    for side in &measured.dry {
+        println!(
+            "    WARNING: the {side} queue ran dry, so this ratio means nothing; raise BENCH_TASKS"
+        );
+    }
 }
 
 /// Sums the numeric fields at `indexes` of a whitespace-separated `/proc` line, in clock ticks
