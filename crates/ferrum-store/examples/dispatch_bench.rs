@@ -382,19 +382,17 @@ async fn enqueue_raw(pool: &PgPool, total: usize) -> Result<f64, sqlx::Error> {
     Ok(total as f64 / start.elapsed().as_secs_f64())
 }
 
-/// The server's WAL written so far: (full-page images, bytes), from `pg_stat_wal`. The whole
-/// server's, so other databases' writes during a run would count too.
-async fn wal_written(pool: &PgPool) -> Result<(f64, f64), sqlx::Error> {
-    sqlx::query_as("SELECT wal_fpi::float8, wal_bytes::float8 FROM pg_stat_wal")
-        .fetch_one(pool)
-        .await
-}
-
-/// Autovacuum runs ended so far on the tables of the database.
-async fn autovacuums(pool: &PgPool) -> Result<f64, sqlx::Error> {
-    sqlx::query_scalar("SELECT sum(autovacuum_count)::float8 FROM pg_stat_user_tables")
-        .fetch_one(pool)
-        .await
+/// Counters so far: the server's WAL (full-page images, bytes) from `pg_stat_wal`, and the
+/// autovacuum runs ended on the database's tables. The WAL is the whole server's, so other
+/// databases' writes during a run would count too.
+async fn counters(pool: &PgPool) -> Result<(f64, f64, f64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT wal_fpi::float8, wal_bytes::float8, \
+                (SELECT sum(autovacuum_count)::float8 FROM pg_stat_user_tables) \
+         FROM pg_stat_wal",
+    )
+    .fetch_one(pool)
+    .await
 }
 
 /// Runs `leasers` copies of `work` (each stops at its deadline and returns how many jobs it
@@ -404,8 +402,7 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = u64> + Send + 'static,
 {
-    let (fpi, wal) = wal_written(pool).await?;
-    let vacuums = autovacuums(pool).await?;
+    let (fpi, wal, vacuums) = counters(pool).await?;
     let (start, machine, client) = (Instant::now(), machine_cpu_us(), client_cpu_us());
     let handles: Vec<_> = (0..leasers).map(|_| tokio::spawn(work())).collect();
     let mut done = 0;
@@ -414,8 +411,7 @@ where
     }
     let per_sec = done as f64 / start.elapsed().as_secs_f64();
     let (machine_cpu, client_cpu) = (machine_cpu_us(), client_cpu_us());
-    let (fpi_after, wal_after) = wal_written(pool).await?;
-    let vacuums_after = autovacuums(pool).await?;
+    let (fpi_after, wal_after, vacuums_after) = counters(pool).await?;
     let jobs = done.max(1) as f64;
     Ok(Rate {
         per_sec,
