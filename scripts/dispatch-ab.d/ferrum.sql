@@ -1,5 +1,6 @@
--- Ferrum's lease and completion: `LEASE_UNLIMITED` (limit 10) and `COMPLETE` of
--- crates/ferrum-store/src/pg/dispatch.rs, with the bound values written in. Keep them equal.
+-- Ferrum's lease and completion: `LEASE_UNLIMITED` (limit 10) of
+-- crates/ferrum-store/src/pg/dispatch.rs and `COMPLETE_ONE` of pg/completions.rs (a completion
+-- that is not coalesced), with the bound values written in. Keep them equal.
 WITH cand AS (
   SELECT q.task_id, c.max_concurrency IS NOT NULL OR p.max_concurrency IS NOT NULL AS limited
   FROM task_queue q
@@ -26,4 +27,4 @@ SELECT h.held, l.attempt,
 FROM (SELECT count(*) FILTER (WHERE limited) AS held FROM cand) h
 LEFT JOIN (lease l JOIN tasks t ON t.id = l.task_id) ON true
 \aset
-WITH off AS (DELETE FROM task_queue WHERE task_id = (:ids::text[])[{i}] AND attempt = (:atts::int[])[{i}] AND lease_expires_at IS NOT NULL RETURNING task_id, attempt, runner_id) UPDATE tasks t SET status = 'complete', exit_code = 0, error_class = NULL, msg = t.msg, end_time = now(), start_time = coalesce(t.start_time, now()), updated_at = now(), attempt = off.attempt, runner_id = off.runner_id FROM off WHERE t.id = off.task_id RETURNING 1;
+WITH off AS (DELETE FROM task_queue WHERE task_id = (:ids::text[])[{i}] AND attempt = (:atts::int[])[{i}] AND lease_expires_at IS NOT NULL RETURNING task_id, attempt, runner_id, 'complete'::text AS status, 0::int4 AS exit_code, NULL::text AS error_class, NULL::text AS msg) UPDATE tasks t SET status = off.status, exit_code = off.exit_code, error_class = off.error_class, msg = CASE WHEN off.status = 'complete' THEN t.msg ELSE coalesce(off.msg, t.msg) END, end_time = now(), start_time = coalesce(t.start_time, now()), updated_at = now(), attempt = off.attempt, runner_id = off.runner_id FROM off WHERE t.id = off.task_id RETURNING 1;

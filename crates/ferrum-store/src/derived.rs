@@ -100,6 +100,12 @@ pub(crate) fn error_class(outcome: &Outcome) -> Option<String> {
         .map(|code| format!("Process Exit {code}"))
 }
 
+/// The msg of an outcome as Postgres can store it: text cannot hold NUL, and one such msg would
+/// fail a whole batch of coalesced completions.
+pub(crate) fn stored_msg(outcome: &Outcome) -> Option<String> {
+    outcome.msg.as_ref().map(|m| m.replace('\0', ""))
+}
+
 /// Refuses adding `adding` schedules to a project that has `active` of at most `max_active`.
 pub(crate) fn check_schedule_limit(
     max_active: Option<i64>,

@@ -15,6 +15,10 @@ pub enum StoreError {
     LimitReached(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A statement written for several calls at once (coalesced completions) failed; each of
+    /// them gets the database's message.
+    #[error("database error: {0}")]
+    CoalescedWrite(String),
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A row the database returned does not fit the model (e.g. an unknown status).

@@ -23,7 +23,7 @@ use sqlx::postgres::types::PgInterval;
 use sqlx::Row;
 
 use super::{rows, PgStore};
-use crate::derived::{error_class, require_final, sort_in_dispatch_order};
+use crate::derived::{error_class, require_final, sort_in_dispatch_order, stored_msg};
 use crate::{DispatchStore, Fenced, LeaseSpec, LeasedTask, Outcome, ReapReport, StoreResult};
 
 fn interval(d: Duration) -> PgInterval {
@@ -88,43 +88,11 @@ const LEASE_UNLIMITED: &str = "\
     FROM (SELECT count(*) FILTER (WHERE limited) AS held FROM cand) h \
     LEFT JOIN (lease l JOIN tasks t ON t.id = l.task_id) ON true";
 
-/// The CTE that takes the current attempt (`$1` task, `$2` attempt) off the queue, with the
-/// lease's facts the task record keeps; empty when the attempt is stale.
-macro_rules! take_off_queue {
-    () => {
-        "off AS ( \
-           DELETE FROM task_queue WHERE task_id = $1 AND attempt = $2 \
-             AND lease_expires_at IS NOT NULL \
-           RETURNING task_id, attempt, runner_id)"
-    };
-}
-
-/// Records the outcome (`$3` status, `$4` exit code, `$5` error class, `$6` msg) of the task
-/// taken off the queue. A successful run keeps the msg set by progress (contract §5.9).
-macro_rules! record_outcome {
-    () => {
-        "UPDATE tasks t SET status = $3, exit_code = $4, error_class = $5, \
-           msg = CASE WHEN $3 = 'complete' THEN t.msg ELSE coalesce($6, t.msg) END, \
-           end_time = now(), start_time = coalesce(t.start_time, now()), updated_at = now(), \
-           attempt = off.attempt, runner_id = off.runner_id \
-         FROM off WHERE t.id = off.task_id"
-    };
-}
-
-/// Records an outcome that is never retried; no row comes back when the attempt is stale.
-const COMPLETE: &str = concat!(
-    "WITH ",
-    take_off_queue!(),
-    " ",
-    record_outcome!(),
-    " RETURNING 1"
-);
-
 /// Records a failure and, when the task has retries left, queues the linked retry (`$7`) in
 /// the same statement, so a retry is never lost between two writes.
 const COMPLETE_OR_RETRY: &str = concat!(
     "WITH ",
-    take_off_queue!(),
+    take_attempt_off_queue!(),
     ", done AS (",
     record_outcome!(),
     " RETURNING t.*), \
@@ -356,30 +324,27 @@ impl DispatchStore for PgStore {
         outcome: Outcome,
     ) -> StoreResult<Fenced<Option<Id>>> {
         require_final(&outcome)?;
-        let may_retry = matches!(outcome.status, TaskStatus::Error | TaskStatus::Timeout);
-        let mut query = sqlx::query(if may_retry {
-            COMPLETE_OR_RETRY
-        } else {
-            COMPLETE
-        })
-        .bind(task.to_string())
-        .bind(attempt)
-        .bind(outcome.status.as_str())
-        .bind(outcome.exit_code)
-        .bind(error_class(&outcome))
-        .bind(outcome.msg);
-        if may_retry {
-            query = query.bind(Id::generate().to_string());
+        if !matches!(outcome.status, TaskStatus::Error | TaskStatus::Timeout) {
+            let current = self.completions.complete(task, attempt, outcome).await?;
+            return Ok(fenced(current, None));
         }
-        let row = query.fetch_optional(&self.pool).await?;
-        Ok(match row {
-            None => Fenced::Stale,
-            Some(row) if may_retry => {
+        let row = sqlx::query(COMPLETE_OR_RETRY)
+            .bind(task.to_string())
+            .bind(attempt)
+            .bind(outcome.status.as_str())
+            .bind(outcome.exit_code)
+            .bind(error_class(&outcome))
+            .bind(stored_msg(&outcome))
+            .bind(Id::generate().to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            None => Ok(Fenced::Stale),
+            Some(row) => {
                 let done: i64 = row.try_get("n")?;
-                fenced(done == 1, rows::opt_id(&row, "retry_id")?)
+                Ok(fenced(done == 1, rows::opt_id(&row, "retry_id")?))
             }
-            Some(_) => Fenced::Current(None),
-        })
+        }
     }
 
     async fn reap_expired(&self, max_attempts: i32) -> StoreResult<ReapReport> {

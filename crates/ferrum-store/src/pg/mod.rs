@@ -24,8 +24,36 @@ macro_rules! queue_rows_from {
     };
 }
 
+/// The CTE `off` that takes the current attempt (`$1` task, `$2` attempt) off the queue, with
+/// the outcome to record (`$3` status, `$4` exit code, `$5` error class, `$6` msg); empty when
+/// the attempt is stale. Completions of one task end in it and [`record_outcome!`].
+macro_rules! take_attempt_off_queue {
+    () => {
+        "off AS ( \
+           DELETE FROM task_queue WHERE task_id = $1 AND attempt = $2 \
+             AND lease_expires_at IS NOT NULL \
+           RETURNING task_id, attempt, runner_id, $3::text AS status, $4::int4 AS exit_code, \
+             $5::text AS error_class, $6::text AS msg)"
+    };
+}
+
+/// Records outcomes from a CTE named `off` holding the tasks taken off the queue: `task_id`,
+/// `attempt`, `runner_id`, and the outcome's `status`, `exit_code`, `error_class` and `msg`. A
+/// successful run keeps the msg set by progress (contract §5.9).
+macro_rules! record_outcome {
+    () => {
+        "UPDATE tasks t SET status = off.status, exit_code = off.exit_code, \
+           error_class = off.error_class, \
+           msg = CASE WHEN off.status = 'complete' THEN t.msg ELSE coalesce(off.msg, t.msg) END, \
+           end_time = now(), start_time = coalesce(t.start_time, now()), updated_at = now(), \
+           attempt = off.attempt, runner_id = off.runner_id \
+         FROM off WHERE t.id = off.task_id"
+    };
+}
+
 mod accounts;
 mod codes;
+mod completions;
 mod dispatch;
 mod rows;
 mod schedules;
@@ -47,6 +75,7 @@ const REVISION_CACHE_CAP: usize = 10_000;
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    completions: completions::Completions,
     revisions: Arc<Mutex<HashMap<Id, CodeRevision>>>,
 }
 
@@ -59,6 +88,7 @@ impl PgStore {
             .await?;
         sqlx::migrate!("../../migrations").run(&pool).await?;
         Ok(PgStore {
+            completions: completions::Completions::new(pool.clone()),
             pool,
             revisions: Arc::default(),
         })

@@ -276,6 +276,64 @@ pub async fn a_stale_attempt_cannot_overwrite_a_newer_one(backend: Backend) {
     assert_eq!(t.status, TaskStatus::Complete);
 }
 
+/// Many completions at once (which the Postgres store writes in shared statements) are each
+/// answered for themselves: a stale attempt or a second completion of the same attempt is
+/// `Stale` and changes nothing, while every current one records its own outcome.
+pub async fn concurrent_completions_are_each_answered_for_themselves(backend: Backend) {
+    let w = world(backend).await;
+    w.code("c", CodeSpec::default()).await;
+    let tasks: Vec<NewTask> = (0..60).map(|_| task("c", 0, 0)).collect();
+    w.store.enqueue(w.project, tasks).await.unwrap();
+    let leased = w.lease(60).await;
+    assert_eq!(leased.len(), 60);
+    let ending = |i: usize| match i % 3 {
+        0 => outcome(TaskStatus::Complete),
+        1 => Outcome {
+            msg: Some(format!("cancelled {i}")),
+            ..outcome(TaskStatus::Cancelled)
+        },
+        _ => outcome(TaskStatus::Killed),
+    };
+    // Per task: its own completion, a stale attempt's, and for every fourth task a second
+    // completion of the same attempt, all at once.
+    let mut calls = Vec::new();
+    for (i, l) in leased.iter().enumerate() {
+        let mut mine = vec![(l.attempt, ending(i)), (l.attempt + 1, ending(i))];
+        if i % 4 == 0 {
+            mine.push((l.attempt, ending(i)));
+        }
+        for (attempt, ended) in mine {
+            let (store, id) = (w.store.clone(), l.id);
+            calls.push(tokio::spawn(async move {
+                let answer = store.complete(id, attempt, ended).await.unwrap();
+                (id, attempt, answer)
+            }));
+        }
+    }
+    let mut current = HashSet::new();
+    for call in calls {
+        let (id, attempt, answer) = call.await.unwrap();
+        if answer == Fenced::Current(None) {
+            assert!(current.insert(id), "task {id} completed twice");
+        } else {
+            assert_eq!(answer, Fenced::Stale);
+        }
+        let lease = leased.iter().find(|l| l.id == id).unwrap();
+        if attempt != lease.attempt {
+            assert_eq!(answer, Fenced::Stale, "a stale attempt of {id} took effect");
+        }
+    }
+    assert_eq!(current.len(), 60);
+    for (i, l) in leased.iter().enumerate() {
+        let t = w.store.task(w.project, l.id).await.unwrap().unwrap();
+        let expected = ending(i);
+        assert_eq!(t.status, expected.status);
+        assert_eq!(t.msg, expected.msg);
+        assert_eq!(t.attempt, l.attempt);
+    }
+    assert!(w.lease(1).await.is_empty());
+}
+
 pub async fn expired_leases_are_retried_then_marked_killed(backend: Backend) {
     let w = world(backend).await;
     w.code("c", CodeSpec::default()).await;

@@ -48,6 +48,7 @@ contract!(
     cancels_requeues_and_delays_do_not_strand_a_limited_backlog,
     workers_and_producers_at_once_never_exceed_a_code_limit,
     a_stale_attempt_cannot_overwrite_a_newer_one,
+    concurrent_completions_are_each_answered_for_themselves,
     expired_leases_are_retried_then_marked_killed,
     a_leased_task_reads_as_preparing_then_running,
     heartbeats_keep_a_lease_alive,
