@@ -5,7 +5,9 @@
 //!   minimal rows into a plain table;
 //! - lease+complete: N concurrent leasers taking 10 tasks a call and completing each, on a queue
 //!   holding 1,000,000 tasks, vs the same loop in plain SQL (`UPDATE … WHERE id IN (SELECT …
-//!   FOR UPDATE SKIP LOCKED LIMIT 10)` then one `UPDATE` per job) on a plain table;
+//!   FOR UPDATE SKIP LOCKED LIMIT 10)` then one `UPDATE` per job) on a plain table. Each
+//!   completion is its own call on both sides; Ferrum's store coalesces the calls that arrive
+//!   while four are being written (`pg/completions.rs`), the floor's never;
 //! - the same with 4 leasers once 100,000 tasks of a paused code wait at the head of Ferrum's
 //!   queue (at a higher priority), then with 100,000 more of a code limited to one task at a
 //!   time whose one slot is taken by a long task: they must not slow the leasing of the rest.
