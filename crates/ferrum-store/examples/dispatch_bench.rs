@@ -194,7 +194,8 @@ async fn dry_sides(pool: &PgPool) -> Result<Vec<&'static str>, sqlx::Error> {
 
 /// Server-side cost per statement call, from `pg_stat_statements` when the server loads it
 /// (`shared_preload_libraries = 'pg_stat_statements'`): what each side's statements cost
-/// Postgres itself, apart from the client and the network.
+/// Postgres itself, apart from the client and the network. Coalesced completions show as
+/// `ferrum coalesced`: their calls against the jobs they completed give the batches' size.
 struct StatementStats {
     pool: PgPool,
 }
@@ -221,6 +222,7 @@ impl StatementStats {
         let rows: Vec<(String, f64, f64, f64, f64, f64, f64)> = sqlx::query_as(
             "SELECT CASE WHEN query LIKE 'WITH cand AS%' THEN 'ferrum lease' \
                          WHEN query LIKE 'WITH off AS%' THEN 'ferrum complete' \
+                         WHEN query LIKE 'WITH req AS%' THEN 'ferrum coalesced' \
                          WHEN query LIKE '%WHERE id IN%' THEN 'raw claim' \
                          ELSE 'raw complete' END AS what, \
                sum(calls)::float8, \
@@ -232,7 +234,7 @@ impl StatementStats {
              FROM pg_stat_statements \
              WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
                AND (query LIKE 'WITH cand AS%' OR query LIKE 'WITH off AS%' \
-                    OR query LIKE 'UPDATE bench_raw_jobs%') \
+                    OR query LIKE 'WITH req AS%' OR query LIKE 'UPDATE bench_raw_jobs%') \
              GROUP BY 1 ORDER BY 1",
         )
         .fetch_all(&self.pool)
