@@ -183,7 +183,7 @@ impl Inner {
             tokio::spawn(async move {
                 let written = write(&place.0.pool, &batch).await;
                 if let Err(e) = &written {
-                    tracing::warn!(error = %e, completions = batch.len(), "a batch of completions failed");
+                    tracing::warn!(error = %e, n = batch.len(), "coalesced completions failed");
                 }
                 for (i, answer) in answers.into_iter().enumerate() {
                     let result = written.as_ref().map(|current| current[i]);
