@@ -217,18 +217,24 @@ async fn write(pool: &PgPool, batch: &[Completion]) -> Result<Vec<bool>, sqlx::E
     if let [one] = batch {
         return Ok(vec![write_one(pool, one).await?]);
     }
-    let mut first = HashSet::new();
-    let mut rows: Vec<(String, &Completion)> = batch
+    let mut seen = HashSet::new();
+    let first: Vec<bool> = batch
         .iter()
-        .filter(|c| first.insert((c.task, c.attempt)))
-        .map(|c| (c.task.to_string(), c))
+        .map(|c| seen.insert((c.task, c.attempt)))
         .collect();
-    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut rows: Vec<&Completion> = batch
+        .iter()
+        .zip(&first)
+        .filter(|(_, f)| **f)
+        .map(|(c, _)| c)
+        .collect();
+    // Ids order as their hex text does, the order in which the statement locks them.
+    rows.sort_by_key(|c| c.task);
     let json: Vec<_> = rows
         .into_iter()
-        .map(|(task_id, c)| {
+        .map(|c| {
             serde_json::json!({
-                "task_id": task_id,
+                "task_id": c.task,
                 "attempt": c.attempt,
                 "status": c.outcome.status.as_str(),
                 "exit_code": c.outcome.exit_code,
@@ -243,13 +249,10 @@ async fn write(pool: &PgPool, batch: &[Completion]) -> Result<Vec<bool>, sqlx::E
         .await?
         .into_iter()
         .collect();
-    let mut answered = HashSet::new();
     Ok(batch
         .iter()
-        .map(|c| {
-            written.contains(&(c.task.to_string(), c.attempt))
-                && answered.insert((c.task, c.attempt))
-        })
+        .zip(first)
+        .map(|(c, first)| first && written.contains(&(c.task.to_string(), c.attempt)))
         .collect())
 }
 
