@@ -6,12 +6,14 @@
 //! - [`duties`]: background work every replica runs (reaping expired leases, firing schedules);
 //!   each step is claimed in the database, so any number of replicas may run them.
 //!
-//! [`router`] builds the whole app from an [`AppState`]; `GET /openapi.json` documents every
-//! route of both.
+//! [`routes`] is the one registry of every route (with its auth kind); [`router`] builds the
+//! whole app from it and an [`AppState`], and `GET /openapi.json` documents every route in it.
 
 pub mod duties;
 pub mod error;
+mod openapi;
 pub mod queue_signal;
+pub mod routes;
 pub mod runner_api;
 pub mod state;
 pub mod tenant;
@@ -25,7 +27,7 @@ pub use state::{ApiConfig, AppState};
 /// even those replies carry a `Content-Type` (contract §1.3).
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .merge(tenant::router(&state.config, runner_api::routes()))
+        .merge(routes::router(&state.config))
         .fallback(error::no_such_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)

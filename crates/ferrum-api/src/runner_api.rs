@@ -21,7 +21,7 @@ use ferrum_model::{Id, TaskStatus};
 use ferrum_store::{Fenced, LeaseSpec, LeasedTask, Outcome};
 use serde::Deserialize;
 
-use crate::tenant::Route;
+use crate::routes::Route;
 use crate::{ApiError, AppState};
 
 /// Longest a lease request is held open.

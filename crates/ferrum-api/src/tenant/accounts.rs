@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::Caller;
 use super::extract::LenientJson;
 use super::Route;
+use crate::routes::Auth;
 use crate::{ApiError, AppState};
 
 /// Longest email or cluster name accepted.
@@ -27,7 +28,8 @@ pub fn routes() -> Vec<Route> {
             "/2/users",
             "Create a tenant user (admin only): {\"email\"}; answers its first token, shown once",
             create_user,
-        ),
+        )
+        .auth(Auth::Admin),
         Route::post(
             "/2/tokens",
             "Create another token for the caller; shown once",
@@ -37,7 +39,8 @@ pub fn routes() -> Vec<Route> {
             "/2/runner_tokens",
             "Create a runner token bound to a cluster (admin only): {\"cluster\"}; shown once",
             create_runner_token,
-        ),
+        )
+        .auth(Auth::Admin),
     ]
 }
 

@@ -28,6 +28,7 @@ use super::render::Msg;
 use super::tasks::TaskFields;
 use super::webhooks_sig::{delivery_key, verify};
 use super::Route;
+use crate::routes::Auth;
 use crate::{ApiError, AppState};
 
 const CODE_WEBHOOKS: &str = "/2/projects/{project_id}/codes/{code_id}/webhooks";
@@ -62,7 +63,8 @@ pub fn routes() -> Vec<Route> {
             "Ferrum: deliver to a webhook (no token; the body becomes the payload). Answers \
              {\"id\"}, or with a sync_timeout the task's stdout once it ends",
             deliver,
-        ),
+        )
+        .auth(Auth::WebhookSecret),
     ]
 }
 

@@ -7,5 +7,6 @@ mod common;
 mod isolation;
 mod limits;
 mod python_client;
+mod registry;
 mod shapes;
 mod webhooks;

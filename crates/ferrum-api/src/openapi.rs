@@ -1,41 +1,39 @@
-//! `GET /openapi.json`: an OpenAPI 3 document of the tenant API.
+//! `GET /openapi.json`: an OpenAPI 3 document of the whole API.
 //!
-//! Built from the same [`Route`] tables as the router, so every served route is listed with
-//! its path parameters, and nothing that is not served. The object shapes are described in
+//! Built from the route registry ([`crate::routes`]) like the router, so every served route is
+//! listed with its path parameters and its auth kind (`x-ferrum-auth`), and nothing that is not
+//! served. The object shapes are described in
 //! prose by `docs/ironworker-v2-contract.md` §4; the document stays deliberately small.
+
+use std::sync::{Arc, OnceLock};
 
 use axum::body::Bytes;
 use axum::http::header::CONTENT_TYPE;
-use axum::routing::{get, MethodRouter};
+use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 
-use super::Route;
-use crate::AppState;
+use crate::routes::{Auth, Route};
 
-/// The document for `routes`, plus `/openapi.json` itself.
+/// The document for `routes`.
 pub fn document(routes: &[Route]) -> Value {
     let mut paths = Map::new();
     for r in routes {
+        let auth = r.auth_kind();
         let mut operation = json!({
-            "summary": r.summary,
-            "parameters": path_parameters(r.path),
-            "responses": responses(r.path),
+            "summary": r.summary(),
+            "parameters": path_parameters(r.path()),
+            "responses": responses(r.path()),
+            "x-ferrum-auth": auth.as_str(),
         });
-        // Webhook deliveries carry their secret in the path, not a token.
-        if r.path.starts_with("/webhooks/") {
-            operation["security"] = json!([]);
+        match auth {
+            // Webhook deliveries carry their secret in the path, not a token.
+            Auth::Public | Auth::WebhookSecret => operation["security"] = json!([]),
+            Auth::Runner => operation["security"] = json!([{"runner": []}]),
+            Auth::Tenant | Auth::Admin => {}
         }
-        let entry = paths.entry(r.path).or_insert_with(|| json!({}));
-        entry[r.method.as_str().to_ascii_lowercase()] = operation;
+        let entry = paths.entry(r.path()).or_insert_with(|| json!({}));
+        entry[r.method().as_str().to_ascii_lowercase()] = operation;
     }
-    paths.insert(
-        "/openapi.json".into(),
-        json!({"get": {
-            "summary": "This document",
-            "security": [],
-            "responses": {"200": {"description": "The OpenAPI document"}},
-        }}),
-    );
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -51,6 +49,7 @@ pub fn document(routes: &[Route]) -> Value {
             "securitySchemes": {
                 "header": {"type": "apiKey", "in": "header", "name": "Authorization"},
                 "query": {"type": "apiKey", "in": "query", "name": "oauth"},
+                "runner": {"type": "http", "scheme": "bearer"},
             },
             "schemas": {
                 "Error": {
@@ -64,12 +63,16 @@ pub fn document(routes: &[Route]) -> Value {
     })
 }
 
-/// Serves the document, serialized once.
-pub fn route(document: Value) -> MethodRouter<AppState> {
-    let body = Bytes::from(document.to_string());
-    get(move || {
-        let body = body.clone();
-        async move { ([(CONTENT_TYPE, "application/json")], body) }
+/// `GET /openapi.json`, serving the document the router sets once every route is known.
+pub fn route(document: Arc<OnceLock<Bytes>>) -> Route {
+    Route::get("/openapi.json", "This document", move || {
+        let body = document.get().cloned();
+        async move {
+            match body {
+                Some(body) => Ok(([(CONTENT_TYPE, "application/json")], body)),
+                None => Err(StatusCode::SERVICE_UNAVAILABLE),
+            }
+        }
     })
 }
 
