@@ -30,6 +30,10 @@ pub fn spawn(state: AppState) {
     tokio::spawn(reap_expired_leases(state.clone()));
     tokio::spawn(fire_schedules(state.clone()));
     tokio::spawn(wake_for_delayed_tasks(state.clone()));
+    tokio::spawn(crate::task_events::consume(
+        state.clone(),
+        crate::task_events::handlers(),
+    ));
     tokio::spawn(purge_deliveries(state));
 }
 

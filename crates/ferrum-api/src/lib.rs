@@ -5,6 +5,7 @@
 //! - [`runner_api`]: the runner protocol under `/runner/v1/…` (see `ferrum_model::protocol`).
 //! - [`duties`]: background work every replica runs (reaping expired leases, firing schedules);
 //!   each step is claimed in the database, so any number of replicas may run them.
+//! - [`task_events`]: the duty that hands each task's final state to its handlers.
 //!
 //! [`routes`] is the one registry of every route (with its auth kind); [`router`] builds the
 //! whole app from it and an [`AppState`], and `GET /openapi.json` documents every route in it.
@@ -16,6 +17,7 @@ pub mod queue_signal;
 pub mod routes;
 pub mod runner_api;
 pub mod state;
+pub mod task_events;
 pub mod tenant;
 
 use axum::Router;

@@ -12,6 +12,7 @@
 
 mod derived;
 mod error;
+pub mod events;
 pub mod pg;
 mod rows;
 pub mod sqlite;
@@ -19,6 +20,7 @@ pub mod testing;
 mod traits;
 
 pub use error::{StoreError, StoreResult};
+pub use events::{TaskEvent, TaskEventStore};
 pub use pg::PgStore;
 pub use sqlite::SqliteStore;
 pub use traits::{

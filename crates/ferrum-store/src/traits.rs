@@ -320,7 +320,15 @@ pub trait WebhookStore {
 
 /// Everything a backend provides.
 pub trait Store:
-    AccountStore + CodeStore + TaskStore + DispatchStore + ScheduleStore + WebhookStore + Send + Sync
+    AccountStore
+    + CodeStore
+    + TaskStore
+    + DispatchStore
+    + ScheduleStore
+    + WebhookStore
+    + crate::TaskEventStore
+    + Send
+    + Sync
 {
 }
 
@@ -331,6 +339,7 @@ impl<T> Store for T where
         + DispatchStore
         + ScheduleStore
         + WebhookStore
+        + crate::TaskEventStore
         + Send
         + Sync
 {

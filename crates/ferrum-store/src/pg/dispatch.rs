@@ -26,7 +26,7 @@ use super::{rows, PgStore};
 use crate::derived::{error_class, require_final, sort_in_dispatch_order, stored_msg};
 use crate::{DispatchStore, Fenced, LeaseSpec, LeasedTask, Outcome, ReapReport, StoreResult};
 
-fn interval(d: Duration) -> PgInterval {
+pub(crate) fn interval(d: Duration) -> PgInterval {
     PgInterval {
         months: 0,
         days: 0,

@@ -55,6 +55,7 @@ mod accounts;
 mod codes;
 mod completions;
 mod dispatch;
+mod events;
 mod rows;
 mod schedules;
 mod tasks;

@@ -14,6 +14,7 @@
 mod accounts;
 mod codes;
 mod dispatch;
+mod events;
 mod rows;
 mod schedules;
 mod tasks;

@@ -3,12 +3,14 @@
 //! `pg::<test>` and `sqlite::<test>`; a new backend joins by adding a [`Backend`] variant.
 
 mod dispatch;
+mod events;
 mod firing;
 mod limits;
 mod records;
 mod world;
 
 use dispatch::*;
+use events::*;
 use firing::*;
 use limits::*;
 use records::*;
@@ -64,4 +66,9 @@ contract!(
     run_times_end_at_and_pause_stop_firing,
     delayed_tasks_are_found_for_waking_runners,
     webhooks_and_deduplicated_deliveries,
+    every_completion_writes_exactly_one_event,
+    failures_write_one_event_per_attempted_task,
+    cancels_write_one_event_per_task,
+    the_reaper_writes_events_for_the_tasks_it_ends,
+    claimed_events_go_to_one_consumer_until_their_claim_runs_out,
 );
