@@ -199,7 +199,7 @@ async fn daemon_runs_reports_cancels_and_drains() {
     let work = scratch("daemon");
     let mut config = RunnerConfig::new(api, "runner-token", &work);
     config.executor.host_id = format!("test-daemon-{}", Id::generate());
-    config.executor.network_mode = Some("none".into());
+    config.executor.network = ferrum_runner::executor::NetworkMode::None;
     config.concurrency = 4;
     config.drain_timeout = Duration::from_secs(1);
     config.lease_wait = Duration::from_secs(2);

@@ -21,8 +21,12 @@ fn median(mut v: Vec<Duration>) -> Duration {
 #[tokio::test]
 #[ignore]
 async fn executor_start_latency_close_to_raw_docker() {
-    // The production default: the engine's bridge network, like the raw baseline.
-    let exec = executor("latency", |c| c.network_mode = None).await;
+    // The production default: the isolated bridge network (the raw baseline uses the
+    // engine's default bridge).
+    let exec = executor("latency", |c| {
+        c.network = ferrum_runner::executor::NetworkMode::Isolated
+    })
+    .await;
     let docker = exec.docker().clone();
     let mut raw = Vec::new();
     for _ in 0..ROUNDS {

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use ferrum_api::ApiConfig;
+use ferrum_runner::executor::NetworkMode;
 use ferrum_runner::stacks::{self, BuildStatus};
 use ferrum_runner::RunnerConfig;
 use ferrum_store::{AccountStore, SqliteStore};
@@ -41,6 +42,10 @@ pub struct DevArgs {
     /// Most tasks the built-in runner runs at once (default: one per CPU).
     #[arg(long, env = "FERRUM_CONCURRENCY")]
     concurrency: Option<u32>,
+    /// Network of task containers, as for `ferrum runner --network`: `isolated` (needs root
+    /// for its host filter), `none`, or a Docker network name (e.g. `bridge`).
+    #[arg(long, env = "FERRUM_NETWORK", default_value = "isolated")]
+    network: NetworkMode,
 }
 
 pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
@@ -88,6 +93,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         runner.concurrency = n;
     }
     runner.drain_timeout = DRAIN;
+    runner.executor.network = args.network;
 
     println!("Ferrum dev is running (data in {}).", data_dir.display());
     println!("  API:               {api}");

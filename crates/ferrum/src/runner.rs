@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ferrum_model::{validation, ValidationError};
+use ferrum_runner::executor::NetworkMode;
 use ferrum_runner::{stacks, ExecutorConfig, RunnerConfig};
 
 #[derive(clap::Args)]
@@ -33,9 +34,14 @@ pub struct RunnerArgs {
     /// Defaults to the host name. Give each runner on one host its own.
     #[arg(long, env = "FERRUM_HOST_ID")]
     host_id: Option<String>,
-    /// Docker network mode of task containers (e.g. `bridge`, `none`, `host`).
-    #[arg(long, env = "FERRUM_NETWORK")]
-    network: Option<String>,
+    /// Network of task containers: `isolated` (a Ferrum bridge: outbound only, no host
+    /// ports, no other tasks, plus the API door), `none` (no network, no door), or the name
+    /// of a Docker network you manage (tasks get the API URL as is; route it yourself).
+    #[arg(long, env = "FERRUM_NETWORK", default_value = "isolated")]
+    network: NetworkMode,
+    /// Port of the API door on the isolated bridge's gateway (0: any free port).
+    #[arg(long, env = "FERRUM_DOOR_PORT", default_value_t = 0)]
+    door_port: u16,
     /// Seconds running tasks may take to finish after SIGTERM.
     #[arg(long, env = "FERRUM_DRAIN_TIMEOUT", default_value_t = 60)]
     drain_timeout: u64,
@@ -132,7 +138,8 @@ pub async fn runner(args: RunnerArgs) -> anyhow::Result<()> {
     if let Some(cap) = args.log_cap {
         config.executor.log_cap_bytes = cap;
     }
-    config.executor.network_mode = args.network;
+    config.executor.network = args.network;
+    config.executor.door_port = args.door_port;
     args.limits.apply(&mut config.executor);
     config.drain_timeout = Duration::from_secs(args.drain_timeout);
     ferrum_runner::run(config, crate::server::shutdown_signal())

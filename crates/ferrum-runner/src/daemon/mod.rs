@@ -119,7 +119,14 @@ pub async fn run(
     if config.concurrency == 0 {
         return Err(RunnerError::NoSlots);
     }
-    let executor = DockerExecutor::connect(config.executor.clone()).await?;
+    let mut executor = DockerExecutor::connect(config.executor.clone()).await?;
+    if let Some(door) = executor.open_door(&config.api).await? {
+        tracing::info!(
+            host = door.host,
+            port = door.port,
+            "tasks reach the API at IRON_HOST:IRON_PORT"
+        );
+    }
     let removed = executor.cleanup_orphans().await?;
     if removed > 0 {
         tracing::info!(removed, "removed containers left by a previous runner");

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use ferrum_model::protocol::RunSpec;
 
+use super::{ApiDoor, NetworkMode};
 use crate::unpack::UnpackLimits;
 
 const MIB: i64 = 1024 * 1024;
@@ -79,8 +80,14 @@ pub struct ExecutorConfig {
     pub work_dir: PathBuf,
     /// Value of the `ferrum.runner` label; identifies this runner host's containers.
     pub host_id: String,
-    /// Docker network mode (`bridge`, `none`, a network name); `None` = engine default.
-    pub network_mode: Option<String>,
+    /// Where task containers sit on the network (`network.rs`); `isolated` by default.
+    pub network: NetworkMode,
+    /// Port of the API door on the isolated bridge's gateway; 0 picks a free one.
+    pub door_port: u16,
+    /// How tasks reach the Ferrum API (`IRON_HOST`/`IRON_PORT`/`IRON_PROTOCOL`), once the
+    /// door is open ([`DockerExecutor::open_door`](super::DockerExecutor::open_door)); `None`
+    /// in `none` mode or before the door is opened.
+    pub api_door: Option<ApiDoor>,
     /// Numeric user the task runs as; the stack images name uid 1000 `ferrum`.
     pub task_uid: u32,
     pub task_gid: u32,
@@ -103,7 +110,9 @@ impl ExecutorConfig {
         ExecutorConfig {
             work_dir: work_dir.into(),
             host_id: host_id.into(),
-            network_mode: None,
+            network: NetworkMode::Isolated,
+            door_port: 0,
+            api_door: None,
             task_uid: 1000,
             task_gid: 1000,
             limits: Limits::default(),

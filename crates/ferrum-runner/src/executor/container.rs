@@ -12,7 +12,7 @@ use bollard::models::{HostConfig, HostConfigLogConfig};
 use bollard::Docker;
 use futures_util::StreamExt;
 
-use super::{taskdir, ExecError, ExecutorConfig, Limits};
+use super::{taskdir, ExecError, ExecutorConfig, Limits, NetworkMode};
 use crate::contract::{Invocation, TASK_DIR};
 
 /// Label naming the runner host that owns a container (orphan cleanup keys on it).
@@ -33,8 +33,10 @@ pub(crate) struct ContainerSpec<'a> {
 }
 
 /// The create request: non-root user, no capabilities, no-new-privileges, memory (without
-/// extra swap), CPU and pids limits, the task dir as the only mount, and the `none` log driver
-/// because output is read from the attach stream (no json-file writes, no log-follow polling).
+/// extra swap), CPU and pids limits, the task dir as the only mount, the runner's network
+/// mode (with the API door's `IRON_*` variables when there is a door), and the `none` log
+/// driver because output is read from the attach stream (no json-file writes, no log-follow
+/// polling).
 pub(crate) fn container_config(
     config: &ExecutorConfig,
     spec: &ContainerSpec<'_>,
@@ -44,6 +46,11 @@ pub(crate) fn container_config(
         (LABEL_TASK.to_owned(), spec.task_id.to_owned()),
         (LABEL_ATTEMPT.to_owned(), spec.attempt.to_string()),
     ]);
+    let isolated = config.network == NetworkMode::Isolated;
+    let mut env = spec.invocation.env.clone();
+    if let Some(door) = &config.api_door {
+        door.apply(&mut env);
+    }
     let host_config = HostConfig {
         binds: Some(vec![format!("{}:{TASK_DIR}:rw", spec.host_dir.display())]),
         cap_drop: Some(vec!["ALL".to_owned()]),
@@ -52,7 +59,12 @@ pub(crate) fn container_config(
         memory_swap: Some(spec.limits.memory_bytes),
         nano_cpus: Some(spec.limits.nano_cpus),
         pids_limit: Some(spec.limits.pids),
-        network_mode: config.network_mode.clone(),
+        network_mode: Some(config.network.docker_name().to_owned()),
+        sysctls: isolated.then(|| {
+            // No IPv6 inside: the isolated network has none, and a link-local address
+            // would otherwise still reach the bridge.
+            HashMap::from([("net.ipv6.conf.all.disable_ipv6".to_owned(), "1".to_owned())])
+        }),
         log_config: Some(HostConfigLogConfig {
             typ: Some("none".to_owned()),
             config: None,
@@ -62,7 +74,7 @@ pub(crate) fn container_config(
     Config {
         image: Some(spec.image.to_owned()),
         user: Some(format!("{}:{}", config.task_uid, config.task_gid)),
-        env: Some(spec.invocation.env.clone()),
+        env: Some(env),
         entrypoint: spec.invocation.entrypoint.clone(),
         cmd: spec.invocation.cmd.clone(),
         working_dir: spec.invocation.working_dir.clone(),

@@ -7,10 +7,13 @@
 
 mod config;
 mod container;
+mod door;
+mod network;
 mod output;
 mod taskdir;
 
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{ExecutorConfig, Limits};
 pub use container::{LABEL_ATTEMPT, LABEL_RUNNER, LABEL_TASK};
+pub use network::{ApiDoor, NetworkMode, INPUT_CHAIN, ISOLATED_BRIDGE, ISOLATED_NETWORK};
 pub use output::truncation_note;
 
 use crate::contract::{self, ContractError, TaskIdentity};
@@ -107,6 +111,9 @@ pub enum ExecError {
     Docker(#[from] bollard::errors::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// Setting up the task sandbox (network, filter, door) failed.
+    #[error("task sandbox: {0}")]
+    Sandbox(String),
 }
 
 /// The Docker executor. Cheap to clone; share one per runner.
@@ -114,21 +121,55 @@ pub enum ExecError {
 pub struct DockerExecutor {
     docker: Docker,
     config: Arc<ExecutorConfig>,
+    /// The isolated bridge's gateway address, in `isolated` mode.
+    gateway: Option<Ipv4Addr>,
+    /// Keeps the API door listening while any clone of the executor lives.
+    door: Option<Arc<door::DoorGuard>>,
 }
 
 impl DockerExecutor {
     /// Connects to the local engine, negotiating the API version down to what it speaks, and
     /// creates the work directory. Relative work dirs are made absolute (bind mounts need it).
+    /// In `isolated` mode it also creates the isolated network and installs the host filter.
     pub async fn connect(mut config: ExecutorConfig) -> Result<Self, ExecError> {
         let docker = Docker::connect_with_local_defaults()?
             .negotiate_version()
             .await?;
         std::fs::create_dir_all(config.tasks_dir())?;
         config.work_dir = std::fs::canonicalize(&config.work_dir)?;
+        let gateway = match config.network {
+            NetworkMode::Isolated => Some(network::ensure_isolated(&docker).await?),
+            _ => None,
+        };
         Ok(DockerExecutor {
             docker,
             config: Arc::new(config),
+            gateway,
+            door: None,
         })
+    }
+
+    /// Opens the way for tasks to reach the Ferrum API at `api` (the URL the runner uses) and
+    /// records it as [`ExecutorConfig::api_door`], so every task gets `IRON_HOST`, `IRON_PORT`
+    /// and `IRON_PROTOCOL`. In `isolated` mode that is a forwarder on the bridge's gateway
+    /// (port [`ExecutorConfig::door_port`]); on an operator's named network it is the API URL
+    /// itself (the operator provides the route); in `none` mode there is no door.
+    pub async fn open_door(&mut self, api: &str) -> Result<Option<ApiDoor>, ExecError> {
+        let target = door::Target::parse(api)?;
+        let (api_door, guard) = match (&self.config.network, self.gateway) {
+            (NetworkMode::None, _) => return Ok(None),
+            (NetworkMode::Named(_), _) => (target.as_door(), None),
+            (NetworkMode::Isolated, Some(gateway)) => {
+                let (d, g) = door::open(gateway, self.config.door_port, target).await?;
+                (d, Some(Arc::new(g)))
+            }
+            (NetworkMode::Isolated, None) => {
+                return Err(ExecError::Sandbox("isolated network not set up".to_owned()))
+            }
+        };
+        Arc::make_mut(&mut self.config).api_door = Some(api_door.clone());
+        self.door = guard;
+        Ok(Some(api_door))
     }
 
     pub fn config(&self) -> &ExecutorConfig {

@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use ferrum_model::protocol::{LogStream, RunSpec};
 use ferrum_model::Id;
 use ferrum_runner::executor::{
-    DockerExecutor, ExecError, ExecutorConfig, RunReport, TaskEvent, TaskRun,
+    DockerExecutor, ExecError, ExecutorConfig, NetworkMode, RunReport, TaskEvent, TaskRun,
 };
 use ferrum_runner::stacks;
 use tokio::sync::{mpsc, OnceCell};
@@ -43,7 +43,7 @@ pub fn scratch(tag: &str) -> PathBuf {
 pub async fn executor(tag: &str, tweak: impl FnOnce(&mut ExecutorConfig)) -> DockerExecutor {
     ensure_sh_image().await;
     let mut config = ExecutorConfig::new(scratch(tag), format!("test-{tag}-{}", Id::generate()));
-    config.network_mode = Some("none".to_owned());
+    config.network = NetworkMode::None;
     config.pull_missing = false;
     tweak(&mut config);
     DockerExecutor::connect(config).await.unwrap()
