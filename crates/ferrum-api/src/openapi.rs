@@ -3,7 +3,7 @@
 //! Built from the route registry ([`crate::routes`]) like the router, so every served route is
 //! listed with its path parameters and its auth kind (`x-ferrum-auth`), and nothing that is not
 //! served. The object shapes are described in
-//! prose by `docs/ironworker-v2-contract.md` §4; the document stays deliberately small.
+//! prose by `docs/IRONWORKER.md` §4; the document stays deliberately small.
 
 use std::sync::{Arc, OnceLock};
 

@@ -2,8 +2,10 @@
 //! for the API (which resolves a code's image and lists `GET /2/stacks`) and the runner (which
 //! builds the images), so the two cannot disagree.
 
-/// Image of the `sh` and `binary` stacks: static busybox and a `ferrum` user (uid 1000).
-pub const IMAGE_SH: &str = "ferrum/stack-sh:1";
+/// Image of the `sh` and `binary` stacks: Debian bookworm with bash, nodejs, ruby, GNU wget and
+/// curl (IronWorker's official Node and Ruby clients upload runtime `sh` with a runner script
+/// that execs `node`/`ruby`), busybox applets for the rest, and a `ferrum` user (uid 1000).
+pub const IMAGE_SH: &str = "ferrum/stack-sh:2";
 /// Image of the Python stacks: Debian bookworm's python3 (3.11), `python` → `python3`.
 pub const IMAGE_PYTHON: &str = "ferrum/stack-python:1";
 /// Image of the Node stacks: Debian bookworm's nodejs (18).

@@ -1,4 +1,4 @@
-//! The worker runtime contract (`ironworker-v2-contract.md` §6) as pure functions: given a
+//! The worker runtime contract (`docs/IRONWORKER.md` §6) as pure functions: given a
 //! [`RunSpec`] and the task's identity, what the container runs, with which environment and in
 //! which directory. Kept free of IO so the contract can be unit-tested exhaustively and the
 //! executor only has to translate an [`Invocation`] into a Docker create call.

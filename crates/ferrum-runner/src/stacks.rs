@@ -61,14 +61,34 @@ pub enum StackError {
     Docker(#[from] bollard::errors::Error),
     #[error("writing build recipe: {0}")]
     Io(#[from] std::io::Error),
-    #[error("building {image} failed ({status}); see the output above")]
-    BuildFailed { image: String, status: String },
+    #[error("building {image} failed ({status}); its output is in {log}:\n{tail}")]
+    BuildFailed {
+        image: String,
+        status: String,
+        log: String,
+        tail: String,
+    },
+}
+
+/// [`build_logged`] with the build output in `$TMPDIR/ferrum-stack-build.log`.
+pub async fn build(names: &[String], force: bool) -> Result<Vec<BuildResult>, StackError> {
+    build_logged(
+        names,
+        force,
+        &std::env::temp_dir().join("ferrum-stack-build.log"),
+    )
+    .await
 }
 
 /// Builds the images of the named stacks (all when `names` is empty), skipping images that
-/// already exist unless `force`. Build output goes to this process's stdout/stderr; the `sh`
-/// image takes about a second, each Debian-based one a minute or two (debootstrap).
-pub async fn build(names: &[String], force: bool) -> Result<Vec<BuildResult>, StackError> {
+/// already exist unless `force`. Each image takes a minute or two (debootstrap); the build's
+/// output (hundreds of debootstrap lines) goes to the file `log`, appended, and stderr says
+/// only which image is being built and where its output is — a failure quotes the log's end.
+pub async fn build_logged(
+    names: &[String],
+    force: bool,
+    log: &Path,
+) -> Result<Vec<BuildResult>, StackError> {
     let mut wanted: Vec<&'static str> = Vec::new();
     if names.is_empty() {
         wanted = images();
@@ -88,7 +108,11 @@ pub async fn build(names: &[String], force: bool) -> Result<Vec<BuildResult>, St
         let status = if !force && previous.is_some() {
             BuildStatus::Skipped
         } else {
-            run_recipe(image).await?;
+            eprintln!(
+                "building stack image {image} (a minute or two; output in {})",
+                log.display()
+            );
+            run_recipe(image, log).await?;
             if let Some(old) = previous {
                 remove_untagged(&docker, &old).await;
             }
@@ -130,7 +154,7 @@ async fn remove_untagged(docker: &Docker, id: &str) {
     }
 }
 
-async fn run_recipe(image: &str) -> Result<(), StackError> {
+async fn run_recipe(image: &str, log: &Path) -> Result<(), StackError> {
     let (_, dir, script) = RECIPES
         .iter()
         .find(|(i, _, _)| *i == image)
@@ -138,9 +162,16 @@ async fn run_recipe(image: &str) -> Result<(), StackError> {
     let root = std::env::temp_dir().join(format!("ferrum-stacks-{}", std::process::id()));
     let result = async {
         let script_path = write_recipe(&root, dir, script)?;
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
         let status = tokio::process::Command::new("sh")
             .arg(&script_path)
             .arg(image)
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
             .status()
             .await?;
         if status.success() {
@@ -149,6 +180,8 @@ async fn run_recipe(image: &str) -> Result<(), StackError> {
             Err(StackError::BuildFailed {
                 image: image.to_owned(),
                 status: status.to_string(),
+                log: log.display().to_string(),
+                tail: log_tail(log, 15),
             })
         }
     }
@@ -156,6 +189,13 @@ async fn run_recipe(image: &str) -> Result<(), StackError> {
     // Best effort: a leftover temp dir holds only the two small scripts.
     let _ = std::fs::remove_dir_all(&root);
     result
+}
+
+/// The last `lines` lines of the build log, for the error a user sees first.
+fn log_tail(log: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// Lays the scripts out as in the source tree (`<root>/<stack>/build-local.sh` next to

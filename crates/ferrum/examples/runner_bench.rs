@@ -21,7 +21,7 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-const IMAGE: &str = "ferrum/stack-sh:1";
+const IMAGE: &str = ferrum_model::stacks::IMAGE_SH;
 const ADMIN: &str = "bench-admin";
 const RUNNER: &str = "bench-runner";
 const API: &str = "http://127.0.0.1:18999";

@@ -50,14 +50,16 @@ pub struct DevArgs {
 
 pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     check_docker().await?;
-    for built in stacks::build(&[], false).await? {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+    let data_dir = std::fs::canonicalize(&args.data_dir)?;
+    // debootstrap's hundreds of lines go to a file; the terminal gets one line per image.
+    let build_log = data_dir.join("stack-build.log");
+    for built in stacks::build_logged(&[], false, &build_log).await? {
         if built.status == BuildStatus::Built {
             println!("built stack image {}", built.image);
         }
     }
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
-    let data_dir = std::fs::canonicalize(&args.data_dir)?;
     let store = SqliteStore::open(&data_dir.join("ferrum.db"))
         .await
         .context("opening the SQLite database")?;

@@ -120,6 +120,9 @@ enum StacksCommand {
         /// Rebuild images that already exist.
         #[arg(long)]
         force: bool,
+        /// Where the build's output goes (default: $TMPDIR/ferrum-stack-build.log).
+        #[arg(long, value_name = "FILE")]
+        log: Option<std::path::PathBuf>,
     },
     /// Lists the stack catalog.
     List,
@@ -149,8 +152,9 @@ pub async fn runner(args: RunnerArgs) -> anyhow::Result<()> {
 
 pub async fn stacks(args: StacksArgs) -> anyhow::Result<()> {
     match args.command {
-        StacksCommand::Build { names, force } => {
-            for built in stacks::build(&names, force).await? {
+        StacksCommand::Build { names, force, log } => {
+            let log = log.unwrap_or_else(|| std::env::temp_dir().join("ferrum-stack-build.log"));
+            for built in stacks::build_logged(&names, force, &log).await? {
                 println!("{}: {:?}", built.image, built.status);
             }
         }

@@ -1,5 +1,5 @@
 //! Issue "runner fleet", end to end: real `ferrum serve` on Postgres, real `ferrum runner`
-//! processes, real Docker containers from the `ferrum/stack-sh:1` image.
+//! processes, real Docker containers from the `ferrum/stack-sh` image.
 
 mod support;
 

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 static SH_IMAGE: OnceCell<()> = OnceCell::const_new();
 
-/// Builds `ferrum/stack-sh:1` once if it is missing.
+/// Builds the `sh` stack image once if it is missing.
 pub async fn ensure_sh_image() {
     SH_IMAGE
         .get_or_init(|| async {
