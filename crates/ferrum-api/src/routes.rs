@@ -54,6 +54,11 @@ pub struct Route {
     summary: &'static str,
     /// `None` until the table it belongs to gives its default ([`registry`]).
     auth: Option<Auth>,
+    /// The request body, for the OpenAPI document; `None` for routes that read none.
+    body: Option<openapi::Body>,
+    /// Failures this route answers beyond those every route of its auth kind and method
+    /// answers (`openapi::responses`), e.g. 403 at a project's schedule limit.
+    errors: &'static [u16],
     handler: MethodRouter<AppState>,
 }
 
@@ -69,6 +74,8 @@ impl Route {
             path,
             summary,
             auth: None,
+            body: None,
+            errors: &[],
             handler: axum::routing::on(filter, handler),
         }
     }
@@ -111,6 +118,18 @@ impl Route {
         self
     }
 
+    /// Describes the request body in the OpenAPI document.
+    pub(crate) fn body(mut self, body: openapi::Body) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    /// Documents failures this route answers beyond its kind's usual ones.
+    pub(crate) fn errors(mut self, statuses: &'static [u16]) -> Self {
+        self.errors = statuses;
+        self
+    }
+
     /// Gives this route its own body limit instead of the API's default.
     pub(crate) fn with_body_limit(mut self, bytes: usize) -> Self {
         self.handler = self.handler.layer(DefaultBodyLimit::max(bytes));
@@ -132,6 +151,14 @@ impl Route {
 
     pub fn auth_kind(&self) -> Auth {
         self.auth.expect("every registered route has an auth kind")
+    }
+
+    pub(crate) fn request_body(&self) -> Option<&openapi::Body> {
+        self.body.as_ref()
+    }
+
+    pub(crate) fn extra_errors(&self) -> &'static [u16] {
+        self.errors
     }
 }
 

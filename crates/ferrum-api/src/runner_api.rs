@@ -116,6 +116,7 @@ async fn register(
     auth: RunnerAuth,
     Json(req): Json<RegisterRequest>,
 ) -> Result<Json<RegisterResponse>, ApiError> {
+    ferrum_model::limits::HOSTNAME.check(&req.hostname)?;
     let concurrency = i32::try_from(req.concurrency).unwrap_or(i32::MAX);
     let runner_id = state
         .store

@@ -4,10 +4,12 @@
 //! `null`, `""`, `0` or `-3`. These functions accept all of that, apply the documented defaults,
 //! and reject only what is really wrong, with a message that says why.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 
 use crate::limits::{
-    DEFAULT_CLUSTER, DEFAULT_TIMEOUT_SECS, MAX_DELAY_SECS, MAX_PAYLOAD_BYTES, MAX_RETRIES,
+    self, DEFAULT_CLUSTER, DEFAULT_TIMEOUT_SECS, MAX_DELAY_SECS, MAX_PAYLOAD_BYTES, MAX_RETRIES,
     MAX_TIMEOUT_SECS, MIN_CPUS, MIN_MEMORY_MB, MIN_RUN_EVERY_SECS,
 };
 use crate::recurrence::{MisfirePolicy, Recurrence};
@@ -46,6 +48,7 @@ pub fn new_task(
     if code_name.is_empty() {
         return Err(ValidationError::Missing("code_name"));
     }
+    limits::CODE_NAME.check(code_name)?;
     check_size("payload", payload.len())?;
     let priority = opts
         .priority
@@ -63,8 +66,8 @@ pub fn new_task(
         priority,
         timeout: timeout(opts.timeout)?,
         delay,
-        cluster: cluster(opts.cluster),
-        label: opts.label.filter(|l| !l.is_empty()),
+        cluster: cluster(opts.cluster)?,
+        label: optional(&limits::LABEL, opts.label)?,
         origin: TaskOrigin::default(),
     })
 }
@@ -113,12 +116,10 @@ pub fn new_schedule(
         }
     }
     let run_times = seconds("run_times", opts.run_times)?.filter(|n| *n > 0);
-    let cron = opts.cron.filter(|c| !c.trim().is_empty());
-    let timezone = opts.timezone.filter(|z| !z.is_empty());
+    let cron = optional(&limits::CRON, opts.cron.filter(|c| !c.trim().is_empty()))?;
+    let timezone = optional(&limits::TIMEZONE, opts.timezone)?;
     let recurrence = Recurrence::new(run_every, cron.as_deref(), timezone.as_deref())?;
-    let misfire = opts
-        .misfire
-        .filter(|m| !m.is_empty())
+    let misfire = optional(&limits::MISFIRE, opts.misfire)?
         .map(|m| MisfirePolicy::parse(&m))
         .transpose()?
         .unwrap_or_default();
@@ -222,9 +223,50 @@ fn timeout(raw: Option<f64>) -> Result<i32, ValidationError> {
     })
 }
 
-fn cluster(raw: Option<String>) -> String {
-    raw.filter(|c| !c.is_empty())
-        .unwrap_or_else(|| DEFAULT_CLUSTER.to_owned())
+/// A task's cluster: empty means the default one.
+fn cluster(raw: Option<String>) -> Result<String, ValidationError> {
+    Ok(optional(&limits::CLUSTER, raw)?.unwrap_or_else(|| DEFAULT_CLUSTER.to_owned()))
+}
+
+/// A runner token's cluster: the same rules as a task's, but it must be named.
+pub fn cluster_name(raw: &str) -> Result<&str, ValidationError> {
+    if raw.is_empty() {
+        return Err(ValidationError::Missing("cluster"));
+    }
+    limits::CLUSTER.check(raw)?;
+    Ok(raw)
+}
+
+/// An optional string: empty means unset; anything else must be within `limit`.
+pub fn optional(
+    limit: &limits::Limit,
+    raw: Option<String>,
+) -> Result<Option<String>, ValidationError> {
+    match raw.filter(|v| !v.is_empty()) {
+        Some(v) => limit.check(&v).map(|()| Some(v)),
+        None => Ok(None),
+    }
+}
+
+/// A code's environment: at most [`limits::ENV_VARS`] variables, each name and value bounded,
+/// and all of them together within [`limits::ENV_TOTAL`], so the container's `execve` never
+/// fails with `argument list too long`.
+pub fn env_vars(vars: &BTreeMap<String, String>) -> Result<(), ValidationError> {
+    limits::ENV_VARS.check_count(vars.len())?;
+    let mut total = 0;
+    for (name, value) in vars {
+        limits::ENV_NAME.check(name)?;
+        limits::ENV_VALUE.check_as(&format!("env_vars[{name:?}]"), value)?;
+        // Each variable is `NAME=value\0` in the container's environment block.
+        total += name.len() + value.len() + 2;
+    }
+    let max = limits::ENV_TOTAL.max;
+    if total > max {
+        return Err(ValidationError::Invalid(format!(
+            "env_vars total {total} bytes; the limit is {max} bytes"
+        )));
+    }
+    Ok(())
 }
 
 /// Whole seconds from a JSON number that may have a fraction (Go sends floats).

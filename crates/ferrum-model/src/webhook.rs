@@ -91,9 +91,13 @@ impl NewWebhook {
     ) -> Result<Self, ValidationError> {
         let signature = signature
             .filter(|s| !s.is_empty())
-            .map(SignatureScheme::parse)
+            .map(|s| {
+                crate::limits::SIGNATURE
+                    .check(s)
+                    .and_then(|()| SignatureScheme::parse(s))
+            })
             .transpose()?;
-        let secret = secret.filter(|s| !s.is_empty());
+        let secret = crate::validation::optional(&crate::limits::WEBHOOK_SECRET, secret)?;
         if signature.is_some() != secret.is_some() {
             return Err(ValidationError::Invalid(
                 "signature and secret go together: give both or neither".into(),

@@ -9,18 +9,16 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use ferrum_model::limits::DEFAULT_CLUSTER;
+use ferrum_model::limits::{self, Limit, DEFAULT_CLUSTER};
 use ferrum_model::{Id, Principal};
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::extract::LenientJson;
 use super::Route;
+use crate::openapi::bodies;
 use crate::routes::Auth;
 use crate::{ApiError, AppState};
-
-/// Longest email or cluster name accepted.
-const MAX_NAME_CHARS: usize = 200;
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -29,6 +27,7 @@ pub fn routes() -> Vec<Route> {
             "Create a tenant user (admin only): {\"email\"}; answers its first token, shown once",
             create_user,
         )
+        .body(bodies::user())
         .auth(Auth::Admin),
         Route::post(
             "/2/tokens",
@@ -40,6 +39,7 @@ pub fn routes() -> Vec<Route> {
             "Create a runner token bound to a cluster (admin only): {\"cluster\"}; shown once",
             create_runner_token,
         )
+        .body(bodies::runner_token())
         .auth(Auth::Admin),
     ]
 }
@@ -55,14 +55,16 @@ fn require_admin(caller: &Principal, what: &str) -> Result<(), ApiError> {
     }
 }
 
-/// A required, trimmed, bounded name from a request body.
-fn name(value: Option<String>, field: &str) -> Result<String, ApiError> {
+/// A required, trimmed name from a request body, within `limit`.
+pub(super) fn name(value: Option<String>, limit: &Limit) -> Result<String, ApiError> {
     let value = value.as_deref().map(str::trim).unwrap_or_default();
-    if value.is_empty() || value.chars().count() > MAX_NAME_CHARS {
+    if value.is_empty() {
         return Err(ApiError::bad_request(format!(
-            "{field} is required, at most {MAX_NAME_CHARS} characters"
+            "{} is required, at most {} characters",
+            limit.field, limit.max
         )));
     }
+    limit.check(value)?;
     Ok(value.to_owned())
 }
 
@@ -85,7 +87,7 @@ async fn create_user(
     LenientJson(body): LenientJson<NewUser>,
 ) -> Result<Json<UserCreated>, ApiError> {
     require_admin(&caller, "create users")?;
-    let email = name(body.email, "email")?;
+    let email = name(body.email, &limits::EMAIL)?;
     let id = state.store.create_user(&email, false).await?;
     let token = ferrum_model::token::generate();
     state.store.add_user_token(id, &token).await?;
@@ -134,7 +136,7 @@ async fn create_runner_token(
 ) -> Result<Json<RunnerTokenCreated>, ApiError> {
     require_admin(&caller, "create runner tokens")?;
     let cluster = match body.cluster {
-        Some(c) => name(Some(c), "cluster")?,
+        Some(c) => name(Some(c), &limits::CLUSTER)?,
         None => DEFAULT_CLUSTER.to_owned(),
     };
     let token = ferrum_model::token::generate();

@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use ferrum_model::limits;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -10,10 +11,8 @@ use super::auth::{Caller, ProjectScope};
 use super::extract::LenientJson;
 use super::render::ProjectJson;
 use super::Route;
+use crate::openapi::bodies;
 use crate::{ApiError, AppState};
-
-/// Longest project name accepted.
-const MAX_NAME_CHARS: usize = 200;
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -22,7 +21,8 @@ pub fn routes() -> Vec<Route> {
             "/2/projects",
             "Create a project owned by the caller: {\"name\"} (Ferrum addition)",
             create,
-        ),
+        )
+        .body(bodies::project()),
         Route::get(
             "/2/projects/{project_id}",
             "Get a project (ironcli calls this on every command)",
@@ -32,7 +32,9 @@ pub fn routes() -> Vec<Route> {
             "/2/projects/{project_id}/credentials",
             "Store Docker registry credentials: not supported yet, answers 501",
             credentials,
-        ),
+        )
+        .body(bodies::any_object())
+        .errors(&[501]),
     ]
 }
 
@@ -68,13 +70,8 @@ async fn create(
     State(state): State<AppState>,
     LenientJson(body): LenientJson<CreateBody>,
 ) -> Result<Json<ProjectCreated>, ApiError> {
-    let name = body.name.as_deref().map(str::trim).unwrap_or_default();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(ApiError::bad_request(format!(
-            "name is required, at most {MAX_NAME_CHARS} characters"
-        )));
-    }
-    let project = state.store.create_project(caller.user_id, name).await?;
+    let name = super::accounts::name(body.name, &limits::PROJECT_NAME)?;
+    let project = state.store.create_project(caller.user_id, &name).await?;
     Ok(Json(ProjectCreated {
         project: ProjectJson::from(&project),
         msg: "Project created",

@@ -14,6 +14,7 @@ use super::extract::{optional_time, payload_bytes, LenientJson, PageArgs, QueryA
 use super::render::{Created, Msg, ScheduleJson, TaskJson};
 use super::tasks::{in_element, TaskFields};
 use super::Route;
+use crate::openapi::bodies;
 use crate::{ApiError, AppState};
 
 const SCHEDULES: &str = "/2/projects/{project_id}/schedules";
@@ -26,9 +27,12 @@ pub fn routes() -> Vec<Route> {
             SCHEDULES,
             "Create schedules: {\"schedules\":[{\"code_name\",\"payload\",\"run_every\",…}]}",
             create,
-        ),
+        )
+        .body(bodies::schedules())
+        .errors(&[403]),
         Route::get(SCHEDULE, "Get a schedule", get_schedule),
-        Route::put(SCHEDULE, "Update some fields of a schedule", update),
+        Route::put(SCHEDULE, "Update some fields of a schedule", update)
+            .body(bodies::schedule_update()),
         Route::post(
             "/2/projects/{project_id}/schedules/{schedule_id}/cancel",
             "Cancel a schedule; tasks it already queued are not touched",
@@ -38,12 +42,14 @@ pub fn routes() -> Vec<Route> {
             "/2/projects/{project_id}/schedules/{schedule_id}/pause",
             "Ferrum: pause a schedule (it stays scheduled but does not fire)",
             pause,
-        ),
+        )
+        .errors(&[409]),
         Route::post(
             "/2/projects/{project_id}/schedules/{schedule_id}/resume",
             "Ferrum: resume a paused schedule at its next future slot",
             resume,
-        ),
+        )
+        .errors(&[409]),
         Route::get(
             "/2/projects/{project_id}/schedules/{schedule_id}/tasks",
             "Ferrum: the tasks a schedule queued, newest first (page, per_page)",

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::Json;
-use ferrum_model::limits::MAX_DELAY_SECS;
-use ferrum_model::validation::{check_size, new_task, TaskOptions};
+use ferrum_model::limits::{self, MAX_DELAY_SECS};
+use ferrum_model::validation::{new_task, TaskOptions};
 use ferrum_model::{Id, NewTask, Page, Task, TaskFilter, TaskStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -15,6 +15,7 @@ use super::auth::ProjectScope;
 use super::extract::{payload_bytes, unix_time, whole, LenientJson, QueryArgs, TaskId};
 use super::render::{Created, Msg, TaskJson};
 use super::Route;
+use crate::openapi::bodies;
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Vec<Route> {
@@ -28,7 +29,8 @@ pub fn routes() -> Vec<Route> {
             "/2/projects/{project_id}/tasks",
             "Queue tasks: {\"tasks\":[{\"code_name\",\"payload\",…}]}",
             queue,
-        ),
+        )
+        .body(bodies::tasks()),
         Route::get("/2/projects/{project_id}/tasks/{task_id}", "Get a task", get_task),
         Route::post(
             "/2/projects/{project_id}/tasks/{task_id}/cancel",
@@ -39,12 +41,14 @@ pub fn routes() -> Vec<Route> {
             "/2/projects/{project_id}/tasks/{task_id}/progress",
             "Set a task's percent and msg",
             progress,
-        ),
+        )
+        .body(bodies::progress()),
         Route::post(
             "/2/projects/{project_id}/tasks/{task_id}/retry",
             "Queue a copy of a task after {\"delay\"} seconds",
             retry,
-        ),
+        )
+        .body(bodies::retry()),
     ]
 }
 
@@ -236,7 +240,7 @@ async fn progress(
         return Err(ApiError::bad_request("percent must be between 0 and 100"));
     }
     if let Some(msg) = &body.msg {
-        check_size("msg", msg.len())?;
+        limits::PROGRESS_MSG.check(msg)?;
     }
     if !state
         .store

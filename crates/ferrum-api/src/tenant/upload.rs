@@ -20,7 +20,8 @@ use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::State;
 use axum::Json;
 use ferrum_model::code::ZipInfo;
-use ferrum_model::validation::{check_size, code_limits, code_retries};
+use ferrum_model::limits::{self, Limit};
+use ferrum_model::validation::{check_size, code_limits, code_retries, env_vars};
 use ferrum_model::{Code, CodeSpec, Id, NewRevision};
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,7 @@ use super::auth::ProjectScope;
 use super::extract::{parse_json, whole};
 use super::zipcheck::{self, CheckedZip};
 use super::{pyrepr, Route};
+use crate::openapi::bodies;
 use crate::{ApiError, AppState};
 
 pub fn route() -> Route {
@@ -37,6 +39,7 @@ pub fn route() -> Route {
         "Upload a code zip, register an image, or update a code's options (multipart)",
         upload,
     )
+    .body(bodies::upload())
 }
 
 /// The `data` part. Every field but `name` is optional; unknown fields are ignored.
@@ -78,6 +81,7 @@ async fn upload(
         .clone()
         .filter(|n| !n.trim().is_empty())
         .ok_or_else(|| ApiError::bad_request("name is required"))?;
+    limits::CODE_NAME.check_as("name", &name)?;
     let zip = match file {
         Some(part) => Some(decode_zip(&part, state.config.max_zip_unpacked_bytes).await?),
         None => None,
@@ -213,24 +217,29 @@ impl UploadData {
             spec.image = None;
             spec.command = None;
         }
-        let package = [
-            (&mut spec.runtime, &self.runtime),
-            (&mut spec.stack, &self.stack),
-            (&mut spec.file_name, &self.file_name),
-            (&mut spec.image, &self.image),
-            (&mut spec.command, &self.command),
+        // Only what this upload brings is checked: a revision stored before a limit existed
+        // keeps its values until they are replaced.
+        let package: [(&mut Option<String>, &Option<String>, &Limit); 5] = [
+            (&mut spec.runtime, &self.runtime, &limits::RUNTIME),
+            (&mut spec.stack, &self.stack, &limits::STACK),
+            (&mut spec.file_name, &self.file_name, &limits::FILE_NAME),
+            (&mut spec.image, &self.image, &limits::IMAGE),
+            (&mut spec.command, &self.command, &limits::COMMAND),
         ];
-        for (field, given) in package {
+        for (field, given, limit) in package {
             if let Some(value) = non_empty(given) {
+                limit.check(&value)?;
                 *field = Some(value);
             }
         }
         if let Some(config) = self.config {
             check_size("config", config.len())?;
+            limits::CONFIG.check(&config)?;
             spec.config = Some(config).filter(|c| !c.is_empty());
         }
-        if let Some(env_vars) = self.env_vars {
-            spec.env_vars = env_vars;
+        if let Some(vars) = self.env_vars {
+            env_vars(&vars)?;
+            spec.env_vars = vars;
         }
         if let Some(max) = whole(self.max_concurrency) {
             spec.max_concurrency = Some(max).filter(|m| *m > 0);

@@ -28,6 +28,7 @@ use super::render::Msg;
 use super::tasks::TaskFields;
 use super::webhooks_sig::{delivery_key, verify};
 use super::Route;
+use crate::openapi::bodies;
 use crate::routes::Auth;
 use crate::{ApiError, AppState};
 
@@ -44,14 +45,16 @@ pub fn routes() -> Vec<Route> {
             "Queue one task whose payload is the raw request body (?code_name=, ?oauth=; \
              Idempotency-Key deduplicates retries)",
             ironworker,
-        ),
+        )
+        .body(bodies::raw_payload()),
         Route::post(
             CODE_WEBHOOKS,
             "Ferrum: create a webhook URL for a code: {\"signature\": \"slack\"|\"github\"|\
              \"hmac\"|null, \"secret\", \"sync_timeout\", task options} → {\"id\", \"url\"}; \
              the URL is shown only once",
             create,
-        ),
+        )
+        .body(bodies::webhook()),
         Route::get(CODE_WEBHOOKS, "Ferrum: list a code's webhooks", list),
         Route::delete(
             "/2/projects/{project_id}/codes/{code_id}/webhooks/{webhook_id}",
@@ -64,6 +67,7 @@ pub fn routes() -> Vec<Route> {
              {\"id\"}, or with a sync_timeout the task's stdout once it ends",
             deliver,
         )
+        .body(bodies::raw_payload())
         .auth(Auth::WebhookSecret),
     ]
 }

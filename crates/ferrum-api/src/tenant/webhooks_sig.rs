@@ -6,6 +6,7 @@
 
 use axum::http::HeaderMap;
 use chrono::Utc;
+use ferrum_model::limits;
 use ferrum_model::SignatureScheme;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -83,6 +84,19 @@ pub fn verify(
 /// `X-Slack-*` header) the Events API `event_id`, else a hash of the body, since Slack signs
 /// each retry afresh and marks it only with `X-Slack-Retry-Num`.
 pub fn delivery_key(headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    raw_delivery_key(headers, body).map(bounded_key)
+}
+
+/// A key within [`limits::DELIVERY_KEY`]; a longer one (a third party's header or event id
+/// can be as long as it likes) is stored as its SHA-256, so it still deduplicates.
+fn bounded_key(key: String) -> String {
+    if limits::DELIVERY_KEY.check(&key).is_ok() {
+        return key;
+    }
+    format!("sha256:{}", hex::encode(Sha256::digest(key.as_bytes())))
+}
+
+fn raw_delivery_key(headers: &HeaderMap, body: &[u8]) -> Option<String> {
     let get = |name: &str| {
         headers
             .get(name)
@@ -186,5 +200,9 @@ mod tests {
         let keyed = headers(&[("idempotency-key", "abc".into())]);
         assert_eq!(delivery_key(&keyed, b""), Some("key:abc".into()));
         assert_eq!(delivery_key(&HeaderMap::new(), b"x"), None);
+        let long = headers(&[("idempotency-key", "k".repeat(10_000))]);
+        let key = delivery_key(&long, b"").unwrap();
+        assert!(key.starts_with("sha256:") && key.len() == 7 + 64, "{key}");
+        assert_eq!(delivery_key(&long, b"other body"), Some(key));
     }
 }

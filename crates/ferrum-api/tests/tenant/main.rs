@@ -3,6 +3,7 @@
 
 mod accounts;
 mod bad_input;
+mod bounds;
 mod common;
 mod isolation;
 mod limits;

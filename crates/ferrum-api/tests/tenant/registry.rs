@@ -45,3 +45,74 @@ async fn the_document_lists_exactly_the_registry_with_auth_kinds() {
     assert_eq!(kind("POST", "/runner/v1/lease"), Some(Auth::Runner));
     assert_eq!(kind("GET", "/openapi.json"), Some(Auth::Public));
 }
+
+/// Every `maxLength`/`maxProperties` in the document is the bound of a limit of that field in
+/// `ferrum_model::limits`, and every limit a body can carry shows up: the document and the
+/// validation come from the same constants.
+#[tokio::test]
+async fn the_documents_bounds_are_the_limits_constants() {
+    use ferrum_model::limits::{self, ALL};
+    let app = TestApp::start().await;
+    let doc = app
+        .call(Method::GET, "/openapi.json", None, Body::None)
+        .await
+        .expect(200)
+        .json();
+    let mut found = BTreeSet::new();
+    walk(&doc, None, &mut found);
+    assert!(!found.is_empty());
+    for (field, max) in &found {
+        let same = |l: &&limits::Limit| {
+            l.max as u64 == *max
+                && (l.field == field
+                    || (field == "name" && l.field == "code_name")
+                    || (field == "env_vars name" && l.field == "env_vars name")
+                    || (field == "env_vars value" && l.field == "env_vars value"))
+        };
+        assert!(ALL.iter().any(|l| same(&l)), "{field}: {max} is no limit");
+    }
+    let documented: BTreeSet<_> = found.iter().map(|(_, max)| *max).collect();
+    let not_in_bodies = [
+        "Idempotency-Key",
+        "hostname",
+        "env_vars total",
+        "misfire",
+        "signature",
+    ];
+    for l in ALL.iter().filter(|l| !not_in_bodies.contains(&l.field)) {
+        assert!(
+            documented.contains(&(l.max as u64)),
+            "{} is not documented",
+            l.field
+        );
+    }
+}
+
+/// (property name, bound) of every bounded schema under `value`.
+fn walk(value: &serde_json::Value, name: Option<&str>, out: &mut BTreeSet<(String, u64)>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for key in ["maxLength", "maxProperties"] {
+                if let (Some(name), Some(max)) = (name, map.get(key).and_then(|m| m.as_u64())) {
+                    out.insert((name.to_owned(), max));
+                }
+            }
+            if let Some(props) = map.get("properties").and_then(|p| p.as_object()) {
+                for (k, v) in props {
+                    walk(v, Some(k), out);
+                }
+            }
+            for (k, v) in map {
+                match k.as_str() {
+                    "properties" => {}
+                    "propertyNames" => walk(v, Some("env_vars name"), out),
+                    "additionalProperties" => walk(v, Some("env_vars value"), out),
+                    "items" | "x-json" | "schema" => walk(v, name, out),
+                    _ => walk(v, None, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, None, out)),
+        _ => {}
+    }
+}

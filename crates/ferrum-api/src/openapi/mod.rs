@@ -1,9 +1,10 @@
 //! `GET /openapi.json`: an OpenAPI 3 document of the whole API.
 //!
 //! Built from the route registry ([`crate::routes`]) like the router, so every served route is
-//! listed with its path parameters and its auth kind (`x-ferrum-auth`), and nothing that is not
-//! served. The object shapes are described in
-//! prose by `docs/IRONWORKER.md` §4; the document stays deliberately small.
+//! listed with its path parameters, its auth kind (`x-ferrum-auth`), its request body (a JSON
+//! schema carrying the limits of `ferrum_model::limits`, [`bodies`]) and every 4xx it can
+//! answer, and nothing that is not served, so a schema fuzzer can exercise every route. The
+//! response objects are described in prose by `docs/IRONWORKER.md` §4.
 
 use std::sync::{Arc, OnceLock};
 
@@ -14,6 +15,14 @@ use serde_json::{json, Map, Value};
 
 use crate::routes::{Auth, Route};
 
+pub mod bodies;
+
+/// A request body as the document describes it.
+pub struct Body {
+    pub content_type: &'static str,
+    pub schema: Value,
+}
+
 /// The document for `routes`.
 pub fn document(routes: &[Route]) -> Value {
     let mut paths = Map::new();
@@ -22,9 +31,15 @@ pub fn document(routes: &[Route]) -> Value {
         let mut operation = json!({
             "summary": r.summary(),
             "parameters": path_parameters(r.path()),
-            "responses": responses(r.path()),
+            "responses": responses(r),
             "x-ferrum-auth": auth.as_str(),
         });
+        if let Some(body) = r.request_body() {
+            operation["requestBody"] = json!({
+                "required": body.content_type != "application/json",
+                "content": {body.content_type: {"schema": body.schema}},
+            });
+        }
         match auth {
             // Webhook deliveries carry their secret in the path, not a token.
             Auth::Public | Auth::WebhookSecret => operation["security"] = json!([]),
@@ -91,25 +106,65 @@ fn path_parameters(path: &str) -> Vec<Value> {
         .collect()
 }
 
-fn responses(path: &str) -> Value {
-    let error = |what: &str| {
-        json!({
-            "description": what,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-        })
-    };
+/// Every answer of `route`: 200, the 4xx of its auth kind and method, and its own.
+fn responses(route: &Route) -> Value {
+    let path = route.path();
     let ok_type = if path.ends_with("/log") || path.ends_with("/outlog") {
         "text/plain; charset=utf-8"
-    } else if path.ends_with("/download") {
+    } else if path.ends_with("/download") || path.ends_with("/zip") {
         "application/zip"
     } else {
         "application/json"
     };
-    json!({
-        "200": {"description": "Success", "content": {ok_type: {}}},
-        "400": error("Invalid input"),
-        "401": error("Missing or invalid token"),
-        "404": error("No such resource, or not the caller's"),
-        "413": error("Payload or body too large"),
-    })
+    let mut out = Map::new();
+    out.insert(
+        "200".into(),
+        json!({"description": "Success", "content": {ok_type: {}}}),
+    );
+    for status in error_statuses(route) {
+        out.insert(
+            status.to_string(),
+            json!({
+                "description": describe(status),
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            }),
+        );
+    }
+    Value::Object(out)
+}
+
+/// The 4xx (and 5xx by design) statuses `route` can answer, sorted.
+pub fn error_statuses(route: &Route) -> Vec<u16> {
+    let mut statuses: Vec<u16> = match route.auth_kind() {
+        Auth::Public => vec![],
+        Auth::Tenant => vec![400, 401, 404],
+        Auth::Admin => vec![400, 401, 403],
+        // axum's JSON extractor answers 415 and 422 for bodies it cannot take.
+        Auth::Runner => vec![400, 401, 404, 409, 415, 422],
+        Auth::WebhookSecret => vec![400, 401, 404],
+    };
+    let has_body =
+        route.request_body().is_some() || matches!(route.method().as_str(), "POST" | "PUT");
+    if has_body && route.auth_kind() != Auth::Public {
+        statuses.push(413);
+    }
+    statuses.extend(route.extra_errors());
+    statuses.sort_unstable();
+    statuses.dedup();
+    statuses
+}
+
+fn describe(status: u16) -> &'static str {
+    match status {
+        400 => "Invalid input: msg names the field and the limit",
+        401 => "Missing or invalid token (or webhook signature)",
+        403 => "Not allowed for this caller, or a limit reached",
+        404 => "No such resource, or not the caller's",
+        409 => "Conflicts with the resource's state (e.g. a stale lease attempt)",
+        413 => "Payload or body too large",
+        415 => "Body is not JSON",
+        422 => "JSON body of the wrong shape",
+        501 => "Not supported yet",
+        _ => "Error",
+    }
 }

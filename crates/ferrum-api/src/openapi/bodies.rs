@@ -1,0 +1,222 @@
+//! JSON schemas of the request bodies, with the bounds of `ferrum_model::limits` as
+//! `maxLength`/`maxProperties`/`maximum`. Built from the same constants validation applies, so
+//! the document and the answers agree (`tests/tenant/registry.rs` checks every limit appears).
+
+use ferrum_model::limits::{self, Limit, Unit};
+use ferrum_model::webhook::MAX_SYNC_TIMEOUT_SECS;
+use serde_json::{json, Map, Value};
+
+use super::Body;
+
+/// A string within `limit`, with its charset as a `pattern` where it has one.
+pub fn string(limit: &Limit) -> Value {
+    let mut schema = json!({"type": "string", "maxLength": limit.max});
+    if limit.unit == Unit::Bytes {
+        schema["description"] = json!(format!("at most {} bytes of UTF-8", limit.max));
+    }
+    if let Some(pattern) = limit.charset.pattern(limit.max) {
+        schema["pattern"] = json!(pattern);
+    }
+    schema
+}
+
+fn seconds(max: Option<i32>) -> Value {
+    let mut schema = json!({"type": "number", "minimum": 0});
+    if let Some(max) = max {
+        schema["maximum"] = json!(max);
+    }
+    schema
+}
+
+fn object(properties: Value, required: &[&str]) -> Value {
+    let mut schema = json!({"type": "object", "properties": properties});
+    if !required.is_empty() {
+        schema["required"] = json!(required);
+    }
+    schema
+}
+
+fn json_body(schema: Value) -> Body {
+    Body {
+        content_type: "application/json",
+        schema,
+    }
+}
+
+/// The options every task takes (T2 elements, schedules, webhooks).
+fn task_options() -> Map<String, Value> {
+    let props = json!({
+        "priority": {"type": "number", "description": "0, 1 or 2; others mean the code's default"},
+        "timeout": seconds(None),
+        "delay": seconds(Some(limits::MAX_DELAY_SECS)),
+        "cluster": string(&limits::CLUSTER),
+        "label": string(&limits::LABEL),
+    });
+    props.as_object().cloned().unwrap_or_default()
+}
+
+/// A payload: a string sent as is, or any JSON value sent as its text.
+fn payload() -> Value {
+    string(&limits::PAYLOAD)
+}
+
+/// `POST …/tasks`.
+pub fn tasks() -> Body {
+    let mut task = task_options();
+    task.insert("code_name".into(), string(&limits::CODE_NAME));
+    task.insert("payload".into(), payload());
+    let element = object(Value::Object(task), &["code_name"]);
+    json_body(object(
+        json!({"tasks": {"type": "array", "minItems": 1, "items": element}}),
+        &["tasks"],
+    ))
+}
+
+fn schedule(required: &[&str]) -> Value {
+    let mut props = task_options();
+    for (name, schema) in [
+        ("code_name", string(&limits::CODE_NAME)),
+        ("payload", payload()),
+        ("start_at", json!({"type": "string", "format": "date-time"})),
+        ("end_at", json!({"type": "string", "format": "date-time"})),
+        ("run_every", seconds(None)),
+        ("run_times", json!({"type": "number", "minimum": 0})),
+        ("task_delay", seconds(Some(limits::MAX_DELAY_SECS))),
+        ("cron", string(&limits::CRON)),
+        ("timezone", string(&limits::TIMEZONE)),
+        (
+            "misfire",
+            json!({"type": "string", "enum": ["run_once", "skip", "catch_up"]}),
+        ),
+    ] {
+        props.insert(name.into(), schema);
+    }
+    object(Value::Object(props), required)
+}
+
+/// `POST …/schedules`.
+pub fn schedules() -> Body {
+    json_body(object(
+        json!({"schedules": {"type": "array", "minItems": 1, "items": schedule(&["code_name"])}}),
+        &["schedules"],
+    ))
+}
+
+/// `PUT …/schedules/{id}`: the fields to change.
+pub fn schedule_update() -> Body {
+    json_body(schedule(&[]))
+}
+
+/// `POST …/tasks/{id}/progress`.
+pub fn progress() -> Body {
+    json_body(object(
+        json!({
+            "percent": {"type": "number", "minimum": 0, "maximum": 100},
+            "msg": string(&limits::PROGRESS_MSG),
+        }),
+        &[],
+    ))
+}
+
+/// `POST …/tasks/{id}/retry`.
+pub fn retry() -> Body {
+    json_body(object(
+        json!({"delay": seconds(Some(limits::MAX_DELAY_SECS))}),
+        &[],
+    ))
+}
+
+/// `POST …/codes/{id}/webhooks`.
+pub fn webhook() -> Body {
+    let mut props = task_options();
+    props.insert(
+        "signature".into(),
+        json!({"type": "string", "enum": ["slack", "github", "hmac"], "nullable": true}),
+    );
+    props.insert("secret".into(), string(&limits::WEBHOOK_SECRET));
+    props.insert("sync_timeout".into(), seconds(Some(MAX_SYNC_TIMEOUT_SECS)));
+    json_body(object(Value::Object(props), &[]))
+}
+
+/// A raw body that becomes a task's payload byte for byte.
+pub fn raw_payload() -> Body {
+    Body {
+        content_type: "*/*",
+        schema: json!({
+            "type": "string",
+            "format": "binary",
+            "maxLength": limits::PAYLOAD.max,
+        }),
+    }
+}
+
+/// `POST …/codes`: multipart with a `data` part (JSON text) and an optional `file` (a zip).
+pub fn upload() -> Body {
+    let data = object(
+        json!({
+            "name": string(&limits::CODE_NAME),
+            "runtime": string(&limits::RUNTIME),
+            "stack": string(&limits::STACK),
+            "file_name": string(&limits::FILE_NAME),
+            "image": string(&limits::IMAGE),
+            "command": string(&limits::COMMAND),
+            "config": string(&limits::CONFIG),
+            "env_vars": {
+                "type": "object",
+                "maxProperties": limits::ENV_VARS.max,
+                "propertyNames": string(&limits::ENV_NAME),
+                "additionalProperties": string(&limits::ENV_VALUE),
+                "description": format!(
+                    "all names and values together at most {} bytes",
+                    limits::ENV_TOTAL.max
+                ),
+            },
+            "max_concurrency": {"type": "number"},
+            "retries": {"type": "number", "minimum": 0, "maximum": limits::MAX_RETRIES},
+            "retries_delay": {"type": "number", "minimum": 0},
+            "default_priority": {"type": "number"},
+            "memory_mb": {"type": "number", "minimum": limits::MIN_MEMORY_MB},
+            "cpus": {"type": "number", "minimum": limits::MIN_CPUS},
+            "pids": {"type": "number", "minimum": 1},
+        }),
+        &["name"],
+    );
+    Body {
+        content_type: "multipart/form-data",
+        schema: object(
+            json!({
+                "data": {
+                    "type": "string",
+                    "description": "JSON text of this object",
+                    "contentMediaType": "application/json",
+                    "x-json": data,
+                },
+                "file": {"type": "string", "format": "binary"},
+            }),
+            &["data"],
+        ),
+    }
+}
+
+/// `POST /2/projects`.
+pub fn project() -> Body {
+    json_body(object(
+        json!({"name": string(&limits::PROJECT_NAME)}),
+        &["name"],
+    ))
+}
+
+/// `POST /2/users`.
+pub fn user() -> Body {
+    json_body(object(json!({"email": string(&limits::EMAIL)}), &["email"]))
+}
+
+/// `POST /2/runner_tokens`.
+pub fn runner_token() -> Body {
+    json_body(object(json!({"cluster": string(&limits::CLUSTER)}), &[]))
+}
+
+/// A body the route reads but whose fields it ignores or does not describe.
+pub fn any_object() -> Body {
+    json_body(json!({"type": "object"}))
+}
