@@ -85,6 +85,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 pub async fn runner_token(args: RunnerTokenArgs) -> anyhow::Result<()> {
+    ferrum_model::validation::cluster_name(&args.cluster)?;
     let store = PgStore::connect(&args.database_url, 2).await?;
     let token = ferrum_model::token::generate();
     store.add_runner_token(&args.cluster, &token).await?;
