@@ -5,6 +5,10 @@
 //! and conditional updates), so N replicas running the same loop never double-fire a schedule
 //! or requeue a task twice; more replicas only means passes happen more often.
 //!
+//! No tenant input can stop a duty: a pass skips a row it cannot handle (logged with its id)
+//! and handles every other; a schedule that keeps failing is stopped with status `error` and a
+//! `msg` (`ScheduleStore::fire_due`), and no stored value reaches a `NOTIFY` unbounded.
+//!
 //! Firing and waking are timed, not polled: each loop asks the store when its next event is
 //! and sleeps until then, so a slot fires within a few milliseconds of its time. The sleep is
 //! capped at [`TICK`] so that schedules created or resumed on another replica are seen soon.

@@ -15,6 +15,9 @@ pub enum ScheduleStatus {
     /// Will not fire again (ran its times, or passed `end_at`).
     Complete,
     Cancelled,
+    /// Stopped by the firing duty after repeated failures to fire it; `msg` says why. It
+    /// fires no more; cancel it and create a new one.
+    Error,
 }
 
 impl ScheduleStatus {
@@ -23,13 +26,19 @@ impl ScheduleStatus {
             ScheduleStatus::Scheduled => "scheduled",
             ScheduleStatus::Complete => "complete",
             ScheduleStatus::Cancelled => "cancelled",
+            ScheduleStatus::Error => "error",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Scheduled, Self::Complete, Self::Cancelled]
-            .into_iter()
-            .find(|st| st.as_str() == s)
+        [
+            Self::Scheduled,
+            Self::Complete,
+            Self::Cancelled,
+            Self::Error,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
     }
 }
 

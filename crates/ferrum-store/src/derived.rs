@@ -8,6 +8,51 @@ use ferrum_model::{NewTask, Schedule, Task, TaskOrigin, TaskStatus};
 
 use crate::{LeasedTask, Outcome, StoreError, StoreResult};
 
+/// Failed firings in a row after which a schedule is stopped with status `error`.
+pub const MAX_FIRE_FAILURES: i32 = 3;
+/// Longest a stored error message of a failed firing is, in characters.
+const MAX_FIRE_ERROR_CHARS: usize = 500;
+
+/// What a pass records for a schedule it could not fire. The schedule is skipped, not the
+/// pass: every other due schedule still fires. It waits before its next try (so a row that
+/// always fails does not take a place in every pass's batch) and is stopped after
+/// [`MAX_FIRE_FAILURES`] failures in a row, with a `msg` its tenant sees.
+pub(crate) struct FireFailure {
+    pub id: String,
+    pub next: Option<DateTime<Utc>>,
+    /// `Some("error")` when this failure stops the schedule.
+    pub status: Option<&'static str>,
+    pub msg: String,
+}
+
+impl FireFailure {
+    /// `failures` counts the failures in a row before this one.
+    pub fn new(id: String, failures: i32, error: &str, now: DateTime<Utc>) -> Self {
+        let failures = failures.saturating_add(1);
+        let error: String = error.chars().take(MAX_FIRE_ERROR_CHARS).collect();
+        tracing::warn!(schedule = %id, failures, %error, "a schedule could not fire; skipped");
+        if failures >= MAX_FIRE_FAILURES {
+            return FireFailure {
+                id,
+                next: None,
+                status: Some("error"),
+                msg: format!(
+                    "Stopped after {failures} failed attempts to fire: {error}. Cancel this \
+                     schedule and create a new one."
+                ),
+            };
+        }
+        // 1 min, 2 min, 4 min…: a transient failure costs a slot or two, not the schedule.
+        let wait = chrono::Duration::minutes(1 << (failures - 1).clamp(0, 6));
+        FireFailure {
+            id,
+            next: Some(now + wait),
+            status: None,
+            msg: format!("Firing failed ({failures} of {MAX_FIRE_FAILURES}): {error}"),
+        }
+    }
+}
+
 /// Puts leased tasks in dispatch order: highest priority first, then oldest `run_at`, then id.
 /// A lease's statements answer rows in no particular order, and Postgres may lease in two.
 pub(crate) fn sort_in_dispatch_order(leased: &mut [LeasedTask]) {

@@ -19,6 +19,7 @@ pub mod sqlite;
 pub mod testing;
 mod traits;
 
+pub use derived::MAX_FIRE_FAILURES;
 pub use error::{StoreError, StoreResult};
 pub use events::{TaskEvent, TaskEventStore};
 pub use pg::PgStore;

@@ -124,6 +124,17 @@ impl TempDb {
     pub fn path(&self) -> &Path {
         &self.dir
     }
+
+    /// Runs `sql` on this database past the store, as a row written before a rule existed (or
+    /// by hand) would be: for tests that the store survives rows validation would refuse.
+    pub async fn execute(&self, sql: &str) -> StoreResult<u64> {
+        use sqlx::{Connection, Executor};
+        let url = format!("sqlite:{}", self.dir.join("ferrum.db").display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await?;
+        let done = conn.execute(sql).await?;
+        conn.close().await?;
+        Ok(done.rows_affected())
+    }
 }
 
 impl Drop for TempDb {

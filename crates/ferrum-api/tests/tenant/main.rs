@@ -5,6 +5,7 @@ mod accounts;
 mod bad_input;
 mod bounds;
 mod common;
+mod duties;
 mod isolation;
 mod limits;
 mod python_client;

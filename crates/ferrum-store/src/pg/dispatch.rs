@@ -111,7 +111,7 @@ const COMPLETE_OR_RETRY: &str = concat!(
      queue AS (",
     queue_rows_from!("retry"),
     "), \
-     wake AS (SELECT pg_notify('ferrum_queue', cluster) FROM retry) \
+     wake AS (SELECT pg_notify('ferrum_queue', left(cluster, 64)) FROM retry) \
      SELECT (SELECT count(*) FROM done) AS n, (SELECT id FROM retry) AS retry_id, \
             (SELECT count(*) FROM wake) AS woke"
 );
@@ -381,7 +381,7 @@ impl DispatchStore for PgStore {
                FROM fate f WHERE t.id = f.id \
                RETURNING t.status, t.cluster), \
              wake AS ( \
-               SELECT pg_notify('ferrum_queue', cluster) FROM reaped WHERE status = 'queued') \
+               SELECT pg_notify('ferrum_queue', left(cluster, 64)) FROM reaped WHERE status = 'queued') \
              SELECT status, (SELECT count(*) FROM wake) AS woke FROM reaped",
         )
         .bind(max_attempts)

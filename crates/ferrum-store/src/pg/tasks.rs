@@ -24,6 +24,7 @@ struct CodeHead {
 
 /// Tasks written by [`insert_tasks`]: their ids, and the limited codes among theirs, which
 /// [`PgStore::admit`] must be given once the transaction commits.
+#[derive(Default)]
 pub(crate) struct Inserted {
     pub ids: Vec<Id>,
     pub limited_codes: Vec<String>,
@@ -134,7 +135,10 @@ pub(crate) async fn insert_tasks(
     .bind(&cols.retries_delay)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("SELECT pg_notify('ferrum_queue', c) FROM UNNEST($1::text[]) AS c")
+    // The payload is only a hint (listeners wake on any notification), and Postgres refuses
+    // one over 8000 bytes, failing the whole transaction: so it is bounded here, whatever a
+    // row stored before cluster names were bounded holds.
+    sqlx::query("SELECT pg_notify('ferrum_queue', left(c, 64)) FROM UNNEST($1::text[]) AS c")
         .bind(&clusters)
         .execute(&mut *conn)
         .await?;

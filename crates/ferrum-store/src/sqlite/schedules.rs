@@ -5,16 +5,16 @@
 //! so every slot makes its tasks once. The arithmetic (cron, misfires, limits) is shared with
 //! the Postgres backend (`crate::derived`).
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ferrum_model::{Id, NewSchedule, NewTask, Page, Schedule, ScheduleStatus};
+use ferrum_model::{Id, NewSchedule, Page, Schedule, ScheduleStatus};
+
+use sqlx::{Connection, Row, SqliteConnection};
 
 use super::rows::{self, micros, now};
 use super::tasks::insert_tasks;
 use super::SqliteStore;
-use crate::derived::{check_schedule_limit, firing, resumed_next, task_of};
+use crate::derived::{check_schedule_limit, firing, resumed_next, task_of, FireFailure};
 use crate::{ScheduleStore, ScheduleUpdate, StoreError, StoreResult};
 
 #[async_trait]
@@ -172,35 +172,59 @@ impl ScheduleStore for SqliteStore {
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-        let mut by_project: BTreeMap<Id, Vec<NewTask>> = BTreeMap::new();
-        let mut advances = Vec::with_capacity(due.len());
+        let mut fired = Vec::new();
+        let at = now();
         for row in &due {
-            let s = rows::schedule(row)?;
+            let id: String = row.try_get("id").unwrap_or_default();
+            let failures: i32 = row.try_get("fire_failures").unwrap_or(0);
+            // Each schedule under a savepoint of its own: one that cannot fire (a row that got
+            // past validation, or was stored before a limit existed) is skipped alone.
+            let s = match rows::schedule(row) {
+                Ok(s) => s,
+                Err(e) => {
+                    let f = FireFailure::new(id, failures, &e.to_string(), now_at);
+                    record_failure(&mut tx, &f, at).await?;
+                    continue;
+                }
+            };
             let (f, done) = firing(&s, now_at);
             let n = f.slots.len();
-            by_project
-                .entry(s.project_id)
-                .or_default()
-                .extend(std::iter::repeat_n(task_of(&s), n));
-            advances.push((s.id, n, f.next, done));
-        }
-        let mut fired = Vec::new();
-        for (project, tasks) in by_project.into_iter().filter(|(_, t)| !t.is_empty()) {
-            fired.extend(insert_tasks(&mut tx, project, tasks).await?);
-        }
-        let at = now();
-        for (id, n, next, done) in advances {
+            let tasks = vec![task_of(&s); n];
+            let queued = if tasks.is_empty() {
+                Ok(Vec::new())
+            } else {
+                let mut savepoint = tx.begin().await?;
+                match insert_tasks(&mut savepoint, s.project_id, tasks).await {
+                    Ok(ids) => {
+                        savepoint.commit().await?;
+                        Ok(ids)
+                    }
+                    Err(e) => {
+                        savepoint.rollback().await?;
+                        Err(e)
+                    }
+                }
+            };
+            match queued {
+                Ok(ids) => fired.extend(ids),
+                Err(e) => {
+                    let f = FireFailure::new(id, failures, &e.to_string(), now_at);
+                    record_failure(&mut tx, &f, at).await?;
+                    continue;
+                }
+            }
             sqlx::query(
                 "UPDATE schedules SET run_count = run_count + ?2, \
                    last_run_time = CASE WHEN ?2 > 0 THEN ?5 ELSE last_run_time END, \
                    next_start = ?3, \
                    status = CASE WHEN ?4 IS NULL THEN status ELSE 'complete' END, \
-                   msg = coalesce(?4, msg), updated_at = ?6 \
+                   msg = CASE WHEN fire_failures > 0 THEN ?4 ELSE coalesce(?4, msg) END, \
+                   fire_failures = 0, updated_at = ?6 \
                  WHERE id = ?1",
             )
-            .bind(id.to_string())
+            .bind(s.id.to_string())
             .bind(i64::try_from(n).unwrap_or(i64::MAX))
-            .bind(next.map(micros))
+            .bind(f.next.map(micros))
             .bind(done)
             .bind(micros(now_at))
             .bind(at)
@@ -259,4 +283,20 @@ impl ScheduleStore for SqliteStore {
         .await?;
         rows::Cols::opt_time(&row, "next")
     }
+}
+
+/// Skips a schedule that could not fire: it waits, or is stopped ([`FireFailure`]).
+async fn record_failure(conn: &mut SqliteConnection, f: &FireFailure, at: i64) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE schedules SET fire_failures = fire_failures + 1, next_start = ?2, \
+           status = coalesce(?3, status), msg = ?4, updated_at = ?5 WHERE id = ?1",
+    )
+    .bind(&f.id)
+    .bind(f.next.map(micros))
+    .bind(f.status)
+    .bind(&f.msg)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

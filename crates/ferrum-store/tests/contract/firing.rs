@@ -179,3 +179,138 @@ pub async fn webhooks_and_deduplicated_deliveries(backend: Backend) {
     assert!(gone.await.unwrap());
     assert!(w.store.webhook_by_token("tok").await.unwrap().is_none());
 }
+
+/// Another project, with its own code `c` and a schedule due every minute from `start`.
+async fn victim(w: &World, start: DateTime<Utc>) -> (Id, Id) {
+    let project = w.other_project("victim").await;
+    let rev = ferrum_model::NewRevision {
+        name: "c".into(),
+        spec: CodeSpec::default(),
+        zip: None,
+    };
+    w.store.put_revision(project, rev).await.unwrap();
+    let s = new_schedule(
+        "c",
+        b"{}".to_vec(),
+        opts(None, Some(60.0), start, "run_once"),
+        Utc::now(),
+    );
+    let ids = w
+        .store
+        .create_schedules(project, vec![s.unwrap()], None)
+        .await;
+    (project, ids.unwrap()[0])
+}
+
+async fn fired_by(w: &World, project: Id, schedule: Id) -> usize {
+    let filter = TaskFilter {
+        schedule_id: Some(schedule),
+        page: Page::new(None, Some(100)),
+        ..TaskFilter::default()
+    };
+    w.store.tasks(project, &filter).await.unwrap().len()
+}
+
+/// Issue 15, finding 2, as the attack: schedules whose rows cannot fire (written past
+/// validation, as rows stored before a rule existed would be) never stop another project's
+/// schedule; each is skipped with its reason, retried later, and stopped with status `error`
+/// and a `msg` after `MAX_FIRE_FAILURES` failures in a row.
+pub async fn a_schedule_that_cannot_fire_stops_no_other(backend: Backend) {
+    let w = world(backend).await;
+    w.code("c", CodeSpec::default()).await;
+    let start = Utc::now() - secs(30);
+    let poisoned = schedule(&w, opts(None, Some(60.0), start, "run_once")).await;
+    let unreadable = schedule(&w, opts(None, Some(60.0), start, "run_once")).await;
+    let (other, healthy) = victim(&w, start).await;
+    let ghost = format!("UPDATE schedules SET code_name = 'ghost' WHERE id = '{poisoned}'");
+    assert_eq!(w.execute(&ghost).await, 1);
+    let bad_id = format!("UPDATE schedules SET id = 'not-an-id' WHERE id = '{unreadable}'");
+    assert_eq!(w.execute(&bad_id).await, 1);
+
+    let max = ferrum_store::MAX_FIRE_FAILURES;
+    let mut now = Utc::now();
+    for attempt in 1..=max {
+        w.store
+            .fire_due(now, 100)
+            .await
+            .expect("a pass never fails for one row");
+        assert_eq!(fired_by(&w, other, healthy).await, attempt as usize);
+        let s = w
+            .store
+            .schedule(w.project, poisoned)
+            .await
+            .unwrap()
+            .unwrap();
+        let msg = s.msg.clone().unwrap_or_default();
+        assert!(msg.contains("ghost"), "the reason is shown: {msg}");
+        if attempt < max {
+            assert_eq!(s.status, ScheduleStatus::Scheduled);
+            assert!(
+                msg.contains(&format!("Firing failed ({attempt} of {max})")),
+                "{msg}"
+            );
+            let retry = s.next_start.unwrap();
+            assert!(retry > now, "a failing schedule waits before its next try");
+            now = retry + secs(1);
+        } else {
+            assert_eq!(s.status, ScheduleStatus::Error);
+            assert!(
+                msg.starts_with(&format!("Stopped after {max} failed")),
+                "{msg}"
+            );
+            assert_eq!(s.next_start, None);
+        }
+    }
+    assert_eq!(tasks_of(&w, poisoned).await, 0);
+    let stopped = "UPDATE schedules SET fire_failures = fire_failures \
+                   WHERE id = 'not-an-id' AND status = 'error'";
+    assert_eq!(
+        w.execute(stopped).await,
+        1,
+        "the unreadable row is stopped too"
+    );
+    // Stopped schedules are out of the way: the next pass fires only the healthy one.
+    w.store.fire_due(now + secs(120), 100).await.unwrap();
+    assert_eq!(fired_by(&w, other, healthy).await, max as usize + 1);
+}
+
+/// A cluster name stored before names were bounded (10,000 characters) still fires: nothing a
+/// row holds reaches a `NOTIFY` unbounded (Postgres refuses payloads over 8000 bytes).
+pub async fn a_schedule_with_a_huge_stored_cluster_still_fires(backend: Backend) {
+    let w = world(backend).await;
+    w.code("c", CodeSpec::default()).await;
+    let start = Utc::now() - secs(30);
+    let huge = schedule(&w, opts(None, Some(60.0), start, "run_once")).await;
+    let (other, healthy) = victim(&w, start).await;
+    let cluster = "x".repeat(10_000);
+    let sql = format!("UPDATE schedules SET cluster = '{cluster}' WHERE id = '{huge}'");
+    assert_eq!(w.execute(&sql).await, 1);
+    w.store.fire_due(Utc::now(), 100).await.unwrap();
+    assert_eq!(tasks_of(&w, huge).await, 1);
+    assert_eq!(fired_by(&w, other, healthy).await, 1);
+    let s = w.store.schedule(w.project, huge).await.unwrap().unwrap();
+    assert_eq!((s.status, s.msg), (ScheduleStatus::Scheduled, None));
+}
+
+/// The reaper too: a task whose stored cluster is 10,000 characters is requeued like any
+/// other, and the pass still reports (its `NOTIFY` carries a bounded name).
+pub async fn a_task_with_a_huge_stored_cluster_is_reaped(backend: Backend) {
+    let w = world(backend).await;
+    w.code("c", CodeSpec::default()).await;
+    let id = w.queue("c", 0, 0).await;
+    let other = w.queue("c", 0, 0).await;
+    let spec = super::world::spec(2, std::time::Duration::ZERO);
+    assert_eq!(w.store.lease(&spec).await.unwrap().len(), 2);
+    let cluster = "x".repeat(10_000);
+    let sql = format!("UPDATE tasks SET cluster = '{cluster}' WHERE id = '{id}'");
+    assert_eq!(w.execute(&sql).await, 1);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let report = w
+        .store
+        .reap_expired(3)
+        .await
+        .expect("the reap is not stopped by one row");
+    assert_eq!(report.requeued, 2);
+    let t = w.store.task(w.project, other).await.unwrap().unwrap();
+    assert_eq!(t.status, ferrum_model::TaskStatus::Queued);
+}

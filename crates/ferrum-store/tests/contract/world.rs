@@ -16,16 +16,22 @@ pub enum Backend {
 pub struct World {
     pub store: Arc<dyn Store>,
     pub project: Id,
+    /// The Postgres pool, for statements past the store.
+    pg: Option<sqlx::PgPool>,
     /// Keeps a SQLite database's directory alive for the test.
-    _db: Option<TempDb>,
+    db: Option<TempDb>,
 }
 
 pub async fn world(backend: Backend) -> World {
-    let (store, db): (Arc<dyn Store>, _) = match backend {
-        Backend::Pg => (Arc::new(testing::fresh_store().await.unwrap().0), None),
+    let (store, pg, db): (Arc<dyn Store>, _, _) = match backend {
+        Backend::Pg => {
+            let store = testing::fresh_store().await.unwrap().0;
+            let pool = store.pool().clone();
+            (Arc::new(store), Some(pool), None)
+        }
         Backend::Sqlite => {
             let (store, db) = testing::fresh_sqlite_store().await.unwrap();
-            (Arc::new(store), Some(db))
+            (Arc::new(store), None, Some(db))
         }
     };
     let user = store.create_user("t@example.com", false).await.unwrap();
@@ -33,11 +39,36 @@ pub async fn world(backend: Backend) -> World {
     World {
         store,
         project,
-        _db: db,
+        pg,
+        db,
     }
 }
 
 impl World {
+    /// Another project of another user on the same database.
+    pub async fn other_project(&self, name: &str) -> Id {
+        let user = self
+            .store
+            .create_user(&format!("{name}@example.com"), false)
+            .await
+            .unwrap();
+        self.store.create_project(user, name).await.unwrap().id
+    }
+
+    /// Runs `sql` past the store (the same text on both backends), as a row stored before a
+    /// rule existed would be written; answers the rows it changed.
+    pub async fn execute(&self, sql: &str) -> u64 {
+        match (&self.pg, &self.db) {
+            (Some(pool), _) => sqlx::query(sql)
+                .execute(pool)
+                .await
+                .unwrap()
+                .rows_affected(),
+            (None, Some(db)) => db.execute(sql).await.unwrap(),
+            (None, None) => unreachable!("every world has a database"),
+        }
+    }
+
     pub async fn code(&self, name: &str, spec: CodeSpec) -> Id {
         let rev = NewRevision {
             name: name.into(),
