@@ -194,7 +194,8 @@ fn check_package(spec: &CodeSpec, zip: Option<&CheckedZip>) -> Result<(), ApiErr
     let wanted = file_name.trim_start_matches("./");
     if !zip.files.iter().any(|f| f == wanted) {
         return Err(ApiError::bad_request(format!(
-            "file_name {file_name:?} is not in the zip"
+            "file_name {file_name:?} is not in the zip{}",
+            zipcheck::hint_for_missing(&zip.files, wanted)
         )));
     }
     Ok(())

@@ -62,6 +62,33 @@ pub fn check(data: &[u8], max_unpacked: u64) -> Result<CheckedZip, ZipProblem> {
     Ok(CheckedZip { files })
 }
 
+/// What to tell an uploader whose `file_name` is not among `files`: the entry it most likely
+/// means, or else a few of the entries there are. The official Python client zips a directory
+/// with the directory's name as a prefix (`pkg/worker.py`), so `executable="worker.py"` misses
+/// by exactly that prefix; the suggestion names the path to use.
+pub fn hint_for_missing(files: &[String], wanted: &str) -> String {
+    let base = wanted.rsplit('/').next().unwrap_or(wanted);
+    let suffix = format!("/{wanted}");
+    let same_tail = files.iter().filter(|f| f.ends_with(&suffix));
+    let same_base = files
+        .iter()
+        .filter(|f| f.rsplit('/').next() == Some(base) && !f.ends_with(&suffix));
+    // The shortest path that ends with the whole name wins, then one with the same base name.
+    let best = same_tail
+        .min_by_key(|f| f.len())
+        .or_else(|| same_base.min_by_key(|f| f.len()));
+    if let Some(best) = best {
+        return format!("; did you mean {best:?}?");
+    }
+    const SHOWN: usize = 5;
+    let shown: Vec<String> = files.iter().take(SHOWN).map(|f| format!("{f:?}")).collect();
+    match files.len() {
+        0 => "; the zip holds no files".to_owned(),
+        n if n <= SHOWN => format!("; the zip holds {}", shown.join(", ")),
+        n => format!("; the zip holds {}, … ({n} files)", shown.join(", ")),
+    }
+}
+
 fn too_big(max: u64) -> ZipProblem {
     format!("The zip unpacks to more than {max} bytes")
 }
@@ -124,6 +151,28 @@ mod tests {
             w.add_symlink(*name, *target, opts).unwrap();
         }
         w.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn a_missing_file_name_gets_a_hint() {
+        let files: Vec<String> = ["pkg/worker.py", "pkg/lib/worker.py", "pkg/util.py"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            hint_for_missing(&files, "worker.py"),
+            "; did you mean \"pkg/worker.py\"?"
+        );
+        assert_eq!(
+            hint_for_missing(&files, "src/util.py"),
+            "; did you mean \"pkg/util.py\"?"
+        );
+        assert_eq!(
+            hint_for_missing(&files, "main.py"),
+            "; the zip holds \"pkg/worker.py\", \"pkg/lib/worker.py\", \"pkg/util.py\""
+        );
+        let many: Vec<String> = (0..7).map(|i| format!("f{i}")).collect();
+        assert!(hint_for_missing(&many, "x").ends_with("… (7 files)"));
+        assert_eq!(hint_for_missing(&[], "x"), "; the zip holds no files");
     }
 
     #[test]

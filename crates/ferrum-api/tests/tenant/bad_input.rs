@@ -119,6 +119,15 @@ async fn uploads_that_are_not_zips_or_lack_parts_are_400() {
         app.upload(&t, hello_data(), Some(&zip))
     })
     .await;
+    // What the official Python client sends for upload("pkg", executable="hello.py").
+    let prefixed = zip_of(&[("pkg/hello.py", b"ok")]);
+    refused(
+        &app,
+        400,
+        r#"file_name "hello.py" is not in the zip; did you mean "pkg/hello.py"?"#,
+        || app.upload(&t, hello_data(), Some(&prefixed)),
+    )
+    .await;
     refused(&app, 400, "name is required", || {
         app.upload(&t, json!({"runtime": "python"}), Some(&zip))
     })
