@@ -55,6 +55,10 @@ impl Api {
         self.http.post(format!("{}{path}", self.base))
     }
 
+    pub fn delete(&self, path: &str) -> RequestBuilder {
+        self.http.delete(format!("{}{path}", self.base))
+    }
+
     pub async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
         json(self.send(self.get(path)).await?).await
     }

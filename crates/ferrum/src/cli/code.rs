@@ -1,19 +1,15 @@
-//! Code packages: `ferrum upload`, `ferrum list codes`, `ferrum webhook` (Ferrum's per-code
-//! webhook URLs).
-
-use std::io::Write;
-use std::time::Instant;
+//! Code packages: `ferrum upload`, `ferrum list codes`, `ferrum code delete|pause|resume`.
 
 use anyhow::{bail, Context};
 use futures_util::stream;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::client::Api;
 use super::output::{self, Format};
 use super::package::{zip_dir, CodeArgs};
-use super::tasks::TaskOptions;
+use super::progress;
 
-/// Uploads smaller than this go without a progress line.
+/// Uploads smaller than this go without a progress bar.
 const PROGRESS_FROM: usize = 1 << 20;
 const CHUNK: usize = 64 * 1024;
 
@@ -75,30 +71,19 @@ pub async fn upload(api: &Api, args: UploadArgs, format: Format) -> anyhow::Resu
     Ok(())
 }
 
-/// The zip as a streamed multipart part; large ones report progress on stderr as they go.
+/// The zip as a streamed multipart part, with a progress bar on stderr while it goes (only
+/// when stderr is a terminal: a redirected stderr gets no `\r` updates).
 fn zip_part(zip: Vec<u8>) -> anyhow::Result<reqwest::multipart::Part> {
     let total = zip.len();
-    let started = Instant::now();
+    let bar = progress::bar("uploading", total as u64, total >= PROGRESS_FROM);
     let chunks: Vec<bytes::Bytes> = bytes::Bytes::from(zip)
         .chunks(CHUNK)
         .map(bytes::Bytes::copy_from_slice)
         .collect();
-    let mut sent = 0usize;
     let body = stream::iter(chunks.into_iter().map(move |chunk| {
-        sent += chunk.len();
-        if total >= PROGRESS_FROM {
-            let mb = |n: usize| n as f64 / 1e6;
-            let mut err = std::io::stderr();
-            let _ = write!(
-                err,
-                "\ruploading {:.1}/{:.1} MB ({}%)",
-                mb(sent),
-                mb(total),
-                sent * 100 / total
-            );
-            if sent == total {
-                let _ = writeln!(err, " in {:.1}s", started.elapsed().as_secs_f64());
-            }
+        bar.inc(chunk.len() as u64);
+        if bar.position() >= total as u64 {
+            bar.finish();
         }
         Ok::<_, std::io::Error>(chunk)
     }));
@@ -153,52 +138,47 @@ pub async fn find_by_name(api: &Api, name: &str) -> anyhow::Result<Value> {
     bail!("no code named {name:?} in this project (see `ferrum list codes`)")
 }
 
-#[derive(Debug, clap::Args)]
-pub struct WebhookArgs {
-    /// The code's name.
-    pub code: String,
-    /// Check the sender's signature: slack, github or hmac (needs --secret).
-    #[arg(long, value_parser = ["slack", "github", "hmac"])]
-    pub signature: Option<String>,
-    /// The signing secret shared with the sender.
-    #[arg(long)]
-    pub secret: Option<String>,
-    /// Seconds the sender's request waits for the task, answering with its output (0: answer
-    /// at once with the task id).
-    #[arg(long)]
-    pub sync_timeout: Option<i32>,
-    #[command(flatten)]
-    pub options: TaskOptions,
-    /// Seconds each queued task waits before it may run.
-    #[arg(long)]
-    pub delay: Option<i32>,
+/// `ferrum code …`: what a tenant does to a code after uploading it.
+#[derive(Debug, clap::Subcommand)]
+pub enum CodeCommand {
+    /// Deletes a code: its unfinished tasks and its schedules are cancelled, its zips freed.
+    Delete { name: String },
+    /// Holds the code's queued tasks and schedules (running tasks go on).
+    Pause { name: String },
+    /// Releases a paused code's queued tasks and schedules.
+    Resume { name: String },
 }
 
-/// Creates a webhook for the code and prints its URL: a third party POSTs to it, without a
-/// token, and the request body becomes a task's payload. The URL holds a secret and cannot be
-/// shown again.
-pub async fn webhook(api: &Api, args: WebhookArgs, format: Format) -> anyhow::Result<()> {
-    let code = find_by_name(api, &args.code).await?;
-    let code_id = output::field(&code, "id");
-    let mut body = Map::new();
-    args.options.insert_into(&mut body);
-    let fields = [
-        ("signature", args.signature.map(Value::from)),
-        ("secret", args.secret.map(Value::from)),
-        ("sync_timeout", args.sync_timeout.map(Value::from)),
-        ("delay", args.delay.map(Value::from)),
-    ];
-    for (k, v) in fields {
-        if let Some(v) = v {
-            body.insert(k.into(), v);
+pub async fn command(api: &Api, command: CodeCommand, format: Format) -> anyhow::Result<()> {
+    let (name, verb) = match &command {
+        CodeCommand::Delete { name } => (name, "delete"),
+        CodeCommand::Pause { name } => (name, "pause"),
+        CodeCommand::Resume { name } => (name, "resume"),
+    };
+    let code = find_by_name(api, name).await?;
+    let id = output::field(&code, "id");
+    let answer = match command {
+        CodeCommand::Delete { .. } => {
+            let path = api.project_path(&format!("codes/{id}"))?;
+            let resp = api.send(api.delete(&path)).await?;
+            resp.json::<Value>()
+                .await
+                .context("the API answered with malformed JSON")?
         }
-    }
-    let path = api.project_path(&format!("codes/{code_id}/webhooks"))?;
-    let answer = api.post_json(&path, &Value::Object(body)).await?;
+        CodeCommand::Pause { .. } | CodeCommand::Resume { .. } => {
+            let path = api.project_path(&format!("codes/{id}/{verb}_task_queue"))?;
+            api.post_json(&path, &json!({})).await?
+        }
+    };
     if format.is_json() {
-        output::json(&answer);
+        output::json(&json!({ "id": id, "name": name, "msg": answer["msg"] }));
     } else {
-        println!("{}", output::field(&answer, "url"));
+        let done = match verb {
+            "delete" => "deleted; its unfinished tasks and schedules are cancelled",
+            "pause" => "paused; its queued tasks wait until `ferrum code resume`",
+            _ => "resumed",
+        };
+        println!("Code {name} {done} ({})", output::field(&answer, "msg"));
     }
     Ok(())
 }

@@ -118,32 +118,55 @@ pub fn load() -> anyhow::Result<Settings> {
     Ok(s)
 }
 
-/// Splits `--host`: a URL (`http://127.0.0.1:8080`) sets protocol, host and port; a bare
-/// name sets the host only.
+/// Splits `--host` the ways users type it: a URL (`http://127.0.0.1:8080`) sets protocol,
+/// host and port; `host:port` sets host and port; a bare `host` sets the host only.
 pub fn host_settings(host: &str) -> anyhow::Result<Vec<(&'static str, Value)>> {
-    let Some((protocol, rest)) = host.split_once("://") else {
-        return Ok(vec![("host", Value::String(host.to_owned()))]);
+    let (protocol, rest) = match host.split_once("://") {
+        Some((p, _)) if p != "http" && p != "https" => {
+            bail!("--host {host:?}: the protocol must be http or https")
+        }
+        Some((p, rest)) => (Some(p), rest),
+        None => (None, host),
     };
-    if protocol != "http" && protocol != "https" {
-        bail!("--host {host:?}: the protocol must be http or https");
-    }
     let authority = rest.trim_end_matches('/');
     if authority.is_empty() || authority.contains('/') {
-        bail!("--host {host:?}: give the server only, e.g. http://127.0.0.1:8080");
+        bail!(
+            "--host {host:?}: give the server only, e.g. 127.0.0.1:8080 or https://api.example.com"
+        );
     }
-    let (name, port) = match authority.rsplit_once(':') {
-        Some((name, port)) => (
-            name,
-            port.parse::<u16>()
-                .with_context(|| format!("--host {host:?}: bad port"))?,
-        ),
-        None => (authority, if protocol == "https" { 443 } else { 80 }),
+    // `[::1]:8080` keeps its brackets off the port split; a bare IPv6 address has no port.
+    let split = match authority.rfind(']') {
+        Some(end) => authority[end..].rfind(':').map(|i| end + i),
+        None if authority.matches(':').count() == 1 => authority.rfind(':'),
+        None => None,
     };
-    Ok(vec![
-        ("protocol", Value::String(protocol.to_owned())),
-        ("host", Value::String(name.to_owned())),
-        ("port", Value::from(port)),
-    ])
+    let (name, port) = match split {
+        Some(i) => {
+            let port = &authority[i + 1..];
+            let port = port
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .with_context(|| format!("--host {host:?}: {port:?} is not a port number"))?;
+            (&authority[..i], Some(port))
+        }
+        None => (authority, None),
+    };
+    if name.is_empty() {
+        bail!("--host {host:?}: the host name is missing");
+    }
+    let mut out = Vec::new();
+    if let Some(p) = protocol {
+        out.push(("protocol", Value::String(p.to_owned())));
+    }
+    out.push(("host", Value::String(name.to_owned())));
+    match (port, protocol) {
+        (Some(port), _) => out.push(("port", Value::from(port))),
+        (None, Some("https")) => out.push(("port", Value::from(443))),
+        (None, Some(_)) => out.push(("port", Value::from(80))),
+        (None, None) => {}
+    }
+    Ok(out)
 }
 
 /// Sets `updates` in `~/.iron.json`, keeping whatever else it holds; returns its path.
@@ -170,13 +193,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn host_urls_split_like_iron_json() {
-        let s = host_settings("https://api.example.com/").unwrap();
-        assert_eq!(s[2].1, Value::from(443));
-        let s = host_settings("http://127.0.0.1:9000").unwrap();
-        assert_eq!(s[1].1, Value::String("127.0.0.1".into()));
+    fn hosts_are_taken_the_ways_users_type_them() {
+        let url = |h: &str| {
+            let mut s = Settings::default();
+            for (k, v) in host_settings(h).unwrap() {
+                s.set(k, &v).unwrap();
+            }
+            s.base_url()
+        };
+        assert_eq!(url("127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(url("http://127.0.0.1:9000"), "http://127.0.0.1:9000");
+        assert_eq!(url("https://api.example.com/"), "https://api.example.com");
+        assert_eq!(url("http://example.com"), "http://example.com");
+        assert_eq!(url("example.com"), "http://example.com:8080");
+        assert_eq!(url("[::1]:8081"), "http://[::1]:8081");
         assert!(host_settings("ftp://x").is_err());
-        assert_eq!(host_settings("example.com").unwrap().len(), 1);
+        assert!(host_settings("x:notaport").is_err());
+        assert!(host_settings("http://x/path").is_err());
+        assert!(host_settings(":8080").is_err());
     }
 
     #[test]

@@ -2,15 +2,18 @@
 //! which needs no API). Settings come from `iron.json` and `IRON_*` like the official clients
 //! (see [`config`]); every command prints a table or, with `--output json`, JSON.
 
+mod bulk;
 mod client;
 mod code;
 mod config;
 mod local;
 mod output;
 mod package;
+mod progress;
 mod project;
 mod schedules;
 mod tasks;
+mod webhooks;
 
 pub use output::Format;
 
@@ -26,14 +29,27 @@ pub enum Command {
     Project(ProjectCommand),
     /// Uploads a directory as a new revision of a code (zipped on the fly).
     Upload(code::UploadArgs),
-    /// Queues a task; prints its id.
+    /// Queues a task (or, with --jsonl, one per line of a file); prints the ids.
     Queue(tasks::QueueArgs),
+    /// Cancels a task (a task that already ended stays as it is).
+    Cancel {
+        /// The task id.
+        id: String,
+    },
+    /// Queues a copy of a task; prints the new task's id.
+    Retry {
+        /// The task id.
+        id: String,
+        #[command(flatten)]
+        delay: tasks::DelayArg,
+    },
     /// Shows a task.
     Status {
         /// The task id.
         id: String,
     },
-    /// Prints a task's log (stdout and stderr).
+    /// Prints a task's log (stdout and stderr). With --follow, waits for the task to end and
+    /// exits non-zero unless it completed.
     Log {
         /// The task id.
         id: String,
@@ -47,9 +63,12 @@ pub enum Command {
     /// Schedules.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Deletes, pauses or resumes a code.
+    #[command(subcommand)]
+    Code(code::CodeCommand),
     /// Creates a webhook URL for a code and prints it: a third party POSTs to it (no token)
-    /// to queue a task with the request body as its payload.
-    Webhook(code::WebhookArgs),
+    /// to queue a task with the request body as its payload. `list` and `revoke` manage them.
+    Webhook(webhooks::WebhookCommand),
     /// Runs a worker directory once on this machine, in the same stack image and under the
     /// same contract as on the service (needs Docker, not the API).
     RunLocal(local::RunLocalArgs),
@@ -70,6 +89,8 @@ pub enum ListCommand {
     Schedules,
 }
 
+/// Parsed once per process, so the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(clap::Subcommand)]
 pub enum ScheduleCommand {
     /// Creates a schedule; prints its id.
@@ -81,7 +102,7 @@ pub enum ScheduleCommand {
 pub async fn run(command: Command, format: Format) -> anyhow::Result<()> {
     let api = || Api::new(&config::load()?);
     match command {
-        Command::Configure(args) => project::configure(args, format),
+        Command::Configure(args) => project::configure(args, format).await,
         Command::Project(ProjectCommand::Create { name }) => {
             project::create(&api()?, &name, format).await
         }
@@ -90,6 +111,9 @@ pub async fn run(command: Command, format: Format) -> anyhow::Result<()> {
         Command::Queue(args) => tasks::queue(&api()?, args, format).await,
         Command::Status { id } => tasks::status(&api()?, &id, format).await,
         Command::Log { id, follow } => tasks::log(&api()?, &id, follow, format).await,
+        Command::Cancel { id } => tasks::cancel(&api()?, &id, format).await,
+        Command::Retry { id, delay } => tasks::retry(&api()?, &id, delay, format).await,
+        Command::Code(cmd) => code::command(&api()?, cmd, format).await,
         Command::List(ListCommand::Tasks(args)) => tasks::list(&api()?, args, format).await,
         Command::List(ListCommand::Codes) => code::list(&api()?, format).await,
         Command::List(ListCommand::Schedules) => schedules::list(&api()?, format).await,
@@ -99,7 +123,7 @@ pub async fn run(command: Command, format: Format) -> anyhow::Result<()> {
         Command::Schedule(ScheduleCommand::Cancel { id }) => {
             schedules::cancel(&api()?, &id, format).await
         }
-        Command::Webhook(args) => code::webhook(&api()?, args, format).await,
+        Command::Webhook(cmd) => webhooks::command(&api()?, cmd, format).await,
         Command::RunLocal(args) => local::run_local(args, format).await,
     }
 }

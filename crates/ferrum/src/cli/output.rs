@@ -32,6 +32,35 @@ pub fn field(obj: &Value, key: &str) -> String {
     }
 }
 
+/// A field as a person reads it in a table: `-` for what is unset (null, absent, and the
+/// `0001-01-01T00:00:00Z` IronWorker clients need for an unset time), `duration` with a unit.
+pub fn cell(obj: &Value, key: &str) -> String {
+    let text = field(obj, key);
+    if text.is_empty() || text.starts_with("0001-01-01") {
+        return "-".to_owned();
+    }
+    if key == "duration" {
+        // A task that has not ended has no duration yet (the API says 0).
+        if cell(obj, "end_time") == "-" {
+            return "-".to_owned();
+        }
+        if let Some(ms) = obj.get(key).and_then(Value::as_i64) {
+            return duration(ms);
+        }
+    }
+    text
+}
+
+/// Milliseconds as `850ms`, `12.3s`, `4m05s` or `2h03m`.
+pub fn duration(ms: i64) -> String {
+    match ms {
+        ..=999 => format!("{ms}ms"),
+        1_000..=59_999 => format!("{:.1}s", ms as f64 / 1000.0),
+        60_000..=3_599_999 => format!("{}m{:02}s", ms / 60_000, ms % 60_000 / 1000),
+        _ => format!("{}h{:02}m", ms / 3_600_000, ms % 3_600_000 / 60_000),
+    }
+}
+
 /// Prints `rows` under `headers` with each column as wide as its widest cell.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
@@ -58,7 +87,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
 pub fn record(obj: &Value, keys: &[&str]) {
     let rows: Vec<Vec<String>> = keys
         .iter()
-        .map(|k| vec![(*k).to_owned(), field(obj, k)])
+        .map(|k| vec![(*k).to_owned(), cell(obj, k)])
         .collect();
     let width = keys.iter().map(|k| k.len()).max().unwrap_or(0);
     for row in rows {
@@ -75,7 +104,27 @@ pub fn list(format: Format, answer: &Value, key: &str, columns: &[&str]) {
     let rows: Vec<Vec<String>> = items
         .into_iter()
         .flatten()
-        .map(|item| columns.iter().map(|c| field(item, c)).collect())
+        .map(|item| columns.iter().map(|c| cell(item, c)).collect())
         .collect();
     table(columns, &rows);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unset_times_and_durations_read_well() {
+        let t = json!({"start_time": "0001-01-01T00:00:00Z", "end_time": null, "duration": 0});
+        assert_eq!(cell(&t, "start_time"), "-");
+        assert_eq!(cell(&t, "end_time"), "-");
+        assert_eq!(cell(&t, "label"), "-");
+        assert_eq!(cell(&t, "duration"), "-");
+        let t = json!({"end_time": "2026-01-01T00:00:00Z", "duration": 1234});
+        assert_eq!(cell(&t, "duration"), "1.2s");
+        assert_eq!(duration(850), "850ms");
+        assert_eq!(duration(245_000), "4m05s");
+        assert_eq!(duration(7_380_000), "2h03m");
+    }
 }

@@ -117,12 +117,21 @@ impl CodeArgs {
     }
 }
 
-/// Zips a directory (recursively, keeping Unix permissions so executables stay executable).
+/// Directories smaller than this are zipped without a progress bar.
+const PROGRESS_FROM: u64 = 1 << 20;
+
+/// Zips a directory (recursively, keeping Unix permissions so executables stay executable),
+/// with a progress bar on a terminal for large ones (100 MB take seconds).
 pub fn zip_dir(dir: &Path) -> anyhow::Result<Vec<u8>> {
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let mut files = Vec::new();
     collect(dir, dir, &mut files)?;
     files.sort();
+    let mut total = 0u64;
+    for (_, path) in &files {
+        total += std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    }
+    let bar = super::progress::bar("zipping", total, total >= PROGRESS_FROM);
     for (name, path) in files {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path)?.permissions().mode();
@@ -131,7 +140,9 @@ pub fn zip_dir(dir: &Path) -> anyhow::Result<Vec<u8>> {
         let data =
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         zip.write_all(&data)?;
+        bar.inc(data.len() as u64);
     }
+    bar.finish_and_clear();
     Ok(zip.finish()?.into_inner())
 }
 

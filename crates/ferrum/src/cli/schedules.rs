@@ -15,9 +15,15 @@ pub struct CreateArgs {
     pub payload: PayloadArgs,
     #[command(flatten)]
     pub options: TaskOptions,
-    /// Seconds between runs (at least 60); without it the schedule runs once.
-    #[arg(long)]
+    /// Seconds between runs (at least 60); without it (and --cron) the schedule runs once.
+    #[arg(long, conflicts_with = "cron")]
     pub run_every: Option<i32>,
+    /// A cron expression: 5 fields (minute hour day month weekday), or 6 with seconds first.
+    #[arg(long)]
+    pub cron: Option<String>,
+    /// The IANA time zone --cron is read in (default UTC), e.g. Europe/Paris.
+    #[arg(long, requires = "cron")]
+    pub timezone: Option<String>,
     /// Most runs.
     #[arg(long)]
     pub run_times: Option<i32>,
@@ -36,6 +42,8 @@ pub async fn create(api: &Api, args: CreateArgs, format: Format) -> anyhow::Resu
     args.options.insert_into(&mut s);
     let fields = [
         ("run_every", args.run_every.map(|v| json!(v))),
+        ("cron", args.cron.map(|v| json!(v))),
+        ("timezone", args.timezone.map(|v| json!(v))),
         ("run_times", args.run_times.map(|v| json!(v))),
         ("start_at", args.start_at.map(|v| json!(v))),
         ("end_at", args.end_at.map(|v| json!(v))),
@@ -74,9 +82,17 @@ pub async fn cancel(api: &Api, id: &str, format: Format) -> anyhow::Result<()> {
 }
 
 pub async fn list(api: &Api, format: Format) -> anyhow::Result<()> {
-    let answer = api
+    let mut answer = api
         .get_json(&api.project_path("schedules?per_page=100")?)
         .await?;
+    // Cron and one-time schedules have no interval: a table shows `-`, not the API's 0.
+    if !format.is_json() {
+        for s in answer["schedules"].as_array_mut().into_iter().flatten() {
+            if s["run_every"] == 0 {
+                s["run_every"] = serde_json::Value::Null;
+            }
+        }
+    }
     output::list(
         format,
         &answer,
@@ -87,6 +103,8 @@ pub async fn list(api: &Api, format: Format) -> anyhow::Result<()> {
             "status",
             "next_start",
             "run_every",
+            "cron",
+            "timezone",
             "run_count",
             "label",
         ],

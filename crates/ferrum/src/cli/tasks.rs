@@ -1,10 +1,12 @@
-//! Tasks: `ferrum queue`, `ferrum status`, `ferrum log [--follow]`, `ferrum list tasks`.
+//! Tasks: `ferrum queue`, `ferrum status`, `ferrum log [--follow]`, `ferrum cancel`,
+//! `ferrum retry`, `ferrum list tasks`. Queueing from a JSON-lines file is in [`super::bulk`].
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
+use ferrum_model::limits::{MAX_DELAY_SECS, MAX_TIMEOUT_SECS};
 use serde_json::{json, Map, Value};
 
 use super::client::Api;
@@ -39,10 +41,12 @@ impl PayloadArgs {
 #[derive(Debug, clap::Args)]
 pub struct TaskOptions {
     /// 0 (default), 1 or 2: higher waits less.
-    #[arg(long, value_parser = clap::value_parser!(i32).range(0..=2))]
+    #[arg(long, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i32).range(0..=2))]
     pub priority: Option<i32>,
     /// Seconds the task may run before it is killed (default 3600).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i32).range(1..=i64::from(MAX_TIMEOUT_SECS)))]
     pub timeout: Option<i32>,
     /// The cluster (runner pool) to run on.
     #[arg(long)]
@@ -68,25 +72,43 @@ impl TaskOptions {
     }
 }
 
+/// `--delay`: seconds, never negative (a negative number is out of range, not a flag).
+#[derive(Debug, clap::Args)]
+pub struct DelayArg {
+    /// Seconds to wait before the task may run.
+    #[arg(long, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i32).range(0..=i64::from(MAX_DELAY_SECS)))]
+    pub delay: Option<i32>,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct QueueArgs {
-    /// The code to run.
-    pub code: String,
+    /// The code to run (with --jsonl: the code of lines that name none).
+    #[arg(required_unless_present = "jsonl")]
+    pub code: Option<String>,
     #[command(flatten)]
     pub payload: PayloadArgs,
     #[command(flatten)]
     pub options: TaskOptions,
-    /// Seconds to wait before the task may run.
-    #[arg(long)]
-    pub delay: Option<i32>,
+    #[command(flatten)]
+    pub delay: DelayArg,
+    /// Queue one task per line of a JSON-lines file (`-` for stdin); each line is a task
+    /// object (`code_name`, `payload`, `priority`, `delay`, …) or, without `code_name`, a
+    /// payload for CODE. Prints one task id per line, in order.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["payload", "payload_file"])]
+    pub jsonl: Option<PathBuf>,
 }
 
 pub async fn queue(api: &Api, args: QueueArgs, format: Format) -> anyhow::Result<()> {
+    if let Some(file) = &args.jsonl {
+        return super::bulk::queue_lines(api, &args, file, format).await;
+    }
+    let code = args.code.clone().context("name the code to queue")?;
     let mut task = Map::new();
-    task.insert("code_name".into(), json!(args.code));
+    task.insert("code_name".into(), json!(code));
     task.insert("payload".into(), json!(args.payload.text()?));
     args.options.insert_into(&mut task);
-    if let Some(d) = args.delay {
+    if let Some(d) = args.delay.delay {
         task.insert("delay".into(), json!(d));
     }
     let answer = api
@@ -142,7 +164,8 @@ fn finished(task: &Value) -> bool {
     )
 }
 
-/// Prints the task's log; with `follow`, keeps printing new output until the task ends.
+/// Prints the task's log; with `follow`, keeps printing new output until the task ends, then
+/// says how it ended and fails unless it completed (so `ferrum log ID -f && next` is honest).
 pub async fn log(api: &Api, id: &str, follow: bool, format: Format) -> anyhow::Result<()> {
     let path = api.project_path(&format!("tasks/{id}/log"))?;
     let mut shown = 0;
@@ -161,13 +184,11 @@ pub async fn log(api: &Api, id: &str, follow: bool, format: Format) -> anyhow::R
             } else {
                 out.write_all(log.get(shown..).unwrap_or_default())?;
                 out.flush()?;
-                if follow {
-                    eprintln!("task {id} {status}");
-                } else if log.is_empty() && !done {
+                if !follow && log.is_empty() && !done {
                     bail!("task {id} is {status} and has no log yet (add --follow to wait)");
                 }
             }
-            return Ok(());
+            return if follow { ended(id, &t) } else { Ok(()) };
         }
         if let (Some(log), false) = (log, format.is_json()) {
             if log.len() > shown {
@@ -178,6 +199,59 @@ pub async fn log(api: &Api, id: &str, follow: bool, format: Format) -> anyhow::R
         }
         tokio::time::sleep(FOLLOW_EVERY).await;
     }
+}
+
+/// How a task a command waited for ended: a line on stderr when it completed, an error (exit
+/// status 1) naming its status and message otherwise.
+pub fn ended(id: &str, task: &Value) -> anyhow::Result<()> {
+    let status = output::field(task, "status");
+    if status == "complete" {
+        eprintln!("task {id} complete");
+        return Ok(());
+    }
+    let msg = output::field(task, "msg");
+    let why = if msg.is_empty() {
+        String::new()
+    } else {
+        format!(": {msg}")
+    };
+    Err(anyhow!("task {id} ended {status}{why}"))
+}
+
+/// Cancels a task. A task that already ended is left as it is, and the command says so.
+pub async fn cancel(api: &Api, id: &str, format: Format) -> anyhow::Result<()> {
+    let before = task(api, id).await?;
+    let path = api.project_path(&format!("tasks/{id}/cancel"))?;
+    api.post_json(&path, &json!({})).await?;
+    let after = task(api, id).await?;
+    let status = output::field(&after, "status");
+    if format.is_json() {
+        output::json(&json!({ "id": id, "status": status }));
+    } else if finished(&before) && status != "cancelled" {
+        println!("Task {id} had already ended {status}; nothing to cancel");
+    } else {
+        println!("Task {id} {status}");
+    }
+    Ok(())
+}
+
+/// Queues a copy of a task (after `delay` seconds); prints the new task's id.
+pub async fn retry(api: &Api, id: &str, delay: DelayArg, format: Format) -> anyhow::Result<()> {
+    let path = api.project_path(&format!("tasks/{id}/retry"))?;
+    let body = match delay.delay {
+        Some(d) => json!({ "delay": d }),
+        None => json!({}),
+    };
+    let answer = api.post_json(&path, &body).await?;
+    let new = answer["tasks"][0]["id"]
+        .as_str()
+        .context("the API did not return a task id")?;
+    if format.is_json() {
+        output::json(&json!({ "id": new, "retry_of": id }));
+    } else {
+        println!("{new}");
+    }
+    Ok(())
 }
 
 #[derive(Debug, clap::Args)]
