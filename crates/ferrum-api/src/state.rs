@@ -29,6 +29,9 @@ pub struct ApiConfig {
     /// Most active schedules a project may have (contract §3.4 S2: 100 by default); `None`
     /// for no limit.
     pub max_schedules_per_project: Option<i64>,
+    /// The shortest time allowed between two runs of a schedule, by `run_every` or by cron
+    /// (`ferrum serve --min-schedule-interval`: 60 s, IronWorker's; `ferrum dev` allows 1 s).
+    pub min_schedule_interval: Duration,
     /// Maps a code's `stack`/`runtime` to the image its tasks run in.
     pub stacks: Arc<StackCatalog>,
 }
@@ -44,6 +47,11 @@ impl Default for ApiConfig {
             max_upload_bytes: 256 * 1024 * 1024,
             max_request_bytes: 1024 * 1024,
             max_schedules_per_project: Some(100),
+            min_schedule_interval: Duration::from_secs(
+                ferrum_model::limits::MIN_RUN_EVERY_SECS
+                    .unsigned_abs()
+                    .into(),
+            ),
             stacks: Arc::new(StackCatalog::default()),
         }
     }

@@ -300,9 +300,9 @@ pub fn numeric() -> Vec<(&'static str, &'static str, String)> {
         ),
         ("priority", "tasks, schedules, webhooks", "0, 1 or 2".into()),
         (
-            "run_every",
+            "run_every, cron",
             "schedules",
-            format!("at least {MIN_RUN_EVERY_SECS} seconds"),
+            format!("runs at least the operator's minimum interval apart (`ferrum serve --min-schedule-interval`, default {MIN_RUN_EVERY_SECS} seconds; `ferrum dev`: 1); a cron's slots are checked over {} consecutive runs", crate::recurrence::GAP_WINDOW_SLOTS),
         ),
         ("retries", "code uploads", format!("0 to {MAX_RETRIES}")),
         (

@@ -153,6 +153,57 @@ impl Recurrence {
     }
 }
 
+/// How many consecutive slots of a cron are looked at for its shortest gap: enough to cover
+/// many periods of any sparse pattern and the dense part of a mixed one (`* 0 * * *` fires
+/// every minute, but only in one hour a day).
+pub const GAP_WINDOW_SLOTS: usize = 1000;
+
+impl Recurrence {
+    /// The shortest time between consecutive slots, over [`GAP_WINDOW_SLOTS`] slots from
+    /// `from`, stopping early at one shorter than `floor`; `None` for a one-shot.
+    pub fn shortest_gap(&self, from: DateTime<Utc>, floor: Duration) -> Option<Duration> {
+        match self {
+            Recurrence::Once => None,
+            Recurrence::Every(every) => Some(*every),
+            Recurrence::Cron { .. } => {
+                let mut shortest: Option<Duration> = None;
+                let mut slot = self.first_slot(from).ok()?;
+                for _ in 0..GAP_WINDOW_SLOTS {
+                    let Some(next) = self.after(slot) else { break };
+                    let gap = next - slot;
+                    shortest = Some(shortest.map_or(gap, |s| s.min(gap)));
+                    if gap < floor {
+                        break;
+                    }
+                    slot = next;
+                }
+                shortest
+            }
+        }
+    }
+
+    /// Refuses a recurrence whose runs can come closer together than `min` (the operator's
+    /// minimum schedule interval): the same rule for `run_every` and for cron, whose seconds
+    /// field could otherwise fire every second.
+    pub fn check_min_interval(
+        &self,
+        from: DateTime<Utc>,
+        min: Duration,
+    ) -> Result<(), ValidationError> {
+        let Some(gap) = self.shortest_gap(from, min).filter(|gap| *gap < min) else {
+            return Ok(());
+        };
+        let (gap, min) = (gap.num_seconds(), min.num_seconds());
+        Err(ValidationError::Invalid(match self {
+            Recurrence::Cron { .. } => format!(
+                "cron fires as often as every {gap} seconds; runs must be at least {min} \
+                 seconds apart"
+            ),
+            _ => format!("run_every must be at least {min} seconds"),
+        }))
+    }
+}
+
 /// What firing a due schedule at `now` does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Firing {

@@ -87,9 +87,14 @@ pub struct ScheduleOptions {
     pub timezone: Option<String>,
     /// `run_once` (default), `skip` or `catch_up`.
     pub misfire: Option<String>,
+    /// The shortest time allowed between two runs, for `run_every` and cron alike: the
+    /// operator's setting (`ApiConfig::min_schedule_interval`); `None` for
+    /// [`MIN_RUN_EVERY_SECS`].
+    pub min_interval_secs: Option<u32>,
 }
 
-/// Validates one schedule. `run_every` under 60 seconds is refused (contract §3.4 S2);
+/// Validates one schedule. Runs closer together than the minimum interval (60 seconds unless
+/// the operator sets another, contract §3.4 S2) are refused, by `run_every` or by cron;
 /// `run_times` 0 means no limit; `delay` (an offset to the first run) applies when `start_at`
 /// is absent (contract §8.9).
 pub fn new_schedule(
@@ -108,13 +113,6 @@ pub fn new_schedule(
         },
     )?;
     let run_every = seconds("run_every", opts.run_every)?.filter(|s| *s != 0);
-    if let Some(every) = run_every {
-        if every < MIN_RUN_EVERY_SECS {
-            return Err(ValidationError::Invalid(format!(
-                "run_every must be at least {MIN_RUN_EVERY_SECS} seconds"
-            )));
-        }
-    }
     let run_times = seconds("run_times", opts.run_times)?.filter(|n| *n > 0);
     let cron = optional(&limits::CRON, opts.cron.filter(|c| !c.trim().is_empty()))?;
     let timezone = optional(&limits::TIMEZONE, opts.timezone)?;
@@ -127,6 +125,10 @@ pub fn new_schedule(
         .start_at
         .unwrap_or_else(|| now + chrono::Duration::seconds(first_delay.into()));
     let first_slot = recurrence.first_slot(start_at)?;
+    let min_interval = opts
+        .min_interval_secs
+        .map_or(MIN_RUN_EVERY_SECS.into(), i64::from);
+    recurrence.check_min_interval(first_slot, chrono::Duration::seconds(min_interval))?;
     if let Some(end) = opts.end_at {
         if end < start_at {
             return Err(ValidationError::Invalid(
@@ -397,5 +399,44 @@ mod tests {
             (s.run_every, s.run_times, s.start_at),
             (Some(60), None, now)
         );
+    }
+
+    /// Issue 15, finding 6: a cron with seconds cannot get around the minimum interval.
+    #[test]
+    fn cron_is_held_to_the_same_minimum_interval() {
+        let now = Utc::now();
+        let cron = |expr: &str, min: Option<u32>| {
+            let opts = ScheduleOptions {
+                cron: Some(expr.into()),
+                min_interval_secs: min,
+                ..Default::default()
+            };
+            new_schedule("c", b"{}".to_vec(), opts, now).map(|_| ())
+        };
+        let err = cron("* * * * * *", None).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "cron fires as often as every 1 seconds; runs must be at least 60 seconds apart"
+        );
+        assert!(cron("*/30 * * * * *", None).is_err());
+        // Dense only in part of the day: still refused.
+        assert!(cron("0,10 0 * * * *", None).is_err());
+        assert!(cron("* 3 * * *", None).is_ok(), "every minute of one hour");
+        assert!(cron("*/5 * * * *", None).is_ok());
+        assert!(cron("0 0 * * * *", None).is_ok());
+        // An operator may allow seconds (`ferrum dev`), and raise the floor.
+        assert!(cron("* * * * * *", Some(1)).is_ok());
+        assert!(cron("*/5 * * * *", Some(600)).is_err());
+        let every = |secs: f64, min: Option<u32>| {
+            let opts = ScheduleOptions {
+                run_every: Some(secs),
+                min_interval_secs: min,
+                ..Default::default()
+            };
+            new_schedule("c", b"{}".to_vec(), opts, now).map(|_| ())
+        };
+        assert!(every(5.0, Some(1)).is_ok());
+        let err = every(300.0, Some(600)).unwrap_err().to_string();
+        assert_eq!(err, "run_every must be at least 600 seconds");
     }
 }

@@ -27,6 +27,7 @@ async fn concurrent_firers_make_one_task_per_slot() {
         start_at: Some(start),
         end_at: Some(start + secs(5)),
         cron: Some("* * * * * *".into()),
+        min_interval_secs: Some(1),
         misfire: Some("catch_up".into()),
         ..ScheduleOptions::default()
     };

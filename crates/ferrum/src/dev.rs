@@ -46,6 +46,10 @@ pub struct DevArgs {
     /// for its host filter), `none`, or a Docker network name (e.g. `bridge`).
     #[arg(long, env = "FERRUM_NETWORK", default_value = "isolated")]
     network: NetworkMode,
+    /// Shortest time in seconds between two runs of a schedule. Development allows seconds
+    /// crons; `ferrum serve` defaults to 60.
+    #[arg(long, env = "FERRUM_MIN_SCHEDULE_INTERVAL", default_value_t = 1)]
+    min_schedule_interval: u64,
 }
 
 pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
@@ -72,7 +76,12 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         Arc::new(store.clone()),
         &admin_token,
         &blob_url,
-        ApiConfig::default(),
+        ApiConfig {
+            min_schedule_interval: std::time::Duration::from_secs(
+                args.min_schedule_interval.max(1),
+            ),
+            ..ApiConfig::default()
+        },
     )
     .await?;
     let admin = store.bootstrap_admin(&admin_token).await?;

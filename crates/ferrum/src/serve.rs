@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// Database connections in the pool.
     #[arg(long, env = "FERRUM_DB_CONNECTIONS", default_value_t = 32)]
     db_connections: u32,
+    /// Shortest time in seconds between two runs of a schedule, by `run_every` or by cron
+    /// (a cron whose slots come closer is refused).
+    #[arg(long, env = "FERRUM_MIN_SCHEDULE_INTERVAL", default_value_t = 60)]
+    min_schedule_interval: u64,
 }
 
 #[derive(clap::Args)]
@@ -68,6 +72,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = ApiConfig {
         lease_for: std::time::Duration::from_secs(args.lease_secs.max(1)),
         max_attempts: args.max_attempts.max(1),
+        min_schedule_interval: std::time::Duration::from_secs(args.min_schedule_interval.max(1)),
         ..ApiConfig::default()
     };
     let state = server::start(

@@ -56,6 +56,10 @@ fn time(v: &Value) -> DateTime<Utc> {
         .expect("an RFC 3339 time")
 }
 
+/// The operator setting that allows seconds crons (`ferrum serve` refuses runs closer than
+/// 60 s apart by default).
+const SECONDS_CRONS: &[&str] = &["--min-schedule-interval", "1"];
+
 /// Lags of tasks fired by a seconds cron: each slot is a whole second, so a task's lag is how
 /// far its creation is past the second it falls in. Returns (p50, max) in milliseconds.
 fn lags_ms(tasks: &[Value]) -> (i64, i64) {
@@ -74,7 +78,7 @@ fn lags_ms(tasks: &[Value]) -> (i64, i64) {
 /// `end_at` and pause stop it.
 #[tokio::test]
 async fn cron_with_seconds_fires_on_time_and_stops_when_told() {
-    let mut f = Ferrum::start(&[]).await;
+    let mut f = Ferrum::start(SECONDS_CRONS).await;
     f.start_runner(RUNNER, 4, &[]);
     f.upload_sh("tick", "echo \"schedule=$SCHEDULE_ID\"", json!({}))
         .await;
@@ -153,7 +157,7 @@ async fn cron_with_seconds_fires_on_time_and_stops_when_told() {
 /// exactly one task per occurrence.
 #[tokio::test]
 async fn three_replicas_make_exactly_one_task_per_occurrence() {
-    let f = Ferrum::start(&[]).await;
+    let f = Ferrum::start(SECONDS_CRONS).await;
     let _r2 = f.start_replica().await;
     let _r3 = f.start_replica().await;
     f.upload_sh("beat", "true", json!({})).await;
@@ -204,4 +208,45 @@ async fn delayed_tasks_start_on_time() {
         waited < chrono::Duration::milliseconds(4500),
         "started late: {waited}"
     );
+}
+
+/// Issue 15, finding 6: a plain `ferrum serve` refuses a cron that fires every second, as it
+/// refuses `run_every` under 60, with the same rule and a clear `msg`.
+#[tokio::test]
+async fn serve_refuses_crons_closer_than_a_minute_by_default() {
+    let f = Ferrum::start(&[]).await;
+    f.upload_sh("tick", "true", json!({})).await;
+    let url = format!("{}/2/projects/{}/schedules", f.api, f.project);
+    let http = reqwest::Client::new();
+    for (schedule, needle) in [
+        (
+            json!({"cron": "* * * * * *"}),
+            "runs must be at least 60 seconds apart",
+        ),
+        (
+            json!({"run_every": 30}),
+            "run_every must be at least 60 seconds",
+        ),
+    ] {
+        let mut s = json!({"code_name": "tick", "payload": "{}"});
+        s.as_object_mut()
+            .unwrap()
+            .extend(schedule.as_object().unwrap().clone());
+        let r = http
+            .post(&url)
+            .header("Authorization", format!("OAuth {}", support::ADMIN))
+            .body(json!({"schedules": [s]}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        let body: Value = r.json().await.unwrap();
+        let msg = body["msg"].as_str().unwrap();
+        assert!(msg.contains(needle), "{msg}");
+    }
+    create_schedule(
+        &f,
+        json!({"code_name": "tick", "payload": "{}", "cron": "* * * * *"}),
+    )
+    .await;
 }

@@ -15,7 +15,7 @@ use super::render::{Created, Msg, ScheduleJson, TaskJson};
 use super::tasks::{in_element, TaskFields};
 use super::Route;
 use crate::openapi::bodies;
-use crate::{ApiError, AppState};
+use crate::{ApiConfig, ApiError, AppState};
 
 const SCHEDULES: &str = "/2/projects/{project_id}/schedules";
 const SCHEDULE: &str = "/2/projects/{project_id}/schedules/{schedule_id}";
@@ -79,7 +79,11 @@ struct ScheduleInput {
 }
 
 impl ScheduleInput {
-    fn options(self) -> Result<(Option<String>, Vec<u8>, ScheduleOptions), ApiError> {
+    fn options(
+        self,
+        config: &ApiConfig,
+    ) -> Result<(Option<String>, Vec<u8>, ScheduleOptions), ApiError> {
+        let min_interval = config.min_schedule_interval.as_secs();
         let opts = ScheduleOptions {
             start_at: optional_time("start_at", self.start_at.as_deref())?,
             end_at: optional_time("end_at", self.end_at.as_deref())?,
@@ -89,13 +93,14 @@ impl ScheduleInput {
             cron: self.cron,
             timezone: self.timezone,
             misfire: self.misfire,
+            min_interval_secs: Some(u32::try_from(min_interval).unwrap_or(u32::MAX)),
             task: self.fields.into(),
         };
         Ok((self.code_name, payload_bytes(self.payload), opts))
     }
 
-    fn into_new(self) -> Result<NewSchedule, ApiError> {
-        let (code_name, payload, opts) = self.options()?;
+    fn into_new(self, config: &ApiConfig) -> Result<NewSchedule, ApiError> {
+        let (code_name, payload, opts) = self.options(config)?;
         Ok(new_schedule(
             &code_name.unwrap_or_default(),
             payload,
@@ -107,7 +112,11 @@ impl ScheduleInput {
     /// The fields this body sets, checked by the same rules as a new schedule; `null` and
     /// absent fields stay as they are. `start_at`, `code_name` and how the schedule repeats
     /// by cron cannot change: that is a new schedule.
-    fn into_update(self, existing: &Schedule) -> Result<ScheduleUpdate, ApiError> {
+    fn into_update(
+        self,
+        existing: &Schedule,
+        config: &ApiConfig,
+    ) -> Result<ScheduleUpdate, ApiError> {
         if self.cron.is_some() || self.timezone.is_some() || self.misfire.is_some() {
             return Err(ApiError::bad_request(
                 "cron, timezone and misfire cannot change; cancel the schedule and create \
@@ -121,7 +130,7 @@ impl ScheduleInput {
         let given_label = self.fields.label.is_some();
         let given_task_delay = self.task_delay.is_some();
         let given_end_at = self.end_at.is_some();
-        let (_, payload, mut opts) = self.options()?;
+        let (_, payload, mut opts) = self.options(config)?;
         opts.start_at = Some(existing.start_at);
         opts.cron.clone_from(&existing.cron);
         opts.timezone.clone_from(&existing.timezone);
@@ -195,7 +204,10 @@ async fn create(
     let schedules = inputs
         .into_iter()
         .enumerate()
-        .map(|(i, s)| s.into_new().map_err(|e| in_element("schedules", i, e)))
+        .map(|(i, s)| {
+            s.into_new(&state.config)
+                .map_err(|e| in_element("schedules", i, e))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let limit = state.config.max_schedules_per_project;
     let ids = state
@@ -224,7 +236,7 @@ async fn update(
     LenientJson(body): LenientJson<ScheduleInput>,
 ) -> Result<Json<Msg>, ApiError> {
     let existing = find_schedule(&state, project.id, id).await?;
-    let update = body.into_update(&existing)?;
+    let update = body.into_update(&existing, &state.config)?;
     if !state.store.update_schedule(project.id, id, update).await? {
         return Err(ApiError::not_found("Schedule not found"));
     }

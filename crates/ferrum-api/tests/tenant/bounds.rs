@@ -267,3 +267,59 @@ async fn over_long_account_project_and_webhook_fields_are_400() {
         .expect(400);
     assert!(r.msg().contains("cluster may hold only"), "{}", r.msg());
 }
+
+/// Issue 15, finding 6: one minimum interval for `run_every` and cron alike, the operator's
+/// setting (60 s by default, as `ferrum serve`; `ferrum dev` allows seconds).
+#[tokio::test]
+async fn cron_and_run_every_share_the_operators_minimum_interval() {
+    let (app, t, _) = setup().await;
+    let path = format!("/2/projects/{}/schedules", t.project);
+    let cron = |expr: &str| json!({"schedules": [{"code_name": "hello", "cron": expr}]});
+    refused(&app, 400, "schedules[0]: cron fires as often as every 1 seconds; runs must be at least 60 seconds apart", || {
+        app.post(&t, &path, cron("* * * * * *"))
+    })
+    .await;
+    refused(&app, 400, "at least 60 seconds apart", || {
+        app.post(&t, &path, cron("*/20 * * * * *"))
+    })
+    .await;
+    app.post(&t, &path, cron("0 * * * * *")).await.expect(200);
+
+    let config = ferrum_api::ApiConfig {
+        min_schedule_interval: std::time::Duration::from_secs(1),
+        ..ferrum_api::ApiConfig::default()
+    };
+    let dev = TestApp::start_with(config).await;
+    let d = dev.tenant("dev").await;
+    dev.hello_code(&d, "hello").await;
+    let path = format!("/2/projects/{}/schedules", d.project);
+    dev.post(&d, &path, cron("* * * * * *")).await.expect(200);
+    let every = json!({"schedules": [{"code_name": "hello", "run_every": 5}]});
+    dev.post(&d, &path, every).await.expect(200);
+
+    let config = ferrum_api::ApiConfig {
+        min_schedule_interval: std::time::Duration::from_secs(3600),
+        ..ferrum_api::ApiConfig::default()
+    };
+    let strict = TestApp::start_with(config).await;
+    let s = strict.tenant("strict").await;
+    strict.hello_code(&s, "hello").await;
+    let path = format!("/2/projects/{}/schedules", s.project);
+    refused(
+        &strict,
+        400,
+        "run_every must be at least 3600 seconds",
+        || {
+            strict.post(
+                &s,
+                &path,
+                json!({"schedules": [{"code_name": "hello", "run_every": 600}]}),
+            )
+        },
+    )
+    .await;
+    refused(&strict, 400, "at least 3600 seconds apart", || {
+        strict.post(&s, &path, cron("*/30 * * * *"))
+    })
+    .await;
+}

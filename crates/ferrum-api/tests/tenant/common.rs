@@ -83,13 +83,19 @@ pub struct Counts {
 
 impl TestApp {
     pub async fn start() -> TestApp {
+        Self::start_with(ApiConfig::default()).await
+    }
+
+    /// [`TestApp::start`] with the operator settings of `config` (zips still capped at
+    /// [`MAX_UNPACKED`]).
+    pub async fn start_with(config: ApiConfig) -> TestApp {
         let (store, _url) = fresh_store()
             .await
             .expect("a fresh test database: is Postgres running (FERRUM_TEST_DATABASE_URL)?");
         let blob_dir = std::env::temp_dir().join(format!("ferrum-api-test-{}", Id::generate()));
         let config = ApiConfig {
             max_zip_unpacked_bytes: MAX_UNPACKED,
-            ..ApiConfig::default()
+            ..config
         };
         let state = AppState {
             store: Arc::new(store.clone()),

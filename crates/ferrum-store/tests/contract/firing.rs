@@ -17,6 +17,8 @@ fn opts(
         run_every: every,
         cron: cron.map(str::to_owned),
         misfire: Some(misfire.to_owned()),
+        // These tests fire seconds crons, as an operator allowing them would.
+        min_interval_secs: Some(1),
         ..ScheduleOptions::default()
     }
 }
