@@ -257,6 +257,13 @@ async fn list(
     CodeId(code_id): CodeId,
     State(state): State<AppState>,
 ) -> Result<Json<WebhookList>, ApiError> {
+    // 404 for a code the project does not have, like every route naming one: an empty
+    // list would tell another tenant nothing, but the answer must not differ by owner.
+    state
+        .store
+        .code(project.id, code_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Code not found"))?;
     let hooks = state.store.webhooks(project.id, code_id).await?;
     Ok(Json(WebhookList {
         webhooks: hooks.iter().map(WebhookJson::from).collect(),

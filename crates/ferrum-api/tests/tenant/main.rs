@@ -11,4 +11,5 @@ mod limits;
 mod python_client;
 mod registry;
 mod shapes;
+mod sweep;
 mod webhooks;
