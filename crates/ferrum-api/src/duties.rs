@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::ops::metrics::{metrics, Source, SourceLabels};
 use crate::AppState;
 
 /// Longest any duty sleeps between passes.
@@ -46,7 +47,9 @@ async fn reap_expired_leases(state: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match state.store.reap_expired(state.config.max_attempts).await {
+        let reaped = state.store.reap_expired(state.config.max_attempts).await;
+        metrics().duty("reap_expired_leases", &reaped);
+        match reaped {
             Ok(report) if report.requeued > 0 || report.lost > 0 => {
                 tracing::warn!(
                     requeued = report.requeued,
@@ -70,11 +73,25 @@ async fn sleep_until(at: Option<DateTime<Utc>>) {
 }
 
 async fn fire_schedules(state: AppState) {
+    // The earliest slot the last look found, for the firing lag.
+    let mut slot: Option<DateTime<Utc>> = None;
     loop {
         let now = Utc::now();
-        let full = match state.store.fire_due(now, FIRE_BATCH).await {
+        let fired = state.store.fire_due(now, FIRE_BATCH).await;
+        metrics().duty("fire_schedules", &fired);
+        let full = match fired {
             Ok(fired) => {
                 if !fired.is_empty() {
+                    if let Some(lag) = slot.and_then(|at| (Utc::now() - at).to_std().ok()) {
+                        metrics().schedule_lag.observe(lag.as_secs_f64());
+                    }
+                    metrics()
+                        .tasks_created
+                        .get_or_create(&SourceLabels {
+                            source: Source::schedule,
+                            project: String::new(),
+                        })
+                        .inc_by(fired.len() as u64);
                     tracing::debug!(tasks = fired.len(), "schedules fired");
                     state.queue.wake();
                 }
@@ -89,7 +106,10 @@ async fn fire_schedules(state: AppState) {
             continue;
         }
         match state.store.next_fire_at(now).await {
-            Ok(next) => sleep_until(next).await,
+            Ok(next) => {
+                slot = next;
+                sleep_until(next).await
+            }
             Err(e) => {
                 tracing::error!(error = %e, "finding the next schedule slot failed");
                 sleep_until(None).await;
@@ -107,7 +127,9 @@ async fn wake_for_delayed_tasks(state: AppState) {
         if due.is_some_and(|at| at <= now) {
             state.queue.wake();
         }
-        due = match state.store.next_delayed_at(now).await {
+        let next = state.store.next_delayed_at(now).await;
+        metrics().duty("wake_for_delayed_tasks", &next);
+        due = match next {
             Ok(next) => next,
             Err(e) => {
                 tracing::error!(error = %e, "finding the next delayed task failed");
@@ -123,7 +145,9 @@ async fn purge_deliveries(state: AppState) {
     loop {
         tick.tick().await;
         let before = Utc::now() - DELIVERY_MEMORY;
-        if let Err(e) = state.store.purge_deliveries(before).await {
+        let purged = state.store.purge_deliveries(before).await;
+        metrics().duty("purge_deliveries", &purged);
+        if let Err(e) = purged {
             tracing::error!(error = %e, "purging webhook delivery keys failed");
         }
     }

@@ -6,6 +6,7 @@
 //! - [`duties`]: background work every replica runs (reaping expired leases, firing schedules);
 //!   each step is claimed in the database, so any number of replicas may run them.
 //! - [`task_events`]: the duty that hands each task's final state to its handlers.
+//! - [`ops`]: `/healthz`, `/readyz` and `/metrics`, for operators and their tools.
 //!
 //! [`routes`] is the one registry of every route (with its auth kind); [`router`] builds the
 //! whole app from it and an [`AppState`], and `GET /openapi.json` documents every route in it.
@@ -13,6 +14,7 @@
 pub mod duties;
 pub mod error;
 mod openapi;
+pub mod ops;
 pub mod queue_signal;
 pub mod routes;
 pub mod runner_api;
@@ -32,5 +34,6 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::router(&state.config))
         .fallback(error::no_such_route)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn(ops::http::count))
         .with_state(state)
 }

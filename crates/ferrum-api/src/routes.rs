@@ -16,7 +16,7 @@ use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter};
 use axum::Router;
 
-use crate::{openapi, runner_api, tenant, ApiConfig, AppState};
+use crate::{openapi, ops, runner_api, tenant, ApiConfig, AppState};
 
 /// Who may call a route, and so what a caller without that right is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -179,6 +179,7 @@ fn registry_with(config: &ApiConfig, document: Arc<OnceLock<Bytes>>) -> Vec<Rout
     table(Auth::Tenant, tenant::routes(config))
         .chain(table(Auth::Runner, runner_api::routes()))
         .chain(table(Auth::Public, vec![openapi::route(document)]))
+        .chain(table(Auth::Public, ops::routes()))
         .collect()
 }
 

@@ -34,6 +34,9 @@ pub struct ApiConfig {
     pub min_schedule_interval: Duration,
     /// Maps a code's `stack`/`runtime` to the image its tasks run in.
     pub stacks: Arc<StackCatalog>,
+    /// Label task counters with the project id (`/metrics`): one series per project, so off
+    /// unless an operator wants them.
+    pub metrics_per_project: bool,
 }
 
 impl Default for ApiConfig {
@@ -53,6 +56,7 @@ impl Default for ApiConfig {
                     .into(),
             ),
             stacks: Arc::new(StackCatalog::default()),
+            metrics_per_project: false,
         }
     }
 }

@@ -38,13 +38,15 @@ pub trait TaskEventHandler: Send + Sync {
 
 /// The handlers every replica runs, in order.
 pub fn handlers() -> Vec<Arc<dyn TaskEventHandler>> {
-    Vec::new()
+    vec![Arc::new(crate::ops::events::FinishedTasks)]
 }
 
 /// Consumes task events with `handlers` until the process ends.
 pub async fn consume(state: AppState, handlers: Vec<Arc<dyn TaskEventHandler>>) {
     loop {
-        match pass(&state, &handlers).await {
+        let passed = pass(&state, &handlers).await;
+        crate::ops::metrics().duty("task_events", &passed);
+        match passed {
             Ok(n) if n >= CLAIM_BATCH as usize => continue,
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "handling task events failed"),

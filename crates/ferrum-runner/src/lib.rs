@@ -7,10 +7,12 @@
 //! - [`unpack`]: safe extraction of code zips into a task directory.
 //! - [`executor`]: one container per task, with hardening, log streaming, timeout and cancel.
 //! - [`daemon`]: the lease/heartbeat/log/complete loop that ties it together.
+//! - [`health`]: the runner's readiness and its own metrics.
 
 pub mod contract;
 pub mod daemon;
 pub mod executor;
+pub mod health;
 pub mod stacks;
 pub mod unpack;
 

@@ -13,6 +13,7 @@
 mod derived;
 mod error;
 pub mod events;
+pub mod ops;
 pub mod pg;
 mod rows;
 pub mod sqlite;
@@ -22,6 +23,7 @@ mod traits;
 pub use derived::MAX_FIRE_FAILURES;
 pub use error::{StoreError, StoreResult};
 pub use events::{TaskEvent, TaskEventStore};
+pub use ops::{OpsStore, QueueDepth, SchemaState, TaskTiming};
 pub use pg::PgStore;
 pub use sqlite::SqliteStore;
 pub use traits::{

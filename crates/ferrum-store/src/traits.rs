@@ -327,6 +327,7 @@ pub trait Store:
     + ScheduleStore
     + WebhookStore
     + crate::TaskEventStore
+    + crate::OpsStore
     + Send
     + Sync
 {
@@ -340,6 +341,7 @@ impl<T> Store for T where
         + ScheduleStore
         + WebhookStore
         + crate::TaskEventStore
+        + crate::OpsStore
         + Send
         + Sync
 {

@@ -8,6 +8,7 @@
 mod cli;
 mod dev;
 mod runner;
+mod runner_health;
 mod serve;
 mod server;
 

@@ -51,6 +51,11 @@ pub struct RunnerArgs {
     /// Megabytes of code zips to keep cached in `<work-dir>/zips`.
     #[arg(long, env = "FERRUM_ZIP_CACHE_MB", default_value_t = 1024)]
     zip_cache_mb: u64,
+    /// Address for `/healthz`, `/readyz` and `/metrics` of this runner (e.g.
+    /// `127.0.0.1:9101`); none when unset. Unauthenticated: bind it where only monitoring
+    /// reaches.
+    #[arg(long, env = "FERRUM_HEALTH_LISTEN")]
+    health_listen: Option<String>,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -145,6 +150,9 @@ pub async fn runner(args: RunnerArgs) -> anyhow::Result<()> {
     config.executor.door_port = args.door_port;
     args.limits.apply(&mut config.executor);
     config.drain_timeout = Duration::from_secs(args.drain_timeout);
+    if let Some(listen) = &args.health_listen {
+        crate::runner_health::spawn(listen, config.health.clone()).await?;
+    }
     ferrum_runner::run(config, crate::server::shutdown_signal())
         .await
         .context("runner failed")

@@ -36,6 +36,10 @@ pub struct ServeArgs {
     /// Attempts a task gets when its runners keep dying, before it is marked `killed`.
     #[arg(long, env = "FERRUM_MAX_ATTEMPTS", default_value_t = 3)]
     max_attempts: i32,
+    /// Label `/metrics` task counters with the project id: one series per project, so only
+    /// for a bounded number of projects.
+    #[arg(long, env = "FERRUM_METRICS_PER_PROJECT")]
+    metrics_per_project: bool,
     /// Database connections in the pool.
     #[arg(long, env = "FERRUM_DB_CONNECTIONS", default_value_t = 32)]
     db_connections: u32,
@@ -73,6 +77,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         lease_for: std::time::Duration::from_secs(args.lease_secs.max(1)),
         max_attempts: args.max_attempts.max(1),
         min_schedule_interval: std::time::Duration::from_secs(args.min_schedule_interval.max(1)),
+        metrics_per_project: args.metrics_per_project,
         ..ApiConfig::default()
     };
     let state = server::start(

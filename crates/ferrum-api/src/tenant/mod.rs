@@ -14,7 +14,7 @@
 //! the crate's one registry ([`crate::routes`]), which builds the router and the OpenAPI document.
 
 mod accounts;
-mod auth;
+pub(crate) mod auth;
 mod codes;
 mod extract;
 mod logs;

@@ -164,6 +164,7 @@ struct Queued {
 /// Enqueues validated tasks all-or-nothing and wakes waiting runners.
 async fn enqueue(state: &AppState, project: Id, tasks: Vec<NewTask>) -> Result<Vec<Id>, ApiError> {
     let ids = state.store.enqueue(project, tasks).await?;
+    crate::ops::count_created(state, crate::ops::metrics::Source::api, project, ids.len());
     state.queue.wake();
     Ok(ids)
 }

@@ -88,6 +88,7 @@ async fn enqueue(
         },
     };
     if !delivery.duplicate {
+        crate::ops::count_created(state, crate::ops::metrics::Source::webhook, project, 1);
         state.queue.wake();
     }
     Ok(delivery)

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 pub use client::{ApiClient, ApiError};
 
 use crate::executor::{DockerExecutor, ExecError, ExecutorConfig};
+use crate::health::RunnerHealth;
 use task::TaskContext;
 use zipcache::ZipCache;
 
@@ -56,6 +57,8 @@ pub struct RunnerConfig {
     pub zip_cache_bytes: u64,
     /// Container settings. Its `work_dir` also holds the zip cache (`<work_dir>/zips`).
     pub executor: ExecutorConfig,
+    /// Where the daemon reports its state for probes and metrics.
+    pub health: Arc<RunnerHealth>,
 }
 
 impl RunnerConfig {
@@ -86,6 +89,7 @@ impl RunnerConfig {
             drain_timeout: Duration::from_secs(60),
             lease_wait: Duration::from_secs(20),
             zip_cache_bytes: 1024 * 1024 * 1024,
+            health: RunnerHealth::new(),
         }
     }
 }
@@ -149,6 +153,8 @@ pub async fn run(
         );
     }
     tracing::info!(runner = %registration.runner_id, cluster = registration.cluster, "registered");
+    let health = config.health.clone();
+    health.registered(config.concurrency);
     let ctx = Arc::new(TaskContext {
         client: client.clone(),
         zips: ZipCache::new(
@@ -187,6 +193,7 @@ pub async fn run(
         };
         match leased {
             Ok(response) => {
+                health.lease_answered(response.leases.len());
                 backoff = Duration::from_millis(500);
                 if response.leases.is_empty() && asked.elapsed() < EMPTY_POLL_PAUSE {
                     // The API answered "nothing" without holding the poll: don't spin.
@@ -197,14 +204,17 @@ pub async fn run(
                     if permit.is_none() {
                         tracing::warn!(task = %lease.task_id, "API leased more tasks than asked for");
                     }
-                    let (ctx, kill) = (ctx.clone(), kill.clone());
+                    let (ctx, kill, health) = (ctx.clone(), kill.clone(), health.clone());
+                    health.task_started();
                     tasks.spawn(async move {
                         task::run_lease(ctx, lease, kill).await;
+                        health.task_ended();
                         drop(permit);
                     });
                 }
             }
             Err(e) => {
+                health.lease_failed();
                 tracing::warn!(error = %e, retry_in = ?backoff, "lease failed");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}

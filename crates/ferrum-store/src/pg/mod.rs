@@ -56,6 +56,7 @@ mod codes;
 mod completions;
 mod dispatch;
 mod events;
+mod ops;
 mod rows;
 mod schedules;
 mod tasks;

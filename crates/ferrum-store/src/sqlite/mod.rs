@@ -15,6 +15,7 @@ mod accounts;
 mod codes;
 mod dispatch;
 mod events;
+mod ops;
 mod rows;
 mod schedules;
 mod tasks;

@@ -6,6 +6,7 @@ mod dispatch;
 mod events;
 mod firing;
 mod limits;
+mod ops;
 mod records;
 mod world;
 
@@ -13,6 +14,7 @@ use dispatch::*;
 use events::*;
 use firing::*;
 use limits::*;
+use ops::*;
 use records::*;
 use world::Backend;
 
@@ -74,4 +76,5 @@ contract!(
     cancels_write_one_event_per_task,
     the_reaper_writes_events_for_the_tasks_it_ends,
     claimed_events_go_to_one_consumer_until_their_claim_runs_out,
+    queue_depths_count_due_unleased_tasks_deepest_first,
 );
