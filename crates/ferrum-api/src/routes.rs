@@ -59,6 +59,8 @@ pub struct Route {
     /// Failures this route answers beyond those every route of its auth kind and method
     /// answers (`openapi::responses`), e.g. 403 at a project's schedule limit.
     errors: &'static [u16],
+    /// Query parameters, for the OpenAPI document (OpenAPI parameter objects).
+    query: Vec<serde_json::Value>,
     handler: MethodRouter<AppState>,
 }
 
@@ -76,6 +78,7 @@ impl Route {
             auth: None,
             body: None,
             errors: &[],
+            query: Vec::new(),
             handler: axum::routing::on(filter, handler),
         }
     }
@@ -124,6 +127,12 @@ impl Route {
         self
     }
 
+    /// Describes the query parameters this route reads.
+    pub(crate) fn query(mut self, params: Vec<serde_json::Value>) -> Self {
+        self.query = params;
+        self
+    }
+
     /// Documents failures this route answers beyond its kind's usual ones.
     pub(crate) fn errors(mut self, statuses: &'static [u16]) -> Self {
         self.errors = statuses;
@@ -155,6 +164,10 @@ impl Route {
 
     pub(crate) fn request_body(&self) -> Option<&openapi::Body> {
         self.body.as_ref()
+    }
+
+    pub(crate) fn query_parameters(&self) -> &[serde_json::Value] {
+        &self.query
     }
 
     pub(crate) fn extra_errors(&self) -> &'static [u16] {

@@ -220,3 +220,85 @@ pub fn runner_token() -> Body {
 pub fn any_object() -> Body {
     json_body(json!({"type": "object"}))
 }
+
+/// One query parameter.
+pub fn query(name: &str, schema: Value, required: bool) -> Value {
+    json!({"name": name, "in": "query", "required": required, "schema": schema})
+}
+
+/// `page` and `per_page` of every list.
+pub fn paging() -> Vec<Value> {
+    vec![
+        query("page", json!({"type": "integer", "minimum": 0}), false),
+        query(
+            "per_page",
+            json!({"type": "integer", "minimum": 1, "maximum": limits::MAX_PER_PAGE}),
+            false,
+        ),
+    ]
+}
+
+/// The filters of `GET …/tasks` (status flags such as `queued=1` are further parameters).
+pub fn task_filters() -> Vec<Value> {
+    let mut params = paging();
+    params.extend([
+        query("code_name", string(&limits::CODE_NAME), false),
+        query(
+            "from_time",
+            json!({"type": "integer", "description": "Unix seconds"}),
+            false,
+        ),
+        query(
+            "to_time",
+            json!({"type": "integer", "description": "Unix seconds"}),
+            false,
+        ),
+        query("cluster", string(&limits::CLUSTER), false),
+        query("label", string(&limits::LABEL), false),
+        query(
+            "schedule_id",
+            json!({"type": "string", "pattern": "^[0-9a-f]{24}$"}),
+            false,
+        ),
+    ]);
+    for status in ferrum_model::TaskStatus::ALL {
+        params.push(query(
+            status.as_str(),
+            json!({"type": "string", "enum": ["1", "true", "0"]}),
+            false,
+        ));
+    }
+    params
+}
+
+/// The query of `POST …/tasks/webhook`: the code, and the task's options as strings.
+pub fn webhook_query() -> Vec<Value> {
+    let mut params = vec![query("code_name", string(&limits::CODE_NAME), true)];
+    for (name, schema) in task_options() {
+        params.push(query(&name, schema, false));
+    }
+    params
+}
+
+/// `?start_date=&end_date=` of a code's stats, in Unix seconds.
+pub fn stats_query() -> Vec<Value> {
+    ["start_date", "end_date"]
+        .into_iter()
+        .map(|n| {
+            query(
+                n,
+                json!({"type": "integer", "description": "Unix seconds"}),
+                false,
+            )
+        })
+        .collect()
+}
+
+/// `?revision=N` of a download.
+pub fn download_query() -> Vec<Value> {
+    vec![query(
+        "revision",
+        json!({"type": "integer", "minimum": 1}),
+        false,
+    )]
+}

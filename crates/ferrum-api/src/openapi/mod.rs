@@ -1,7 +1,7 @@
 //! `GET /openapi.json`: an OpenAPI 3 document of the whole API.
 //!
 //! Built from the route registry ([`crate::routes`]) like the router, so every served route is
-//! listed with its path parameters, its auth kind (`x-ferrum-auth`), its request body (a JSON
+//! listed with its path and query parameters, its auth kind (`x-ferrum-auth`), its request body (a JSON
 //! schema carrying the limits of `ferrum_model::limits`, [`bodies`]) and every 4xx it can
 //! answer, and nothing that is not served, so a schema fuzzer can exercise every route. The
 //! response objects are described in prose by `docs/IRONWORKER.md` §4.
@@ -30,7 +30,10 @@ pub fn document(routes: &[Route]) -> Value {
         let auth = r.auth_kind();
         let mut operation = json!({
             "summary": r.summary(),
-            "parameters": path_parameters(r.path()),
+            "parameters": path_parameters(r.path())
+                .into_iter()
+                .chain(r.query_parameters().iter().cloned())
+                .collect::<Vec<_>>(),
             "responses": responses(r),
             "x-ferrum-auth": auth.as_str(),
         });

@@ -15,13 +15,15 @@ use super::auth::ProjectScope;
 use super::extract::{unix_time, CodeId, PageArgs, QueryArgs};
 use super::render::{CodeJson, Msg, RevisionJson};
 use super::Route;
+use crate::openapi::bodies;
 use crate::{ApiError, AppState};
 
 const CODE: &str = "/2/projects/{project_id}/codes/{code_id}";
 
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::get("/2/projects/{project_id}/codes", "List codes, newest first", list),
+        Route::get("/2/projects/{project_id}/codes", "List codes, newest first", list)
+            .query(bodies::paging()),
         Route::get(CODE, "Get a code", get_code),
         Route::delete(
             CODE,
@@ -32,17 +34,20 @@ pub fn routes() -> Vec<Route> {
             "/2/projects/{project_id}/codes/{code_id}/revisions",
             "List a code's revisions, newest first",
             revisions,
-        ),
+        )
+        .query(bodies::paging()),
         Route::get(
             "/2/projects/{project_id}/codes/{code_id}/download",
             "Download a revision's zip (?revision=N; the latest by default)",
             download,
-        ),
+        )
+        .query(bodies::download_query()),
         Route::get(
             "/2/projects/{project_id}/codes/{code_id}/stats",
             "Task counts per status (?start_date=&end_date= in Unix seconds; the last 24 h by default)",
             stats,
-        ),
+        )
+        .query(bodies::stats_query()),
         Route::post(
             "/2/projects/{project_id}/codes/{code_id}/pause_task_queue",
             "Hold the code's queued tasks and schedules",

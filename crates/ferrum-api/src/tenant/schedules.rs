@@ -22,7 +22,7 @@ const SCHEDULE: &str = "/2/projects/{project_id}/schedules/{schedule_id}";
 
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::get(SCHEDULES, "List schedules, newest first", list),
+        Route::get(SCHEDULES, "List schedules, newest first", list).query(bodies::paging()),
         Route::post(
             SCHEDULES,
             "Create schedules: {\"schedules\":[{\"code_name\",\"payload\",\"run_every\",…}]}",
@@ -54,7 +54,8 @@ pub fn routes() -> Vec<Route> {
             "/2/projects/{project_id}/schedules/{schedule_id}/tasks",
             "Ferrum: the tasks a schedule queued, newest first (page, per_page)",
             tasks_of,
-        ),
+        )
+        .query(bodies::paging()),
     ]
 }
 

@@ -24,7 +24,8 @@ pub fn routes() -> Vec<Route> {
             "/2/projects/{project_id}/tasks",
             "List tasks, newest first (filters: code_name, status flags such as queued=1, from_time, to_time, cluster, label, schedule_id)",
             list,
-        ),
+        )
+        .query(bodies::task_filters()),
         Route::post(
             "/2/projects/{project_id}/tasks",
             "Queue tasks: {\"tasks\":[{\"code_name\",\"payload\",…}]}",

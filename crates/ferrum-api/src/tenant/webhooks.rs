@@ -46,7 +46,8 @@ pub fn routes() -> Vec<Route> {
              Idempotency-Key deduplicates retries)",
             ironworker,
         )
-        .body(bodies::raw_payload()),
+        .body(bodies::raw_payload())
+        .query(bodies::webhook_query()),
         Route::post(
             CODE_WEBHOOKS,
             "Ferrum: create a webhook URL for a code: {\"signature\": \"slack\"|\"github\"|\

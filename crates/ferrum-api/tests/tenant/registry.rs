@@ -61,6 +61,14 @@ async fn the_documents_bounds_are_the_limits_constants() {
     let mut found = BTreeSet::new();
     walk(&doc, None, &mut found);
     assert!(!found.is_empty());
+    let t3 = &doc["paths"]["/2/projects/{project_id}/tasks/webhook"]["post"]["parameters"];
+    let code_name = t3
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "code_name");
+    assert_eq!(code_name.unwrap()["required"], true);
+    assert!(found.contains(&("cluster".to_owned(), 64)));
     for (field, max) in &found {
         let same = |l: &&limits::Limit| {
             l.max as u64 == *max
@@ -102,6 +110,13 @@ fn walk(value: &serde_json::Value, name: Option<&str>, out: &mut BTreeSet<(Strin
                     walk(v, Some(k), out);
                 }
             }
+            // A query parameter's schema is bounded by the limit of its name.
+            let param = map
+                .get("in")
+                .filter(|i| *i == "query")
+                .and(map.get("name"))
+                .and_then(|n| n.as_str());
+            let name = param.or(name);
             for (k, v) in map {
                 match k.as_str() {
                     "properties" => {}
