@@ -2,6 +2,7 @@
 //! make an input valid. Nothing here does IO, so every other crate can depend on it and the rules
 //! are tested once.
 
+pub mod batch;
 pub mod code;
 pub mod id;
 pub mod limits;
@@ -18,6 +19,7 @@ pub mod token;
 pub mod validation;
 pub mod webhook;
 
+pub use batch::{Batch, BatchItem, BatchStatus, NewBatch, NewReduce};
 pub use code::{Code, CodeRevision, CodeSpec, NewRevision};
 pub use id::Id;
 pub use page::Page;

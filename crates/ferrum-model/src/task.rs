@@ -55,6 +55,9 @@ impl Task {
 pub struct TaskOrigin {
     pub schedule_id: Option<Id>,
     pub batch_id: Option<Id>,
+    /// The item's place in its batch (0-based); `None` for a batch's reduce task. A retry
+    /// keeps it, so a retried item's slot follows its latest retry.
+    pub batch_index: Option<i32>,
     /// The task this one retries, manual (`retry`) or automatic.
     pub original_task_id: Option<Id>,
     /// 0 for a first run; the retry number otherwise.

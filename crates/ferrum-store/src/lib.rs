@@ -10,6 +10,7 @@
 //! The dispatch rules (priority order, limits, leases, fencing) live in the backend, inside the
 //! database's transactions, because only there can they hold across many API replicas.
 
+pub mod batches;
 mod derived;
 mod error;
 pub mod events;
@@ -20,6 +21,7 @@ pub mod sqlite;
 pub mod testing;
 mod traits;
 
+pub use batches::BatchStore;
 pub use derived::MAX_FIRE_FAILURES;
 pub use error::{StoreError, StoreResult};
 pub use events::{TaskEvent, TaskEventStore};

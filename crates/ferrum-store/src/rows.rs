@@ -31,6 +31,7 @@ pub(crate) trait Cols {
     fn opt_float(&self, col: &str) -> StoreResult<Option<f64>>;
     fn flag(&self, col: &str) -> StoreResult<bool>;
     fn bytes(&self, col: &str) -> StoreResult<Vec<u8>>;
+    fn opt_bytes(&self, col: &str) -> StoreResult<Option<Vec<u8>>>;
     fn time(&self, col: &str) -> StoreResult<DateTime<Utc>>;
     fn opt_time(&self, col: &str) -> StoreResult<Option<DateTime<Utc>>>;
     /// A JSON document (`jsonb` in Postgres, text in SQLite).
@@ -154,6 +155,7 @@ pub(crate) fn task(row: &impl Cols) -> StoreResult<Task> {
         origin: TaskOrigin {
             schedule_id: opt_id(row, "schedule_id")?,
             batch_id: opt_id(row, "batch_id")?,
+            batch_index: row.opt_int("batch_index")?,
             original_task_id: opt_id(row, "original_task_id")?,
             retry_count: row.int("retry_count")?,
         },

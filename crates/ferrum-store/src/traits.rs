@@ -328,6 +328,7 @@ pub trait Store:
     + WebhookStore
     + crate::TaskEventStore
     + crate::OpsStore
+    + crate::BatchStore
     + Send
     + Sync
 {
@@ -342,6 +343,7 @@ impl<T> Store for T where
         + WebhookStore
         + crate::TaskEventStore
         + crate::OpsStore
+        + crate::BatchStore
         + Send
         + Sync
 {

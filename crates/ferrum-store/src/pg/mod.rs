@@ -52,6 +52,7 @@ macro_rules! record_outcome {
 }
 
 mod accounts;
+mod batches;
 mod codes;
 mod completions;
 mod dispatch;

@@ -49,6 +49,10 @@ impl Cols for PgRow {
         Ok(self.try_get(col)?)
     }
 
+    fn opt_bytes(&self, col: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.try_get(col)?)
+    }
+
     fn time(&self, col: &str) -> StoreResult<DateTime<Utc>> {
         Ok(self.try_get(col)?)
     }

@@ -74,6 +74,17 @@ pub(crate) async fn insert_tasks(
     project: Id,
     tasks: Vec<NewTask>,
 ) -> StoreResult<Inserted> {
+    insert_tasks_with(conn, project, tasks, None).await
+}
+
+/// [`insert_tasks`], with `(retries, retries_delay)` in place of the codes' own when given (a
+/// batch's items).
+pub(crate) async fn insert_tasks_with(
+    conn: &mut PgConnection,
+    project: Id,
+    tasks: Vec<NewTask>,
+    retries: Option<(i32, i32)>,
+) -> StoreResult<Inserted> {
     let project_s = project.to_string();
     let mut names: Vec<String> = tasks.iter().map(|t| t.code_name.clone()).collect();
     names.sort();
@@ -92,7 +103,7 @@ pub(crate) async fn insert_tasks(
         }
         let id = Id::generate();
         ids.push(id);
-        cols.push(id, head, t);
+        cols.push(id, head, t, retries);
     }
     let mut clusters = cols.cluster.clone();
     clusters.sort();
@@ -101,17 +112,17 @@ pub(crate) async fn insert_tasks(
         "WITH ins AS ( \
          INSERT INTO tasks (id, project_id, code_id, code_name, code_revision_id, code_rev, \
          status, priority, payload, timeout, delay, cluster, label, schedule_id, batch_id, \
-         original_task_id, retry_count, retries_left, retries_delay, run_at) \
+         original_task_id, retry_count, retries_left, retries_delay, run_at, batch_index) \
          SELECT t.id, $1, t.code_id, t.code_name, t.rev_id, t.rev, 'queued', t.priority, \
          t.payload, t.timeout, t.delay, t.cluster, t.label, t.schedule_id, t.batch_id, \
          t.original_task_id, t.retry_count, t.retries_left, t.retries_delay, \
-         now() + make_interval(secs => t.delay) \
+         now() + make_interval(secs => t.delay), t.batch_index \
          FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::smallint[], \
          $8::bytea[], $9::int[], $10::int[], $11::text[], $12::text[], $13::text[], \
-         $14::text[], $15::text[], $16::int[], $17::int[], $18::int[]) \
+         $14::text[], $15::text[], $16::int[], $17::int[], $18::int[], $19::int[]) \
          AS t(id, code_id, code_name, rev_id, rev, priority, payload, timeout, delay, cluster, \
          label, schedule_id, batch_id, original_task_id, retry_count, retries_left, \
-         retries_delay) \
+         retries_delay, batch_index) \
          RETURNING id, project_id, code_id, cluster, priority, run_at, delay) ",
         queue_rows_from!("ins"),
     ))
@@ -133,6 +144,7 @@ pub(crate) async fn insert_tasks(
     .bind(&cols.retry_count)
     .bind(&cols.retries_left)
     .bind(&cols.retries_delay)
+    .bind(&cols.batch_index)
     .execute(&mut *conn)
     .await?;
     // The payload is only a hint (listeners wake on any notification), and Postgres refuses
@@ -161,6 +173,7 @@ struct TaskColumns {
     label: Vec<Option<String>>,
     schedule_id: Vec<Option<String>>,
     batch_id: Vec<Option<String>>,
+    batch_index: Vec<Option<i32>>,
     original_task_id: Vec<Option<String>>,
     retry_count: Vec<i32>,
     retries_left: Vec<i32>,
@@ -175,10 +188,12 @@ impl TaskColumns {
         c
     }
 
-    fn push(&mut self, id: Id, head: &CodeHead, t: NewTask) {
+    fn push(&mut self, id: Id, head: &CodeHead, t: NewTask, retries: Option<(i32, i32)>) {
+        let (retries_left, retries_delay) = retries.unwrap_or((head.retries, head.retries_delay));
         let TaskOrigin {
             schedule_id,
             batch_id,
+            batch_index,
             original_task_id,
             retry_count,
         } = t.origin;
@@ -196,11 +211,12 @@ impl TaskColumns {
         self.label.push(t.label);
         self.schedule_id.push(schedule_id.map(|i| i.to_string()));
         self.batch_id.push(batch_id.map(|i| i.to_string()));
+        self.batch_index.push(batch_index);
         self.original_task_id
             .push(original_task_id.map(|i| i.to_string()));
         self.retry_count.push(retry_count);
-        self.retries_left.push(head.retries);
-        self.retries_delay.push(head.retries_delay);
+        self.retries_left.push(retries_left);
+        self.retries_delay.push(retries_delay);
     }
 }
 

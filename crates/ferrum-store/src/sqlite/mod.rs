@@ -12,6 +12,7 @@
 //! integer microseconds since the epoch, and the application supplies "now".
 
 mod accounts;
+mod batches;
 mod codes;
 mod dispatch;
 mod events;

@@ -70,6 +70,10 @@ impl Cols for SqliteRow {
         Ok(self.try_get(col)?)
     }
 
+    fn opt_bytes(&self, col: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.try_get(col)?)
+    }
+
     fn time(&self, col: &str) -> StoreResult<DateTime<Utc>> {
         from_micros(col, self.try_get(col)?)
     }

@@ -63,6 +63,17 @@ pub(crate) async fn insert_tasks(
     project: Id,
     tasks: Vec<NewTask>,
 ) -> StoreResult<Vec<Id>> {
+    insert_tasks_with(conn, project, tasks, None).await
+}
+
+/// [`insert_tasks`], with `(retries, retries_delay)` in place of the codes' own when given (a
+/// batch's items).
+pub(crate) async fn insert_tasks_with(
+    conn: &mut SqliteConnection,
+    project: Id,
+    tasks: Vec<NewTask>,
+    retries: Option<(i32, i32)>,
+) -> StoreResult<Vec<Id>> {
     let project_s = project.to_string();
     let mut names: Vec<&str> = tasks.iter().map(|t| t.code_name.as_str()).collect();
     names.sort_unstable();
@@ -76,9 +87,11 @@ pub(crate) async fn insert_tasks(
     for t in tasks {
         let head = &heads[&t.code_name];
         let id = Id::generate();
+        let (retries_left, retries_delay) = retries.unwrap_or((head.retries, head.retries_delay));
         let TaskOrigin {
             schedule_id,
             batch_id,
+            batch_index,
             original_task_id,
             retry_count,
         } = t.origin;
@@ -86,9 +99,9 @@ pub(crate) async fn insert_tasks(
             "INSERT INTO tasks (id, project_id, code_id, code_name, code_revision_id, code_rev, \
              status, priority, payload, timeout, delay, cluster, label, schedule_id, batch_id, \
              original_task_id, retry_count, retries_left, retries_delay, created_at, \
-             updated_at, run_at) \
+             updated_at, run_at, batch_index) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-             ?15, ?16, ?17, ?18, ?19, ?19, ?20)",
+             ?15, ?16, ?17, ?18, ?19, ?19, ?20, ?21)",
         )
         .bind(id.to_string())
         .bind(&project_s)
@@ -106,10 +119,11 @@ pub(crate) async fn insert_tasks(
         .bind(batch_id.map(|i| i.to_string()))
         .bind(original_task_id.map(|i| i.to_string()))
         .bind(retry_count)
-        .bind(head.retries)
-        .bind(head.retries_delay)
+        .bind(retries_left)
+        .bind(retries_delay)
         .bind(at)
         .bind(at + secs(t.delay))
+        .bind(batch_index)
         .execute(&mut *conn)
         .await?;
         ids.push(id);

@@ -2,6 +2,7 @@
 //! Every test runs against every backend: the `contract!` list at the end generates
 //! `pg::<test>` and `sqlite::<test>`; a new backend joins by adding a [`Backend`] variant.
 
+mod batches;
 mod dispatch;
 mod events;
 mod firing;
@@ -10,6 +11,7 @@ mod ops;
 mod records;
 mod world;
 
+use batches::*;
 use dispatch::*;
 use events::*;
 use firing::*;
@@ -77,4 +79,9 @@ contract!(
     the_reaper_writes_events_for_the_tasks_it_ends,
     claimed_events_go_to_one_consumer_until_their_claim_runs_out,
     queue_depths_count_due_unleased_tasks_deepest_first,
+    batch_items_are_tasks_and_a_failed_item_still_reduces_once,
+    concurrent_fan_ins_queue_one_reduce,
+    an_exceeded_tolerance_fails_the_batch_and_cancels_the_rest,
+    a_batch_without_reduce_completes_and_cancel_stops_the_rest,
+    batches_are_all_or_nothing_and_per_project,
 );
