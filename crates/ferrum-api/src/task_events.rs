@@ -38,7 +38,10 @@ pub trait TaskEventHandler: Send + Sync {
 
 /// The handlers every replica runs, in order.
 pub fn handlers() -> Vec<Arc<dyn TaskEventHandler>> {
-    vec![Arc::new(crate::ops::events::FinishedTasks)]
+    vec![
+        Arc::new(crate::ops::events::FinishedTasks),
+        Arc::new(crate::tenant::batches::FanIn),
+    ]
 }
 
 /// Consumes task events with `handlers` until the process ends.

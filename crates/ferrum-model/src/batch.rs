@@ -10,6 +10,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Id, TaskStatus};
 
+/// Most items one batch may have: what one `POST …/batches` may carry.
+pub const MAX_BATCH_ITEMS: usize = 100_000;
+/// Largest request body of `POST …/batches`: 100,000 items of about 600 bytes each. Each item
+/// is further held to the payload limit.
+pub const MAX_BATCH_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// Largest page of `GET …/batches/{id}/results`.
+pub const MAX_RESULTS_PER_PAGE: i64 = 1000;
+
 /// Where a batch is. `running → reducing → complete | failed`, `running → complete` without a
 /// reduce, `running → failed` when its failure tolerance is exceeded, and `running`/`reducing`
 /// → `cancelled`.

@@ -41,6 +41,13 @@ pub trait BatchStore {
         after: Option<i32>,
         limit: i64,
     ) -> StoreResult<Option<Vec<BatchItem>>>;
+    /// The stored result of the batch's reduce task: inline bytes, or the blob key of a large
+    /// one. `None` while there is none (or no such batch).
+    async fn batch_result(
+        &self,
+        project: Id,
+        id: Id,
+    ) -> StoreResult<Option<(Option<Vec<u8>>, Option<String>)>>;
     /// Cancels a running or reducing batch: its unfinished tasks (items and reduce) are
     /// cancelled. The status afterwards, or `None` if there is no such batch.
     async fn cancel_batch(&self, project: Id, id: Id) -> StoreResult<Option<BatchStatus>>;

@@ -60,6 +60,41 @@ fn payload() -> Value {
     string(&limits::PAYLOAD)
 }
 
+/// `POST …/batches`.
+pub fn batch() -> Body {
+    use ferrum_model::batch::MAX_BATCH_ITEMS;
+    let mut props = task_options();
+    props.remove("delay");
+    let count = |max: usize| json!({"type": "number", "minimum": 0, "maximum": max});
+    for (name, schema) in [
+        ("code_name", string(&limits::CODE_NAME)),
+        (
+            "payloads",
+            json!({"type": "array", "minItems": 1, "maxItems": MAX_BATCH_ITEMS,
+                   "items": {"description": format!(
+                       "a string as it is, any other JSON value as its text; at most {} bytes",
+                       limits::MAX_PAYLOAD_BYTES)}}),
+        ),
+        ("max_concurrency", count(100_000)),
+        ("tolerated_failure_count", count(MAX_BATCH_ITEMS)),
+        ("tolerated_failure_percent", count(100)),
+        ("retries", count(limits::MAX_RETRIES as usize)),
+        ("retries_delay", seconds(Some(limits::MAX_DELAY_SECS))),
+        (
+            "reduce",
+            object(
+                json!({"code_name": string(&limits::CODE_NAME), "payload": payload(),
+                       "timeout": seconds(None),
+                       "priority": {"type": "number"}}),
+                &["code_name"],
+            ),
+        ),
+    ] {
+        props.insert(name.into(), schema);
+    }
+    json_body(object(Value::Object(props), &["code_name", "payloads"]))
+}
+
 /// `POST …/tasks`.
 pub fn tasks() -> Body {
     let mut task = task_options();

@@ -138,6 +138,7 @@ path_id_extractor!(CodeId, "code_id", "Code");
 path_id_extractor!(TaskId, "task_id", "Task");
 path_id_extractor!(ScheduleId, "schedule_id", "Schedule");
 path_id_extractor!(WebhookId, "webhook_id", "Webhook");
+path_id_extractor!(BatchId, "batch_id", "Batch");
 
 /// A payload field: normally a string, kept byte for byte. `null` or absent is empty; any other
 /// JSON value is kept as its JSON text, for clients that send an object instead of a string.

@@ -15,6 +15,7 @@
 
 mod accounts;
 pub(crate) mod auth;
+pub(crate) mod batches;
 mod codes;
 mod extract;
 mod logs;
@@ -39,6 +40,7 @@ pub(crate) fn routes(config: &ApiConfig) -> Vec<Route> {
     let mut all = vec![upload::route().with_body_limit(config.max_upload_bytes)];
     all.extend(codes::routes());
     all.extend(tasks::routes());
+    all.extend(batches::routes());
     all.extend(logs::routes());
     all.extend(schedules::routes());
     all.extend(webhooks::routes());

@@ -189,6 +189,10 @@ pub struct TaskJson {
     schedule_id: Option<Id>,
     #[serde(skip_serializing_if = "Option::is_none")]
     original_task_id: Option<Id>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch_id: Option<Id>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch_index: Option<i32>,
     retry_count: i32,
     log_size: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -222,6 +226,8 @@ impl From<&Task> for TaskJson {
             label: t.label.clone(),
             schedule_id: t.origin.schedule_id,
             original_task_id: t.origin.original_task_id,
+            batch_id: t.origin.batch_id,
+            batch_index: t.origin.batch_index,
             retry_count: t.origin.retry_count,
             log_size: t.log_size,
             error_class: t.error_class.clone(),

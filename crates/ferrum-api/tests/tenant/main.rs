@@ -3,6 +3,7 @@
 
 mod accounts;
 mod bad_input;
+mod batches;
 mod bounds;
 mod common;
 mod duties;

@@ -19,6 +19,7 @@ struct Victim {
     task: String,
     schedule: String,
     webhook: String,
+    batch: String,
 }
 
 impl Victim {
@@ -37,6 +38,7 @@ impl Victim {
                 "task_id" => &self.task,
                 "schedule_id" => &self.schedule,
                 "webhook_id" => &self.webhook,
+                "batch_id" => &self.batch,
                 // Runner routes name a task or a revision; the victim's task id serves both.
                 "id" => &self.task,
                 // A webhook's secret is its credential: the sweep's caller does not know it.
@@ -59,6 +61,8 @@ impl Victim {
             format!("/2/projects/{p}/tasks"),
             format!("/2/projects/{p}/schedules"),
             format!("/2/projects/{p}/codes"),
+            format!("/2/projects/{p}/batches/{}", self.batch),
+            format!("/2/projects/{p}/batches"),
         ] {
             seen.push(app.get(&self.tenant, &path).await.expect(200).json());
         }
@@ -93,6 +97,16 @@ async fn every_registered_route_refuses_another_tenant_and_changes_nothing() {
         .await
         .expect(200)
         .json();
+    let batches = format!("/2/projects/{}/batches", victim.project);
+    let batch = app
+        .post(
+            &victim,
+            &batches,
+            json!({"code_name": "hello", "payloads": ["x"]}),
+        )
+        .await
+        .expect(200)
+        .json();
     // The attacker has a code of the same name: "unknown code" cannot explain a 404.
     app.hello_code(&attacker, "hello").await;
     let victim = Victim {
@@ -100,6 +114,7 @@ async fn every_registered_route_refuses_another_tenant_and_changes_nothing() {
         task,
         schedule,
         webhook: hook["id"].as_str().unwrap().to_owned(),
+        batch: batch["id"].as_str().unwrap().to_owned(),
         tenant: victim,
     };
     let counts = app.counts().await;

@@ -99,7 +99,9 @@ impl BatchStore for PgStore {
             .iter()
             .map(|r| {
                 let st: String = r.try_get("status")?;
-                let st: TaskStatus = st.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))?;
+                let st: TaskStatus = st
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt(format!("{e}")))?;
                 Ok((st, r.try_get::<i64, _>("n")?))
             })
             .collect::<StoreResult<BTreeMap<_, _>>>()?;
@@ -144,6 +146,24 @@ impl BatchStore for PgStore {
         rows.iter().map(item).collect::<StoreResult<_>>().map(Some)
     }
 
+    async fn batch_result(
+        &self,
+        project: Id,
+        id: Id,
+    ) -> StoreResult<Option<(Option<Vec<u8>>, Option<String>)>> {
+        let row = sqlx::query(
+            "SELECT r.data, r.blob_key FROM batches b \
+             JOIN task_results r ON r.task_id = b.reduce_task_id \
+             WHERE b.project_id = $1 AND b.id = $2",
+        )
+        .bind(project.to_string())
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get("data")?, r.try_get("blob_key")?)))
+            .transpose()
+    }
+
     async fn cancel_batch(&self, project: Id, id: Id) -> StoreResult<Option<BatchStatus>> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query("SELECT * FROM batches WHERE project_id = $1 AND id = $2 FOR UPDATE")
@@ -157,8 +177,13 @@ impl BatchStore for PgStore {
             return Ok(Some(b.status));
         }
         set_status(&mut tx, id, BatchStatus::Cancelled, None, None).await?;
-        cancel_unfinished(&mut tx, &project.to_string(), "t.batch_id = $2", &id.to_string())
-            .await?;
+        cancel_unfinished(
+            &mut tx,
+            &project.to_string(),
+            "t.batch_id = $2",
+            &id.to_string(),
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(BatchStatus::Cancelled))
     }
@@ -270,12 +295,16 @@ async fn fan_in_one(
         }
         Step::Fail(msg) => {
             set_status(tx, id, BatchStatus::Failed, Some(msg), None).await?;
-            cancel_unfinished(tx, &b.project_id.to_string(), "t.batch_id = $2", &id.to_string())
-                .await?;
+            cancel_unfinished(
+                tx,
+                &b.project_id.to_string(),
+                "t.batch_id = $2",
+                &id.to_string(),
+            )
+            .await?;
             Ok(None)
         }
-        Step::Reduce => match insert_tasks(tx, b.project_id, vec![reduce_task(&row, &b)?]).await
-        {
+        Step::Reduce => match insert_tasks(tx, b.project_id, vec![reduce_task(&row, &b)?]).await {
             Ok(inserted) => {
                 limited.extend(inserted.limited_codes);
                 let task = inserted.ids[0];

@@ -94,7 +94,9 @@ impl BatchStore for SqliteStore {
             .iter()
             .map(|r| {
                 let st: String = r.try_get("status")?;
-                let st: TaskStatus = st.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))?;
+                let st: TaskStatus = st
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt(format!("{e}")))?;
                 Ok((st, r.try_get::<i64, _>("n")?))
             })
             .collect::<StoreResult<BTreeMap<_, _>>>()?;
@@ -142,6 +144,24 @@ impl BatchStore for SqliteStore {
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(item).collect::<StoreResult<_>>().map(Some)
+    }
+
+    async fn batch_result(
+        &self,
+        project: Id,
+        id: Id,
+    ) -> StoreResult<Option<(Option<Vec<u8>>, Option<String>)>> {
+        let row = sqlx::query(
+            "SELECT r.data, r.blob_key FROM batches b \
+             JOIN task_results r ON r.task_id = b.reduce_task_id \
+             WHERE b.project_id = ?1 AND b.id = ?2",
+        )
+        .bind(project.to_string())
+        .bind(id.to_string())
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|r| Ok((r.try_get("data")?, r.try_get("blob_key")?)))
+            .transpose()
     }
 
     async fn cancel_batch(&self, project: Id, id: Id) -> StoreResult<Option<BatchStatus>> {
@@ -241,7 +261,8 @@ async fn fan_in_one(
         }
     }
     if !items.is_empty() {
-        let items = serde_json::to_string(&items).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let items =
+            serde_json::to_string(&items).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let counted = sqlx::query(
             "UPDATE tasks SET batch_counted = 1 \
              WHERE id IN (SELECT value FROM json_each(?1)) AND batch_id = ?2 \
@@ -281,8 +302,7 @@ async fn fan_in_one(
             cancel_unfinished(tx, "batch_id = ?1", &id.to_string()).await?;
             Ok(None)
         }
-        Step::Reduce => match insert_tasks(tx, b.project_id, vec![reduce_task(&row, &b)?]).await
-        {
+        Step::Reduce => match insert_tasks(tx, b.project_id, vec![reduce_task(&row, &b)?]).await {
             Ok(ids) => {
                 let task = ids[0];
                 set_status(tx, id, BatchStatus::Reducing, None, Some(task)).await?;
@@ -300,11 +320,7 @@ async fn fan_in_one(
 
 /// The reduce task of batch `b` ended: the batch ends with it, unless it is being retried
 /// (then the batch follows the retry).
-async fn reduce_event(
-    tx: &mut SqliteConnection,
-    b: &mut Batch,
-    e: &TaskEvent,
-) -> StoreResult<()> {
+async fn reduce_event(tx: &mut SqliteConnection, b: &mut Batch, e: &TaskEvent) -> StoreResult<()> {
     if b.status != BatchStatus::Reducing {
         return Ok(());
     }

@@ -57,7 +57,10 @@ async fn run(w: &World, n: u32, f: impl Fn(&[u8]) -> TaskStatus) -> Vec<Id> {
     let mut ids = Vec::new();
     for l in leased {
         let st = f(&l.payload);
-        w.store.complete(l.id, l.attempt, outcome(st)).await.unwrap();
+        w.store
+            .complete(l.id, l.attempt, outcome(st))
+            .await
+            .unwrap();
         ids.push(l.id);
     }
     ids
@@ -70,11 +73,30 @@ pub async fn batch_items_are_tasks_and_a_failed_item_still_reduces_once(backend:
     nb.label = Some("l".into());
     let b = w.store.create_batch(w.project, nb).await.unwrap();
     assert_eq!((b.status, b.total, b.done), (BatchStatus::Running, 5, 0));
-    let items = w.store.batch_items(w.project, b.id, None, 100).await.unwrap().unwrap();
-    assert_eq!(items.iter().map(|i| i.index).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
-    let t = w.store.task(w.project, items[3].task_id).await.unwrap().unwrap();
-    assert_eq!((t.origin.batch_id, t.origin.batch_index), (Some(b.id), Some(3)));
-    assert_eq!((t.payload.as_slice(), t.label.as_deref()), (&b"4"[..], Some("l")));
+    let items = w
+        .store
+        .batch_items(w.project, b.id, None, 100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        items.iter().map(|i| i.index).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4]
+    );
+    let t = w
+        .store
+        .task(w.project, items[3].task_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (t.origin.batch_id, t.origin.batch_index),
+        (Some(b.id), Some(3))
+    );
+    assert_eq!(
+        (t.payload.as_slice(), t.label.as_deref()),
+        (&b"4"[..], Some("l"))
+    );
 
     // Items 2 and 4 fail: each is retried once, and fails again.
     let fail = |p: &[u8]| {
@@ -88,7 +110,10 @@ pub async fn batch_items_are_tasks_and_a_failed_item_still_reduces_once(backend:
     let evs = events(&w).await;
     assert!(w.store.fan_in(&evs).await.unwrap().is_empty());
     let got = w.store.batch(w.project, b.id).await.unwrap().unwrap();
-    assert_eq!((got.status, got.done, got.failed), (BatchStatus::Running, 3, 0));
+    assert_eq!(
+        (got.status, got.done, got.failed),
+        (BatchStatus::Running, 3, 0)
+    );
     run(&w, 10, fail).await;
     let evs = events(&w).await;
     let reduces = w.store.fan_in(&evs).await.unwrap();
@@ -102,20 +127,54 @@ pub async fn batch_items_are_tasks_and_a_failed_item_still_reduces_once(backend:
     );
     assert_eq!(got.counts.get(&TaskStatus::Complete), Some(&3));
     assert_eq!(got.counts.get(&TaskStatus::Error), Some(&2));
-    let items = w.store.batch_items(w.project, b.id, Some(0), 2).await.unwrap().unwrap();
-    assert_eq!(items.iter().map(|i| i.index).collect::<Vec<_>>(), vec![1, 2]);
+    let items = w
+        .store
+        .batch_items(w.project, b.id, Some(0), 2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        items.iter().map(|i| i.index).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
     // Index 1 (payload "2") failed twice: its slot shows the retry.
-    assert_eq!((items[0].status, items[1].status), (TaskStatus::Error, TaskStatus::Complete));
-    let retried = w.store.task(w.project, items[0].task_id).await.unwrap().unwrap();
-    assert_eq!((retried.origin.retry_count, retried.origin.batch_index), (1, Some(1)));
+    assert_eq!(
+        (items[0].status, items[1].status),
+        (TaskStatus::Error, TaskStatus::Complete)
+    );
+    let retried = w
+        .store
+        .task(w.project, items[0].task_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (retried.origin.retry_count, retried.origin.batch_index),
+        (1, Some(1))
+    );
 
     let reduce = w.lease(10).await;
     assert_eq!(reduce.len(), 1);
-    assert_eq!((reduce[0].id, reduce[0].payload.as_slice()), (reduces[0], &b"{\"r\":1}"[..]));
-    let rt = w.store.task(w.project, reduce[0].id).await.unwrap().unwrap();
-    assert_eq!((rt.origin.batch_id, rt.origin.batch_index), (Some(b.id), None));
+    assert_eq!(
+        (reduce[0].id, reduce[0].payload.as_slice()),
+        (reduces[0], &b"{\"r\":1}"[..])
+    );
+    let rt = w
+        .store
+        .task(w.project, reduce[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (rt.origin.batch_id, rt.origin.batch_index),
+        (Some(b.id), None)
+    );
     w.store
-        .complete(reduce[0].id, reduce[0].attempt, outcome(TaskStatus::Complete))
+        .complete(
+            reduce[0].id,
+            reduce[0].attempt,
+            outcome(TaskStatus::Complete),
+        )
         .await
         .unwrap();
     let evs = events(&w).await;
@@ -127,13 +186,19 @@ pub async fn batch_items_are_tasks_and_a_failed_item_still_reduces_once(backend:
 /// Several replicas handing the same events to the fan-in at once queue one reduce.
 pub async fn concurrent_fan_ins_queue_one_reduce(backend: Backend) {
     let w = Arc::new(setup(backend).await);
-    let b = w.store.create_batch(w.project, new_batch(20, true)).await.unwrap();
+    let b = w
+        .store
+        .create_batch(w.project, new_batch(20, true))
+        .await
+        .unwrap();
     run(&w, 20, |_| TaskStatus::Complete).await;
     let evs = Arc::new(events(&w).await);
     let mut handles = Vec::new();
     for _ in 0..4 {
         let (w, evs) = (Arc::clone(&w), Arc::clone(&evs));
-        handles.push(tokio::spawn(async move { w.store.fan_in(&evs).await.unwrap() }));
+        handles.push(tokio::spawn(
+            async move { w.store.fan_in(&evs).await.unwrap() },
+        ));
     }
     let mut reduces = Vec::new();
     for h in handles {
@@ -155,7 +220,11 @@ pub async fn an_exceeded_tolerance_fails_the_batch_and_cancels_the_rest(backend:
     assert!(w.store.fan_in(&evs).await.unwrap().is_empty());
     let got = w.store.batch(w.project, b.id).await.unwrap().unwrap();
     assert_eq!(got.status, BatchStatus::Failed);
-    assert!(got.msg.as_deref().unwrap().contains("2 of 10 items failed"), "{:?}", got.msg);
+    assert!(
+        got.msg.as_deref().unwrap().contains("2 of 10 items failed"),
+        "{:?}",
+        got.msg
+    );
     assert_eq!(got.counts.get(&TaskStatus::Cancelled), Some(&8));
     // The cancellations' events change nothing, and no reduce ever runs.
     let evs = events(&w).await;
@@ -163,18 +232,29 @@ pub async fn an_exceeded_tolerance_fails_the_batch_and_cancels_the_rest(backend:
     assert!(w.store.fan_in(&evs).await.unwrap().is_empty());
     assert!(w.lease(50).await.is_empty());
     let got = w.store.batch(w.project, b.id).await.unwrap().unwrap();
-    assert_eq!((got.status, got.reduce_task_id), (BatchStatus::Failed, None));
+    assert_eq!(
+        (got.status, got.reduce_task_id),
+        (BatchStatus::Failed, None)
+    );
 }
 
 pub async fn a_batch_without_reduce_completes_and_cancel_stops_the_rest(backend: Backend) {
     let w = setup(backend).await;
-    let a = w.store.create_batch(w.project, new_batch(3, false)).await.unwrap();
+    let a = w
+        .store
+        .create_batch(w.project, new_batch(3, false))
+        .await
+        .unwrap();
     run(&w, 3, |_| TaskStatus::Complete).await;
     w.store.fan_in(&events(&w).await).await.unwrap();
     let got = w.store.batch(w.project, a.id).await.unwrap().unwrap();
     assert_eq!(got.status, BatchStatus::Complete);
 
-    let b = w.store.create_batch(w.project, new_batch(4, true)).await.unwrap();
+    let b = w
+        .store
+        .create_batch(w.project, new_batch(4, true))
+        .await
+        .unwrap();
     let leased = w.lease(1).await;
     assert_eq!(
         w.store.cancel_batch(w.project, b.id).await.unwrap(),
@@ -182,15 +262,31 @@ pub async fn a_batch_without_reduce_completes_and_cancel_stops_the_rest(backend:
     );
     let got = w.store.batch(w.project, b.id).await.unwrap().unwrap();
     assert_eq!(got.counts.get(&TaskStatus::Cancelled), Some(&3));
-    let running = w.store.task(w.project, leased[0].id).await.unwrap().unwrap();
+    let running = w
+        .store
+        .task(w.project, leased[0].id)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(running.cancel_requested);
     w.store
-        .complete(leased[0].id, leased[0].attempt, outcome(TaskStatus::Cancelled))
+        .complete(
+            leased[0].id,
+            leased[0].attempt,
+            outcome(TaskStatus::Cancelled),
+        )
         .await
         .unwrap();
     assert!(w.store.fan_in(&events(&w).await).await.unwrap().is_empty());
-    let listed = w.store.batches(w.project, Default::default()).await.unwrap();
-    assert_eq!(listed.iter().map(|b| b.id).collect::<Vec<_>>(), vec![b.id, a.id]);
+    let listed = w
+        .store
+        .batches(w.project, Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.iter().map(|b| b.id).collect::<Vec<_>>(),
+        vec![b.id, a.id]
+    );
     assert_eq!(listed[0].status, BatchStatus::Cancelled);
 }
 
@@ -208,19 +304,46 @@ pub async fn batches_are_all_or_nothing_and_per_project(backend: Backend) {
         w.store.create_batch(w.project, nb).await,
         Err(StoreError::UnknownCode(_))
     ));
-    assert!(w.store.batches(w.project, Default::default()).await.unwrap().is_empty());
+    assert!(w
+        .store
+        .batches(w.project, Default::default())
+        .await
+        .unwrap()
+        .is_empty());
     assert!(w.lease(10).await.is_empty());
 
-    let b = w.store.create_batch(w.project, new_batch(12_000, false)).await.unwrap();
+    let b = w
+        .store
+        .create_batch(w.project, new_batch(12_000, false))
+        .await
+        .unwrap();
     assert_eq!(b.total, 12_000);
     let user = w.store.create_user("o@example.com", false).await.unwrap();
     let other = w.store.create_project(user, "q").await.unwrap().id;
     assert!(w.store.batch(other, b.id).await.unwrap().is_none());
-    assert!(w.store.batch_items(other, b.id, None, 10).await.unwrap().is_none());
+    assert!(w
+        .store
+        .batch_items(other, b.id, None, 10)
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(w.store.cancel_batch(other, b.id).await.unwrap(), None);
-    assert!(w.store.batches(other, Default::default()).await.unwrap().is_empty());
-    let items = w.store.batch_items(w.project, b.id, Some(11_997), 10).await.unwrap().unwrap();
-    assert_eq!(items.iter().map(|i| i.index).collect::<Vec<_>>(), vec![11_998, 11_999]);
+    assert!(w
+        .store
+        .batches(other, Default::default())
+        .await
+        .unwrap()
+        .is_empty());
+    let items = w
+        .store
+        .batch_items(w.project, b.id, Some(11_997), 10)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        items.iter().map(|i| i.index).collect::<Vec<_>>(),
+        vec![11_998, 11_999]
+    );
     let got = w.store.batch(w.project, b.id).await.unwrap().unwrap();
     assert_eq!(got.counts.get(&TaskStatus::Queued), Some(&12_000));
 }
