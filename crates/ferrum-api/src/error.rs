@@ -11,6 +11,8 @@ use ferrum_store::StoreError;
 pub struct ApiError {
     pub status: StatusCode,
     pub msg: String,
+    /// Seconds for a `Retry-After` header (429 answers).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -18,6 +20,7 @@ impl ApiError {
         ApiError {
             status,
             msg: msg.into(),
+            retry_after: None,
         }
     }
 
@@ -41,12 +44,18 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "msg": self.msg }).to_string();
-        (
+        let mut response = (
             self.status,
             [(axum::http::header::CONTENT_TYPE, "application/json")],
             body,
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 
@@ -78,6 +87,15 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Conflict(msg) => ApiError::new(StatusCode::BAD_REQUEST, msg),
             StoreError::LimitReached(msg) => ApiError::new(StatusCode::FORBIDDEN, msg),
+            // Refused before anything was written: a 429 the client may retry (never a 503,
+            // which the official clients retry on their own).
+            StoreError::QuotaExceeded {
+                msg,
+                retry_after_secs,
+            } => ApiError {
+                retry_after: Some(retry_after_secs),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, msg)
+            },
             other => {
                 tracing::error!(error = %other, "store error");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error")

@@ -13,6 +13,10 @@ pub enum StoreError {
     /// A write that would take a project past one of its limits.
     #[error("{0}")]
     LimitReached(String),
+    /// Tasks a project may not queue now (its queued cap or creation rate); nothing was
+    /// written, and the caller may try again after `retry_after_secs`.
+    #[error("{msg}")]
+    QuotaExceeded { msg: String, retry_after_secs: u64 },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     /// A statement written for several calls at once (coalesced completions) failed; each of

@@ -16,6 +16,7 @@ mod error;
 pub mod events;
 pub mod ops;
 pub mod pg;
+pub mod quotas;
 mod rows;
 pub mod sqlite;
 pub mod testing;
@@ -27,6 +28,7 @@ pub use error::{StoreError, StoreResult};
 pub use events::{TaskEvent, TaskEventStore};
 pub use ops::{OpsStore, QueueDepth, SchemaState, TaskTiming};
 pub use pg::PgStore;
+pub use quotas::{ProjectQuotas, QuotaStore};
 pub use sqlite::SqliteStore;
 pub use traits::{
     AccountStore, CodeStore, Delivery, DispatchStore, Fenced, LeaseSpec, LeasedTask, Outcome,

@@ -329,6 +329,7 @@ pub trait Store:
     + crate::TaskEventStore
     + crate::OpsStore
     + crate::BatchStore
+    + crate::QuotaStore
     + Send
     + Sync
 {
@@ -344,6 +345,7 @@ impl<T> Store for T where
         + crate::TaskEventStore
         + crate::OpsStore
         + crate::BatchStore
+        + crate::QuotaStore
         + Send
         + Sync
 {

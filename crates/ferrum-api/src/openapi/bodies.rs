@@ -337,3 +337,18 @@ pub fn download_query() -> Vec<Value> {
         false,
     )]
 }
+
+/// `PUT /2/projects/{project_id}/quotas`.
+pub fn quotas() -> Body {
+    let bound =
+        |what: &str| json!({"type": ["integer", "null"], "minimum": 1, "description": what});
+    json_body(object(
+        json!({
+            "max_concurrency": bound("most tasks running at once"),
+            "max_queued": bound("most tasks waiting in the queue"),
+            "tasks_per_minute": bound("most tasks queued per minute (API and webhooks)"),
+            "retention_days": bound("days finished tasks are kept (null: the operator's default)"),
+        }),
+        &[],
+    ))
+}

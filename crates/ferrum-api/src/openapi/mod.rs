@@ -167,6 +167,7 @@ fn describe(status: u16) -> &'static str {
         413 => "Payload or body too large",
         415 => "Body is not JSON",
         422 => "JSON body of the wrong shape",
+        429 => "A project quota (queued tasks, tasks per minute) refused it; nothing was written; Retry-After says when to try again",
         501 => "Not supported yet",
         _ => "Error",
     }

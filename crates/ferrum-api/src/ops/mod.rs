@@ -1,6 +1,7 @@
 //! What operators and their tools call: `GET /healthz` (the process answers), `GET /readyz`
 //! (it can do its work: database reachable, schema current, object store reachable) and
-//! `GET /metrics` (Prometheus text format, admin token).
+//! `GET /metrics` (Prometheus text format, admin token); and a project's quotas
+//! ([`quotas`]).
 //!
 //! Who may scrape: `/metrics` takes an admin token (`Authorization: Bearer …`, which
 //! Prometheus sends with `authorization: {credentials: …}` in its scrape config), because the
@@ -10,6 +11,7 @@
 pub mod events;
 pub mod http;
 pub mod metrics;
+pub mod quotas;
 
 use std::time::Duration;
 
@@ -61,6 +63,9 @@ pub fn routes() -> Vec<Route> {
         )
         .auth(Auth::Admin),
     ]
+    .into_iter()
+    .chain(quotas::routes())
+    .collect()
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -17,7 +17,7 @@ mod accounts;
 pub(crate) mod auth;
 pub(crate) mod batches;
 mod codes;
-mod extract;
+pub(crate) mod extract;
 mod logs;
 mod projects;
 mod pyrepr;

@@ -31,7 +31,8 @@ pub fn routes() -> Vec<Route> {
             "Queue tasks: {\"tasks\":[{\"code_name\",\"payload\",…}]}",
             queue,
         )
-        .body(bodies::tasks()),
+        .body(bodies::tasks())
+        .errors(&[429]),
         Route::get("/2/projects/{project_id}/tasks/{task_id}", "Get a task", get_task),
         Route::post(
             "/2/projects/{project_id}/tasks/{task_id}/cancel",

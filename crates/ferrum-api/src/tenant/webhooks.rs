@@ -48,6 +48,7 @@ pub fn routes() -> Vec<Route> {
         )
         .body(bodies::raw_payload())
         .query(bodies::webhook_query()),
+        .errors(&[429]),
         Route::post(
             CODE_WEBHOOKS,
             "Ferrum: create a webhook URL for a code: {\"signature\": \"slack\"|\"github\"|\
@@ -69,6 +70,7 @@ pub fn routes() -> Vec<Route> {
             deliver,
         )
         .body(bodies::raw_payload())
+        .errors(&[429])
         .auth(Auth::WebhookSecret),
     ]
 }

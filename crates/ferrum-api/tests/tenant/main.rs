@@ -10,6 +10,7 @@ mod duties;
 mod isolation;
 mod limits;
 mod python_client;
+mod quotas;
 mod registry;
 mod shapes;
 mod sweep;

@@ -58,6 +58,7 @@ mod completions;
 mod dispatch;
 mod events;
 mod ops;
+mod quotas;
 mod rows;
 mod schedules;
 mod tasks;

@@ -90,6 +90,7 @@ impl WebhookStore for PgStore {
         task: NewTask,
     ) -> StoreResult<Delivery> {
         let mut tx = self.pool.begin().await?;
+        super::quotas::enforce(&mut tx, project, 1).await?;
         let queued = insert_tasks(&mut tx, project, vec![task]).await?;
         let task_id = *queued
             .ids

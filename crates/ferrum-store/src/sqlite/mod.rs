@@ -17,6 +17,7 @@ mod codes;
 mod dispatch;
 mod events;
 mod ops;
+mod quotas;
 mod rows;
 mod schedules;
 mod tasks;

@@ -112,6 +112,7 @@ impl WebhookStore for SqliteStore {
                 duplicate: true,
             });
         }
+        super::quotas::enforce(&mut tx, project, 1).await?;
         let task_id = insert_tasks(&mut tx, project, vec![task])
             .await?
             .pop()

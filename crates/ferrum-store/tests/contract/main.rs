@@ -84,4 +84,5 @@ contract!(
     an_exceeded_tolerance_fails_the_batch_and_cancels_the_rest,
     a_batch_without_reduce_completes_and_cancel_stops_the_rest,
     batches_are_all_or_nothing_and_per_project,
+    quotas_refuse_enqueues_past_the_cap_and_the_rate_writing_nothing,
 );

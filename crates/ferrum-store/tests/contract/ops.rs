@@ -53,3 +53,54 @@ pub async fn queue_depths_count_due_unleased_tasks_deepest_first(backend: Backen
     assert!(timings[0].end_time.is_some());
     assert!(w.store.task_timings(&[]).await.unwrap().is_empty());
 }
+
+/// Quotas round-trip, and past the queued cap or the rate an enqueue is refused whole.
+pub async fn quotas_refuse_enqueues_past_the_cap_and_the_rate_writing_nothing(backend: Backend) {
+    use ferrum_store::{ProjectQuotas, StoreError};
+    let w = world(backend).await;
+    w.code("c", CodeSpec::default()).await;
+    assert_eq!(
+        w.store.project_quotas(w.project).await.unwrap(),
+        Some(ProjectQuotas::default())
+    );
+    let q = ProjectQuotas {
+        max_queued: Some(3),
+        ..ProjectQuotas::default()
+    };
+    assert!(w.store.set_project_quotas(w.project, &q).await.unwrap());
+    assert_eq!(w.store.project_quotas(w.project).await.unwrap(), Some(q));
+    w.queue("c", 0, 0).await;
+    w.queue("c", 0, 0).await;
+    let two = vec![super::world::task("c", 0, 0), super::world::task("c", 0, 0)];
+    match w.store.enqueue(w.project, two).await {
+        Err(StoreError::QuotaExceeded { msg, .. }) => assert!(msg.contains("max_queued"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+    // A leased task no longer waits: it makes room.
+    assert_eq!(w.lease(1).await.len(), 1);
+    let two = vec![super::world::task("c", 0, 0), super::world::task("c", 0, 0)];
+    assert_eq!(w.store.enqueue(w.project, two).await.unwrap().len(), 2);
+
+    let rate = ProjectQuotas {
+        tasks_per_minute: Some(2),
+        ..ProjectQuotas::default()
+    };
+    assert!(w.store.set_project_quotas(w.project, &rate).await.unwrap());
+    w.queue("c", 0, 0).await;
+    w.queue("c", 0, 0).await;
+    match w
+        .store
+        .enqueue(w.project, vec![super::world::task("c", 0, 0)])
+        .await
+    {
+        Err(StoreError::QuotaExceeded {
+            retry_after_secs, ..
+        }) => assert!(retry_after_secs >= 1),
+        other => panic!("{other:?}"),
+    }
+    assert!(!w
+        .store
+        .set_project_quotas(ferrum_model::Id::generate(), &rate)
+        .await
+        .unwrap());
+}

@@ -71,6 +71,15 @@ impl Api {
         json(self.send(req).await?).await
     }
 
+    pub async fn put_json(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let req = self
+            .http
+            .put(format!("{}{path}", self.base))
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        json(self.send(req).await?).await
+    }
+
     /// A raw resource (a log); `None` when the API answers 404 (not there yet).
     pub async fn get_bytes_if_any(&self, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
         let resp = self.authorized(self.get(path)).await?;

@@ -11,6 +11,7 @@ mod output;
 mod package;
 mod progress;
 mod project;
+mod quotas;
 mod schedules;
 mod tasks;
 mod webhooks;
@@ -69,6 +70,10 @@ pub enum Command {
     /// Creates a webhook URL for a code and prints it: a third party POSTs to it (no token)
     /// to queue a task with the request body as its payload. `list` and `revoke` manage them.
     Webhook(webhooks::WebhookCommand),
+    /// A project's quotas: concurrency, queued tasks, tasks per minute, retention (`set`
+    /// needs an admin token).
+    #[command(subcommand)]
+    Quota(quotas::QuotaCommand),
     /// Runs a worker directory once on this machine, in the same stack image and under the
     /// same contract as on the service (needs Docker, not the API).
     RunLocal(local::RunLocalArgs),
@@ -125,5 +130,6 @@ pub async fn run(command: Command, format: Format) -> anyhow::Result<()> {
         }
         Command::Webhook(cmd) => webhooks::command(&api()?, cmd, format).await,
         Command::RunLocal(args) => local::run_local(args, format).await,
+        Command::Quota(cmd) => quotas::command(&api()?, cmd, format).await,
     }
 }
