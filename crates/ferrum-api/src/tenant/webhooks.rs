@@ -47,7 +47,7 @@ pub fn routes() -> Vec<Route> {
             ironworker,
         )
         .body(bodies::raw_payload())
-        .query(bodies::webhook_query()),
+        .query(bodies::webhook_query())
         .errors(&[429]),
         Route::post(
             CODE_WEBHOOKS,
