@@ -1,6 +1,7 @@
 //! Per-project quotas an operator sets: concurrency (enforced by leasing), a cap on queued
 //! tasks and a task-creation rate (enforced when the API queues tasks, in the enqueue's own
-//! transaction, so a refused request writes nothing), and the retention of finished tasks.
+//! transaction, so a refused request writes nothing), and the retention of finished tasks
+//! (recorded; not enforced yet).
 //!
 //! Only tasks queued through the API (`enqueue`, `enqueue_once`) are refused. A schedule's
 //! tasks count towards the queued cap but are never refused: schedules are bounded by their
@@ -12,7 +13,8 @@ use ferrum_model::Id;
 
 use crate::{StoreError, StoreResult};
 
-/// A project's quotas; `None` is "no limit" (retention: the operator's default).
+/// A project's quotas; `None` is "no limit". `retention_days` is recorded for the retention
+/// duty to come; nothing deletes finished tasks yet.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProjectQuotas {
     pub max_concurrency: Option<i32>,
