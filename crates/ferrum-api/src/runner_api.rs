@@ -226,6 +226,7 @@ async fn to_lease(state: &AppState, leased: LeasedTask) -> Result<Option<Lease>,
             memory_mb: spec.memory_mb,
             cpus: spec.cpus,
             pids: spec.pids,
+            disk_mb: spec.disk_mb,
         },
     }))
 }

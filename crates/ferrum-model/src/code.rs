@@ -10,7 +10,7 @@ use crate::Id;
 /// What a revision runs: either an old-style zip package (`runtime` + `file_name`, run in a
 /// stack image) or a Docker image, optionally with a zip unpacked into the task directory.
 ///
-/// `memory_mb`, `cpus` and `pids` are Ferrum's resource settings; `None` leaves the runner's
+/// `memory_mb`, `cpus`, `pids` and `disk_mb` are Ferrum's resource settings; `None` leaves the runner's
 /// default. A runner clamps each to its operator's ceiling, so they ask, they do not command.
 /// (Not `Eq`: `cpus` is a fraction.)
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -32,6 +32,9 @@ pub struct CodeSpec {
     pub cpus: Option<f64>,
     /// Most processes/threads in the task's container.
     pub pids: Option<i32>,
+    /// Disk of the task (`/mnt/task` and `/tmp` together), in MiB.
+    #[serde(default)]
+    pub disk_mb: Option<i32>,
 }
 
 /// Where a revision's zip lives in the object store, and what it is.

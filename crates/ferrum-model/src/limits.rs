@@ -32,6 +32,9 @@ pub const DEFAULT_CLUSTER: &str = "default";
 pub const MIN_MEMORY_MB: i32 = 6;
 /// Smallest CPU quota a code may ask for: Docker refuses a container under 0.01 CPUs.
 pub const MIN_CPUS: f64 = 0.01;
+/// The smallest task disk in MiB: room for a small code and its files (and ext4's own
+/// bookkeeping).
+pub const MIN_DISK_MB: i32 = 16;
 
 /// What a limit counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -97,6 +97,8 @@ pub struct RunSpec {
     pub cpus: Option<f64>,
     #[serde(default)]
     pub pids: Option<i32>,
+    #[serde(default)]
+    pub disk_mb: Option<i32>,
 }
 
 /// Names a lease: the task and the attempt the runner holds.

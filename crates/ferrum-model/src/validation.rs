@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::limits::{
     self, DEFAULT_CLUSTER, DEFAULT_TIMEOUT_SECS, MAX_DELAY_SECS, MAX_PAYLOAD_BYTES, MAX_RETRIES,
-    MAX_TIMEOUT_SECS, MIN_CPUS, MIN_MEMORY_MB, MIN_RUN_EVERY_SECS,
+    MAX_TIMEOUT_SECS, MIN_CPUS, MIN_DISK_MB, MIN_MEMORY_MB, MIN_RUN_EVERY_SECS,
 };
 use crate::recurrence::{MisfirePolicy, Recurrence};
 use crate::{CodeSpec, NewSchedule, NewTask, TaskOrigin};
@@ -177,6 +177,7 @@ pub fn code_limits(spec: &CodeSpec) -> Result<(), ValidationError> {
     spec.memory_mb.map(memory_mb).transpose()?;
     spec.cpus.map(cpus).transpose()?;
     spec.pids.map(pids).transpose()?;
+    spec.disk_mb.map(disk_mb).transpose()?;
     Ok(())
 }
 
@@ -208,6 +209,16 @@ pub fn pids(pids: i32) -> Result<i32, ValidationError> {
         ));
     }
     Ok(pids)
+}
+
+/// A task disk size in MiB; runners hold their flags to the same floor.
+pub fn disk_mb(mb: i32) -> Result<i32, ValidationError> {
+    if mb < MIN_DISK_MB {
+        return Err(ValidationError::Invalid(format!(
+            "disk_mb must be a whole number of MiB, at least {MIN_DISK_MB}"
+        )));
+    }
+    Ok(mb)
 }
 
 /// Refuses a payload or config over the size limit.
@@ -334,6 +345,7 @@ mod tests {
             memory_mb: Some(MIN_MEMORY_MB),
             cpus: Some(0.5),
             pids: Some(1),
+            disk_mb: Some(MIN_DISK_MB),
             ..Default::default()
         };
         assert_eq!(code_limits(&ok), Ok(()));
@@ -371,6 +383,13 @@ mod tests {
                 "pids",
                 CodeSpec {
                     pids: Some(0),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "disk_mb",
+                CodeSpec {
+                    disk_mb: Some(MIN_DISK_MB - 1),
                     ..ok.clone()
                 },
             ),

@@ -17,6 +17,7 @@ fn spec() -> RunSpec {
         memory_mb: None,
         cpus: None,
         pids: None,
+        disk_mb: None,
     }
 }
 

@@ -161,6 +161,7 @@ async fn hardening_is_visible_inside() {
         memory_bytes: 128 * 1024 * 1024,
         nano_cpus: 500_000_000,
         pids: 64,
+        disk_bytes: 64 * 1024 * 1024,
     });
     let got = run(&exec, task, CancellationToken::new()).await;
     let out = got.stdout();

@@ -74,7 +74,7 @@ pub(crate) fn project(row: &impl Cols) -> StoreResult<Project> {
 pub(crate) const REVISION_COLUMNS: &str = "r.id AS r_id, r.code_id AS r_code_id, \
     r.project_id AS r_project_id, r.rev AS r_rev, r.runtime, r.stack, r.file_name, r.image, \
     r.command, r.config, r.env_vars, r.max_concurrency AS r_max_concurrency, r.retries, \
-    r.retries_delay, r.default_priority, r.memory_mb, r.cpus, r.pids, r.zip_key, \
+    r.retries_delay, r.default_priority, r.memory_mb, r.cpus, r.pids, r.disk_mb, r.zip_key, \
     r.zip_checksum, r.zip_size, r.created_at AS r_created_at";
 
 /// Reads a revision selected with [`REVISION_COLUMNS`] and the code's name as `name`.
@@ -110,6 +110,7 @@ pub(crate) fn revision(row: &impl Cols) -> StoreResult<CodeRevision> {
             memory_mb: row.opt_int("memory_mb")?,
             cpus: row.opt_float("cpus")?,
             pids: row.opt_int("pids")?,
+            disk_mb: row.opt_int("disk_mb")?,
         },
         zip,
         created_at: row.time("r_created_at")?,

@@ -82,18 +82,28 @@ struct LimitArgs {
     /// Most processes any task gets [default: 4096].
     #[arg(long, env = "FERRUM_MAX_PIDS", value_parser = limit(validation::pids))]
     max_pids: Option<i32>,
+    /// Disk of a task in MiB (`/mnt/task` and `/tmp` together; the rest of its filesystem is
+    /// read-only), unless its code sets `disk_mb` [default: 1024].
+    #[arg(long, env = "FERRUM_DISK_MB", value_parser = limit(validation::disk_mb))]
+    disk_mb: Option<i32>,
+    /// Most disk any task gets, in MiB [default: 10240].
+    #[arg(long, env = "FERRUM_MAX_DISK_MB", value_parser = limit(validation::disk_mb))]
+    max_disk_mb: Option<i32>,
 }
 
 impl LimitArgs {
     /// Lays the flags given over the executor's built-in defaults and ceilings.
     fn apply(self, executor: &mut ExecutorConfig) {
-        executor.limits = executor
-            .limits
-            .with_settings(self.memory_mb, self.cpus, self.pids);
-        executor.max_limits =
+        executor.limits =
             executor
-                .max_limits
-                .with_settings(self.max_memory_mb, self.max_cpus, self.max_pids);
+                .limits
+                .with_settings(self.memory_mb, self.cpus, self.pids, self.disk_mb);
+        executor.max_limits = executor.max_limits.with_settings(
+            self.max_memory_mb,
+            self.max_cpus,
+            self.max_pids,
+            self.max_disk_mb,
+        );
     }
 }
 

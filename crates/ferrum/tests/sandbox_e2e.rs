@@ -42,3 +42,24 @@ async fn a_task_reaches_the_api_through_the_door_and_no_other_host_port() {
     );
     assert!(log.contains("api-port=closed\n"), "{log}");
 }
+
+/// A task that keeps writing past its disk limit ends as `error` with a clear `msg`; the
+/// runner's `--disk-mb` is the default and `--max-disk-mb` caps what a code's `disk_mb` asks.
+#[tokio::test]
+async fn a_task_is_stopped_at_its_disk_limit() {
+    let mut f = Ferrum::start(&[]).await;
+    f.start_runner(RUNNER, 2, &["--disk-mb", "20", "--max-disk-mb", "24"]);
+    let script = "dd if=/dev/zero of=/tmp/fill bs=1M count=100; sleep 600";
+    f.upload_sh("default-disk", script, json!({})).await;
+    f.upload_sh("asks-more", script, json!({"disk_mb": 32}))
+        .await;
+    f.upload_sh("asks-less", script, json!({"disk_mb": 16}))
+        .await;
+    for (code, mib) in [("default-disk", 20), ("asks-more", 24), ("asks-less", 16)] {
+        let id = f.queue(json!({"code_name": code})).await;
+        let t = f.wait_for(&id, None, WAIT).await;
+        assert_eq!(t["status"], "error", "{code}: {t}");
+        let msg = format!("the task used its whole disk limit of {mib} MiB");
+        assert_eq!(t["msg"], msg.as_str(), "{code}: {t}");
+    }
+}

@@ -62,6 +62,8 @@ pub struct SpecJson {
     cpus: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pids: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disk_mb: Option<i32>,
 }
 
 impl From<&CodeSpec> for SpecJson {
@@ -82,6 +84,7 @@ impl From<&CodeSpec> for SpecJson {
             memory_mb: s.memory_mb,
             cpus: s.cpus,
             pids: s.pids,
+            disk_mb: s.disk_mb,
         }
     }
 }

@@ -8,7 +8,7 @@
 //! new revision keeps the previous package. Options an upload leaves out keep their previous
 //! values, so re-uploading from a client that knows only `runtime` and `file_name` (Python)
 //! does not reset `env_vars`, `max_concurrency` or the resource settings (`memory_mb`, `cpus`,
-//! `pids`: Ferrum's additions) set by another client.
+//! `pids`, `disk_mb`: Ferrum's additions) set by another client.
 //!
 //! Nothing is half-written: the zip is checked first ([`zipcheck`]), then stored in the blob
 //! store, and deleted again if the revision cannot be recorded.
@@ -60,6 +60,7 @@ struct UploadData {
     memory_mb: Option<f64>,
     cpus: Option<f64>,
     pids: Option<f64>,
+    disk_mb: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -254,6 +255,7 @@ impl UploadData {
         spec.memory_mb = whole(self.memory_mb).or(spec.memory_mb);
         spec.cpus = self.cpus.or(spec.cpus);
         spec.pids = whole(self.pids).or(spec.pids);
+        spec.disk_mb = whole(self.disk_mb).or(spec.disk_mb);
         code_limits(&spec)?;
         Ok(spec)
     }

@@ -25,11 +25,11 @@ async fn revisions(app: &TestApp, t: &Tenant, id: &str) -> Vec<Value> {
     revs["revisions"].as_array().unwrap().clone()
 }
 
-const UNSET: [Value; 3] = [Value::Null, Value::Null, Value::Null];
+const UNSET: [Value; 4] = [Value::Null, Value::Null, Value::Null, Value::Null];
 
-/// The three settings of a code or revision object, `null` where absent.
-fn limits(object: &Value) -> [Value; 3] {
-    ["memory_mb", "cpus", "pids"].map(|k| object.get(k).cloned().unwrap_or(Value::Null))
+/// The four settings of a code or revision object, `null` where absent.
+fn limits(object: &Value) -> [Value; 4] {
+    ["memory_mb", "cpus", "pids", "disk_mb"].map(|k| object.get(k).cloned().unwrap_or(Value::Null))
 }
 
 #[tokio::test]
@@ -46,6 +46,11 @@ async fn bad_limits_are_400_and_write_nothing() {
         (json!({"cpus": "x"}), "cpus: invalid type"),
         (json!({"pids": 0}), "pids must be"),
         (json!({"pids": [64]}), "pids: invalid type"),
+        (
+            json!({"disk_mb": 15}),
+            "disk_mb must be a whole number of MiB, at least 16",
+        ),
+        (json!({"disk_mb": "big"}), "disk_mb: invalid type"),
     ];
     for (options, needle) in cases {
         let data = hello(options);
@@ -66,15 +71,15 @@ async fn limits_round_trip_and_are_kept_by_options_only_uploads() {
     let id = plain.expect(200).json()["id"].as_str().unwrap().to_owned();
     assert_eq!(limits(&code(&app, &t, &id).await), UNSET);
 
-    let set = hello(json!({"memory_mb": 128, "cpus": 0.5, "pids": 64}));
+    let set = hello(json!({"memory_mb": 128, "cpus": 0.5, "pids": 64, "disk_mb": 100}));
     app.upload(&t, set, Some(&zip)).await.expect(200);
-    let all = [json!(128), json!(0.5), json!(64)];
+    let all = [json!(128), json!(0.5), json!(64), json!(100)];
     assert_eq!(limits(&code(&app, &t, &id).await), all);
 
     // Options only, one setting changed: the others keep their values.
     let one = json!({"name": "hello", "pids": 32});
     app.upload(&t, one, None).await.expect(200);
-    let changed = [json!(128), json!(0.5), json!(32)];
+    let changed = [json!(128), json!(0.5), json!(32), json!(100)];
     assert_eq!(limits(&code(&app, &t, &id).await), changed);
     // A client that knows nothing of them (new zip, no settings) keeps them too.
     app.upload(&t, hello(json!({})), Some(&zip))
@@ -82,6 +87,6 @@ async fn limits_round_trip_and_are_kept_by_options_only_uploads() {
         .expect(200);
     assert_eq!(limits(&code(&app, &t, &id).await), changed);
 
-    let revs: Vec<[Value; 3]> = revisions(&app, &t, &id).await.iter().map(limits).collect();
+    let revs: Vec<[Value; 4]> = revisions(&app, &t, &id).await.iter().map(limits).collect();
     assert_eq!(revs, [changed.clone(), changed, all, UNSET]);
 }

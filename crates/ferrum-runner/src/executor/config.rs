@@ -19,38 +19,45 @@ pub struct Limits {
     pub nano_cpus: i64,
     /// Most processes/threads the task may have (fork-bomb guard).
     pub pids: i64,
+    /// Size of the task's disk (`disk.rs`): everything it writes to `/mnt/task` and `/tmp`,
+    /// its code and payload included. The rest of its filesystem is read-only.
+    pub disk_bytes: i64,
 }
 
 impl Default for Limits {
-    /// 512 MB as IronWorker documented (contract §6.4), one CPU, 256 pids.
+    /// 512 MB as IronWorker documented (contract §6.4), one CPU, 256 pids, a 1 GiB disk.
     fn default() -> Self {
         Limits {
             memory_bytes: 512 * 1024 * 1024,
             nano_cpus: 1_000_000_000,
             pids: 256,
+            disk_bytes: 1024 * MIB,
         }
     }
 }
 
 impl Limits {
     /// The default ceiling on what a code may ask for: 4 GiB, every CPU of the host (Docker
-    /// refuses more), 4096 pids.
+    /// refuses more), 4096 pids, a 10 GiB disk.
     pub fn default_ceiling() -> Self {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         Limits {
             memory_bytes: 4096 * MIB,
             nano_cpus: cpus as i64 * NANOS_PER_CPU,
             pids: 4096,
+            disk_bytes: 10 * 1024 * MIB,
         }
     }
 
-    /// These limits with each setting given (memory in MiB, CPUs, pids) in place of the
-    /// matching value: how a code's settings and the operator's flags are read alike.
+    /// These limits with each setting given (memory in MiB, CPUs, pids, disk in MiB) in
+    /// place of the matching value: how a code's settings and the operator's flags are read
+    /// alike.
     pub fn with_settings(
         self,
         memory_mb: Option<i32>,
         cpus: Option<f64>,
         pids: Option<i32>,
+        disk_mb: Option<i32>,
     ) -> Limits {
         Limits {
             memory_bytes: memory_mb.map_or(self.memory_bytes, |m| i64::from(m) * MIB),
@@ -59,6 +66,7 @@ impl Limits {
                 (c * NANOS_PER_CPU as f64).round() as i64
             }),
             pids: pids.map_or(self.pids, i64::from),
+            disk_bytes: disk_mb.map_or(self.disk_bytes, |m| i64::from(m) * MIB),
         }
     }
 
@@ -68,6 +76,7 @@ impl Limits {
             memory_bytes: self.memory_bytes.min(ceiling.memory_bytes),
             nano_cpus: self.nano_cpus.min(ceiling.nano_cpus),
             pids: self.pids.min(ceiling.pids),
+            disk_bytes: self.disk_bytes.min(ceiling.disk_bytes),
         }
     }
 }
@@ -127,12 +136,17 @@ impl ExecutorConfig {
     /// over them, clamped to the ceiling.
     pub fn limits_for(&self, code: &RunSpec) -> Limits {
         self.limits
-            .with_settings(code.memory_mb, code.cpus, code.pids)
+            .with_settings(code.memory_mb, code.cpus, code.pids, code.disk_mb)
             .clamped_to(self.max_limits)
     }
 
     pub(crate) fn tasks_dir(&self) -> PathBuf {
         self.work_dir.join("tasks")
+    }
+
+    /// Where the task disks' image files live.
+    pub(crate) fn disks_dir(&self) -> PathBuf {
+        self.work_dir.join("disks")
     }
 }
 
@@ -146,11 +160,21 @@ mod tests {
             memory_bytes: 1024 * MIB,
             nano_cpus: 2_000_000_000,
             pids: 1000,
+            disk_bytes: 2048 * MIB,
         };
         c
     }
 
     fn code(memory_mb: Option<i32>, cpus: Option<f64>, pids: Option<i32>) -> RunSpec {
+        with_disk(memory_mb, cpus, pids, None)
+    }
+
+    fn with_disk(
+        memory_mb: Option<i32>,
+        cpus: Option<f64>,
+        pids: Option<i32>,
+        disk_mb: Option<i32>,
+    ) -> RunSpec {
         RunSpec {
             code_id: ferrum_model::Id::generate(),
             code_name: "c".into(),
@@ -167,6 +191,7 @@ mod tests {
             memory_mb,
             cpus,
             pids,
+            disk_mb,
         }
     }
 
@@ -180,11 +205,12 @@ mod tests {
 
     #[test]
     fn a_codes_settings_replace_the_defaults_below_the_ceiling() {
-        let limits = config().limits_for(&code(Some(128), Some(0.5), Some(64)));
+        let limits = config().limits_for(&with_disk(Some(128), Some(0.5), Some(64), Some(100)));
         let want = Limits {
             memory_bytes: 128 * MIB,
             nano_cpus: 500_000_000,
             pids: 64,
+            disk_bytes: 100 * MIB,
         };
         assert_eq!(limits, want);
     }
@@ -192,7 +218,12 @@ mod tests {
     #[test]
     fn nothing_exceeds_the_ceiling() {
         let c = config();
-        let limits = c.limits_for(&code(Some(100_000), Some(1e300), Some(i32::MAX)));
+        let limits = c.limits_for(&with_disk(
+            Some(100_000),
+            Some(1e300),
+            Some(i32::MAX),
+            Some(i32::MAX),
+        ));
         assert_eq!(limits, c.max_limits);
         // Defaults above the ceiling are clamped too: the operator's ceiling always wins.
         let low = ExecutorConfig {
@@ -200,6 +231,7 @@ mod tests {
                 memory_bytes: 64 * MIB,
                 nano_cpus: 100_000_000,
                 pids: 8,
+                disk_bytes: 16 * MIB,
             },
             ..c
         };

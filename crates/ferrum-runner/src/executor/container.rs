@@ -12,7 +12,7 @@ use bollard::models::{HostConfig, HostConfigLogConfig};
 use bollard::Docker;
 use futures_util::StreamExt;
 
-use super::{taskdir, ExecError, ExecutorConfig, Limits, NetworkMode};
+use super::{disk, taskdir, ExecError, ExecutorConfig, Limits, NetworkMode};
 use crate::contract::{Invocation, TASK_DIR};
 
 /// Label naming the runner host that owns a container (orphan cleanup keys on it).
@@ -33,7 +33,8 @@ pub(crate) struct ContainerSpec<'a> {
 }
 
 /// The create request: non-root user, no capabilities, no-new-privileges, memory (without
-/// extra swap), CPU and pids limits, the task dir as the only mount, the runner's network
+/// extra swap), CPU and pids limits, a read-only root with the task's disk (`/mnt/task` and
+/// `/tmp`) as the only writable mounts, the runner's network
 /// mode (with the API door's `IRON_*` variables when there is a door), and the `none` log
 /// driver because output is read from the attach stream (no json-file writes, no log-follow
 /// polling).
@@ -52,7 +53,15 @@ pub(crate) fn container_config(
         door.apply(&mut env);
     }
     let host_config = HostConfig {
-        binds: Some(vec![format!("{}:{TASK_DIR}:rw", spec.host_dir.display())]),
+        // The root filesystem is read-only: the task writes only to its disk (`disk.rs`).
+        readonly_rootfs: Some(true),
+        binds: Some(vec![
+            format!(
+                "{}:{TASK_DIR}:rw",
+                spec.host_dir.join(disk::TASK_SUBDIR).display()
+            ),
+            format!("{}:/tmp:rw", spec.host_dir.join(disk::TMP_SUBDIR).display()),
+        ]),
         cap_drop: Some(vec!["ALL".to_owned()]),
         security_opt: Some(vec!["no-new-privileges".to_owned()]),
         memory: Some(spec.limits.memory_bytes),

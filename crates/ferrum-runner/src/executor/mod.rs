@@ -7,6 +7,7 @@
 
 mod config;
 mod container;
+mod disk;
 mod door;
 mod network;
 mod output;
@@ -36,10 +37,15 @@ pub use output::truncation_note;
 use crate::contract::{self, ContractError, TaskIdentity};
 use crate::unpack::UnpackError;
 use container::ContainerSpec;
+use disk::TaskDisk;
 use taskdir::{Cleanup, DirContents};
 
 /// How long to wait for the output stream to drain after the container stopped.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
+/// How often a running task's disk is checked for being full. The kernel already refuses
+/// writes past the limit; the check only ends a task that keeps going after that.
+const DISK_CHECK: Duration = Duration::from_millis(250);
+const MIB: i64 = 1024 * 1024;
 
 /// One task to run.
 #[derive(Debug, Clone)]
@@ -111,9 +117,12 @@ pub enum ExecError {
     Docker(#[from] bollard::errors::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    /// Setting up the task sandbox (network, filter, door) failed.
+    /// Setting up the task sandbox (network, filter, door, disk) failed.
     #[error("task sandbox: {0}")]
     Sandbox(String),
+    /// The code, payload and config alone fill the task's disk.
+    #[error("the code does not fit in the task's disk limit of {mib} MiB")]
+    CodeExceedsDisk { mib: i64 },
 }
 
 /// The Docker executor. Cheap to clone; share one per runner.
@@ -191,12 +200,9 @@ impl DockerExecutor {
         cancel: CancellationToken,
     ) -> Result<RunReport, ExecError> {
         let name = format!("ferrum-{}-{}", task.task_id, task.attempt);
-        let dir = self
-            .config
-            .tasks_dir()
-            .join(format!("{}-{}", task.task_id, task.attempt));
-        let cleanup = Cleanup::new(self.docker.clone(), name.clone(), dir.clone());
-        let result = self.run_in(&task, &name, dir, events, cancel).await;
+        let disk = self.task_disk(&format!("{}-{}", task.task_id, task.attempt));
+        let cleanup = Cleanup::new(self.docker.clone(), name.clone(), disk.clone());
+        let result = self.run_in(&task, &name, disk, events, cancel).await;
         cleanup.finish().await;
         result
     }
@@ -205,24 +211,25 @@ impl DockerExecutor {
         &self,
         task: &TaskRun,
         name: &str,
-        dir: PathBuf,
+        disk: TaskDisk,
         events: mpsc::Sender<TaskEvent>,
         cancel: CancellationToken,
     ) -> Result<RunReport, ExecError> {
+        let limits = task.limits.unwrap_or(self.config.limits);
         let identity = TaskIdentity {
             task_id: task.task_id.clone(),
             schedule_id: task.schedule_id.clone(),
         };
         let invocation = contract::invocation(&task.spec, &identity)?;
-        self.prepare_dir(task, dir.clone()).await?;
+        self.prepare_dir(task, &disk, limits.disk_bytes).await?;
         let spec = ContainerSpec {
             name,
             image: &task.spec.image,
             task_id: &task.task_id,
             attempt: task.attempt,
             invocation,
-            host_dir: &dir,
-            limits: task.limits.unwrap_or(self.config.limits),
+            host_dir: &disk.mount,
+            limits,
         };
         container::create(&self.docker, &self.config, &spec).await?;
 
@@ -243,7 +250,9 @@ impl DockerExecutor {
             self.config.log_cap_bytes,
         ));
 
-        let ended = self.wait_for_end(name, task.timeout, &cancel).await;
+        let ended = self
+            .wait_for_end(name, task.timeout, &cancel, &disk.mount)
+            .await;
         let duration = started.elapsed();
         let summary = match tokio::time::timeout(DRAIN_GRACE, pump).await {
             Ok(Ok(summary)) => summary,
@@ -256,9 +265,24 @@ impl DockerExecutor {
                 Default::default()
             }
         };
+        let disk_full = || Outcome::Error {
+            exit_code: 137,
+            msg: disk_full_msg(limits.disk_bytes),
+        };
         let outcome = match ended? {
             End::Exited(0) => Outcome::Complete,
-            End::Exited(code) => self.failure(name, code, summary.last_stderr_line()).await,
+            End::Exited(code) => {
+                let full = disk::is_full(&disk.mount);
+                let failure = self.failure(name, code, summary.last_stderr_line()).await;
+                match failure {
+                    Outcome::Error { exit_code, .. } if full => Outcome::Error {
+                        exit_code,
+                        msg: disk_full_msg(limits.disk_bytes),
+                    },
+                    other => other,
+                }
+            }
+            End::DiskFull => disk_full(),
             End::TimedOut => Outcome::Timeout,
             End::Cancelled => Outcome::Cancelled,
         };
@@ -270,7 +294,23 @@ impl DockerExecutor {
         })
     }
 
-    async fn prepare_dir(&self, task: &TaskRun, dir: PathBuf) -> Result<(), ExecError> {
+    /// Where the disk of the task run `key` (`<task>-<attempt>`) lives.
+    fn task_disk(&self, key: &str) -> TaskDisk {
+        TaskDisk {
+            image: self.config.disks_dir().join(format!("{key}.img")),
+            mount: self.config.tasks_dir().join(key),
+        }
+    }
+
+    /// Creates and mounts the task's disk, then fills `task/` (bind-mounted at `/mnt/task`).
+    async fn prepare_dir(
+        &self,
+        task: &TaskRun,
+        disk: &TaskDisk,
+        disk_bytes: i64,
+    ) -> Result<(), ExecError> {
+        let dir = disk.mount.join(disk::TASK_SUBDIR);
+        let disk = disk.clone();
         let zip = task.zip.clone();
         let payload = task.payload.clone();
         let config = contract::has_config(&task.spec)
@@ -281,7 +321,9 @@ impl DockerExecutor {
             self.config.task_gid,
             self.config.unpack,
         );
-        tokio::task::spawn_blocking(move || {
+        let prepared = tokio::task::spawn_blocking(move || {
+            disk.create(u64::try_from(disk_bytes).unwrap_or(0))
+                .map_err(|e| ExecError::Sandbox(format!("creating the task disk: {e}")))?;
             let contents = DirContents {
                 zip: zip.as_deref(),
                 payload: &payload,
@@ -290,20 +332,27 @@ impl DockerExecutor {
                 gid,
                 limits,
             };
-            taskdir::prepare(&dir, &contents)
+            match taskdir::prepare(&dir, &contents) {
+                Err(_) if disk::is_full(&disk.mount) => Err(ExecError::CodeExceedsDisk {
+                    mib: disk_bytes / MIB,
+                }),
+                other => other.map_err(ExecError::from),
+            }
         })
         .await
-        .map_err(|e| ExecError::Io(std::io::Error::other(e)))??;
-        Ok(())
+        .map_err(|e| ExecError::Io(std::io::Error::other(e)))?;
+        prepared
     }
 
-    /// Waits for exit, the timeout or cancellation, whichever comes first; the last two kill
-    /// the container (SIGKILL: the task gets no grace period, as with IronWorker).
+    /// Waits for exit, the timeout, cancellation or a full disk, whichever comes first; all
+    /// but the first kill the container (SIGKILL: the task gets no grace period, as with
+    /// IronWorker).
     async fn wait_for_end(
         &self,
         name: &str,
         timeout: Duration,
         cancel: &CancellationToken,
+        disk: &std::path::Path,
     ) -> Result<End, ExecError> {
         let options = WaitContainerOptions {
             condition: "not-running",
@@ -320,6 +369,7 @@ impl DockerExecutor {
             },
             _ = tokio::time::sleep(timeout) => End::TimedOut,
             _ = cancel.cancelled() => End::Cancelled,
+            _ = until_full(disk) => End::DiskFull,
         };
         self.kill(name).await;
         Ok(end)
@@ -359,8 +409,8 @@ impl DockerExecutor {
         }
     }
 
-    /// Removes this host's containers and task dirs left by a previous runner process (crash
-    /// recovery). Call before leasing. Returns how many containers were removed.
+    /// Removes this host's containers, task disks and task dirs left by a previous runner
+    /// process (crash recovery). Call before leasing. Returns how many containers were removed.
     pub async fn cleanup_orphans(&self) -> Result<usize, ExecError> {
         let filters = HashMap::from([(
             "label".to_owned(),
@@ -378,8 +428,13 @@ impl DockerExecutor {
             taskdir::remove_container(&self.docker, &id).await?;
             removed += 1;
         }
-        let tasks = self.config.tasks_dir();
+        let (tasks, disks) = (self.config.tasks_dir(), self.config.disks_dir());
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            // Task disks a crashed runner left mounted, then their images.
+            disk::unmount_all_under(&tasks)?;
+            if disks.exists() {
+                taskdir::remove_dir_if_present(&disks)?;
+            }
             for entry in std::fs::read_dir(&tasks)? {
                 let entry = entry?;
                 if entry.file_type()?.is_dir() {
@@ -400,6 +455,31 @@ enum End {
     Exited(i32),
     TimedOut,
     Cancelled,
+    DiskFull,
+}
+
+/// Resolves once the task's disk is full.
+async fn until_full(mount: &std::path::Path) {
+    let mut tick = tokio::time::interval(DISK_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let path = mount.to_owned();
+        if tokio::task::spawn_blocking(move || disk::is_full(&path))
+            .await
+            .unwrap_or(false)
+        {
+            return;
+        }
+    }
+}
+
+/// The `msg` of a task stopped at its disk limit.
+pub fn disk_full_msg(disk_bytes: i64) -> String {
+    format!(
+        "the task used its whole disk limit of {} MiB",
+        disk_bytes / MIB
+    )
 }
 
 fn exit_code(code: i64) -> i32 {

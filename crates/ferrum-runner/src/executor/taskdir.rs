@@ -2,11 +2,12 @@
 //! removes it together with the container on every path out of a run.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bollard::container::RemoveContainerOptions;
 use bollard::Docker;
 
+use super::disk::TaskDisk;
 use crate::contract::{CONFIG_NAME, PAYLOAD_NAME};
 use crate::unpack::{hand_over, unpack_zip, write_fresh, UnpackError, UnpackLimits};
 
@@ -68,23 +69,23 @@ pub(crate) async fn remove_container(
     }
 }
 
-/// Removes the container and the task directory when the run ends. `finish` does it inline;
+/// Removes the container and the task's disk (unmounting it) when the run ends. `finish` does it inline;
 /// if the run's future is dropped instead (runner shutdown, aborted task), `Drop` spawns the
 /// same cleanup on the runtime so nothing is left behind. Orphans that survive even that (a
 /// killed runner process) are found by label at the next start (`cleanup_orphans`).
 pub(crate) struct Cleanup {
     docker: Docker,
     container: String,
-    dir: PathBuf,
+    disk: TaskDisk,
     armed: bool,
 }
 
 impl Cleanup {
-    pub fn new(docker: Docker, container: String, dir: PathBuf) -> Self {
+    pub fn new(docker: Docker, container: String, disk: TaskDisk) -> Self {
         Cleanup {
             docker,
             container,
-            dir,
+            disk,
             armed: true,
         }
     }
@@ -94,7 +95,7 @@ impl Cleanup {
         clean(
             self.docker.clone(),
             self.container.clone(),
-            self.dir.clone(),
+            self.disk.clone(),
         )
         .await;
     }
@@ -109,20 +110,21 @@ impl Drop for Cleanup {
             handle.spawn(clean(
                 self.docker.clone(),
                 std::mem::take(&mut self.container),
-                std::mem::take(&mut self.dir),
+                self.disk.clone(),
             ));
         }
     }
 }
 
-async fn clean(docker: Docker, container: String, dir: PathBuf) {
+/// The container goes first: it holds the disk's bind mounts.
+async fn clean(docker: Docker, container: String, disk: TaskDisk) {
     if let Err(e) = remove_container(&docker, &container).await {
         tracing::warn!(container, error = %e, "could not remove task container");
     }
-    let shown = dir.display().to_string();
-    match tokio::task::spawn_blocking(move || remove_dir_if_present(&dir)).await {
+    let shown = disk.mount.display().to_string();
+    match tokio::task::spawn_blocking(move || disk.release()).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(dir = shown, error = %e, "could not remove task dir"),
-        Err(e) => tracing::warn!(dir = shown, error = %e, "task dir removal panicked"),
+        Ok(Err(e)) => tracing::warn!(dir = shown, error = %e, "could not remove task disk"),
+        Err(e) => tracing::warn!(dir = shown, error = %e, "task disk removal panicked"),
     }
 }

@@ -66,6 +66,7 @@ pub fn sh_spec(file_name: &str) -> RunSpec {
         memory_mb: None,
         cpus: None,
         pids: None,
+        disk_mb: None,
     }
 }
 
@@ -162,4 +163,25 @@ pub async fn assert_gone(exec: &DockerExecutor, name: &str, dir: &Path) {
         other => panic!("container {name} still exists: {other:?}"),
     }
     assert!(!dir.exists(), "task dir {} left behind", dir.display());
+    let image = exec.config().work_dir.join("disks").join(format!(
+        "{}.img",
+        dir.file_name().unwrap().to_string_lossy()
+    ));
+    assert!(!image.exists(), "task disk {} left behind", image.display());
+    assert!(
+        mounts_under(&exec.config().work_dir).is_empty(),
+        "task disk still mounted"
+    );
+}
+
+/// Mount points at or below `dir`.
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let dir = dir.to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| p.starts_with(&dir))
+        .map(str::to_owned)
+        .collect()
 }

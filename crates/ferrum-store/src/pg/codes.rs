@@ -47,8 +47,8 @@ impl CodeStore for PgStore {
         sqlx::query(
             "INSERT INTO code_revisions (id, code_id, project_id, rev, runtime, stack, file_name, \
              image, command, config, env_vars, max_concurrency, retries, retries_delay, \
-             default_priority, memory_mb, cpus, pids, zip_key, zip_checksum, zip_size) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)",
+             default_priority, memory_mb, cpus, pids, zip_key, zip_checksum, zip_size, disk_mb) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)",
         )
         .bind(&revision_id)
         .bind(&code_id)
@@ -71,6 +71,7 @@ impl CodeStore for PgStore {
         .bind(rev.zip.as_ref().map(|z| &z.key))
         .bind(rev.zip.as_ref().map(|z| &z.checksum))
         .bind(rev.zip.as_ref().map(|z| z.size))
+        .bind(spec.disk_mb)
         .execute(&mut *tx)
         .await?;
         sqlx::query(

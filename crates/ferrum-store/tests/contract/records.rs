@@ -112,6 +112,7 @@ pub async fn code_resource_limits_round_trip(backend: Backend) {
         memory_mb: Some(128),
         cpus: Some(0.25),
         pids: Some(64),
+        disk_mb: Some(100),
         ..CodeSpec::default()
     };
     let code = w.code("c", limited.clone()).await;

@@ -91,6 +91,7 @@ async fn run_in(
         memory_mb: None,
         cpus: None,
         pids: None,
+        disk_mb: None,
     };
     let run = TaskRun {
         task_id: task_id.to_string(),

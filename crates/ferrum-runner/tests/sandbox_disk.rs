@@ -1,0 +1,152 @@
+//! The task's disk limit against the real engine: a task writes only to `/mnt/task` and
+//! `/tmp`, both on its own loop-mounted disk; writing past the limit stops it with a clear
+//! `msg`; the rest of its filesystem is read-only; disks are unmounted and removed on every
+//! path, including after a runner crash. Every run also checks (in `common::run`) that the
+//! container, the task dir, the disk image and the mount are gone.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use ferrum_runner::executor::{ExecutorConfig, Limits, Outcome, TaskEvent};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const MIB: i64 = 1024 * 1024;
+
+fn with_disk(mib: i64) -> Option<Limits> {
+    Some(Limits {
+        disk_bytes: mib * MIB,
+        ..Limits::default()
+    })
+}
+
+fn disk_full(mib: i64) -> String {
+    format!("the task used its whole disk limit of {mib} MiB")
+}
+
+#[tokio::test]
+async fn a_task_writing_past_its_disk_limit_is_stopped_with_a_clear_msg() {
+    let exec = executor("disk-full", |_| {}).await;
+    // dd fails at the limit; the task carries on regardless, so the runner has to stop it.
+    let script = "dd if=/dev/zero of=/mnt/task/big bs=1M count=100 2>/dev/null; \
+                  echo \"dd=$?\"; sleep 600";
+    let mut task = sh_task(&exec, script);
+    task.limits = with_disk(32);
+    task.timeout = Duration::from_secs(300);
+    let got = run(&exec, task, CancellationToken::new()).await;
+    assert_eq!(
+        got.report().outcome,
+        Outcome::Error {
+            exit_code: 137,
+            msg: disk_full(32)
+        },
+        "{}",
+        got.stdout()
+    );
+}
+
+#[tokio::test]
+async fn tmp_counts_against_the_same_limit() {
+    let exec = executor("disk-tmp", |_| {}).await;
+    let script = "dd if=/dev/zero of=/tmp/big bs=1M count=100 || exit 1";
+    let mut task = sh_task(&exec, script);
+    task.limits = with_disk(32);
+    let got = run(&exec, task, CancellationToken::new()).await;
+    let Outcome::Error { msg, .. } = &got.report().outcome else {
+        panic!("{:?}", got.report().outcome)
+    };
+    assert_eq!(msg, &disk_full(32));
+}
+
+const LAYOUT_SCRIPT: &str = r#"
+for p in / /home/ferrum /var/tmp /etc /usr; do
+  if touch "$p/probe" 2>/dev/null; then echo "writable $p"; else echo "read-only $p"; fi
+done
+dd if=/dev/zero of=/tmp/ok bs=1M count=8 2>/dev/null && echo "tmp ok"
+dd if=/dev/zero of=/mnt/task/ok bs=1M count=8 2>/dev/null && echo "task ok"
+df -k /mnt/task | awk 'NR==2 {print "task-kb", $2}'
+df -k /tmp | awk 'NR==2 {print "tmp-kb", $2}'
+"#;
+
+#[tokio::test]
+async fn only_the_task_disk_is_writable_and_a_task_within_its_limit_completes() {
+    let exec = executor("disk-layout", |_| {}).await;
+    let mut task = sh_task(&exec, LAYOUT_SCRIPT);
+    task.limits = with_disk(48);
+    let got = run(&exec, task, CancellationToken::new()).await;
+    let out = got.stdout();
+    assert_eq!(got.report().outcome, Outcome::Complete, "{out}");
+    for p in ["/", "/home/ferrum", "/var/tmp", "/etc", "/usr"] {
+        assert!(out.contains(&format!("read-only {p}\n")), "{out}");
+    }
+    assert!(out.contains("tmp ok\ntask ok\n"), "{out}");
+    let kb = |key: &str| -> i64 {
+        out.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    // One filesystem for both, no bigger than the limit.
+    assert_eq!(kb("task-kb "), kb("tmp-kb "), "{out}");
+    assert!(kb("task-kb ") <= 48 * 1024, "{out}");
+    assert!(kb("task-kb ") >= 40 * 1024, "{out}");
+}
+
+#[tokio::test]
+async fn a_code_bigger_than_the_disk_is_refused_clearly() {
+    let exec = executor("disk-code", |_| {}).await;
+    let mut task = sh_task(&exec, "echo never");
+    let big = vec![b'x'; 40 * MIB as usize];
+    task.zip = Some(make_zip(
+        &exec.config().work_dir,
+        &[("run.sh", b"echo never"), ("data.bin", &big)],
+    ));
+    task.limits = with_disk(16);
+    let got = run(&exec, task, CancellationToken::new()).await;
+    let err = got.result.as_ref().expect_err("the run fails").to_string();
+    assert_eq!(
+        err,
+        "the code does not fit in the task's disk limit of 16 MiB"
+    );
+    assert!(!got.started);
+}
+
+#[tokio::test]
+async fn a_crashed_runners_disks_are_cleaned_at_the_next_start() {
+    let work = scratch("disk-crash");
+    let host = format!("test-disk-crash-{}", ferrum_model::Id::generate());
+    let config = || {
+        let mut c = ExecutorConfig::new(&work, &host);
+        c.network = ferrum_runner::executor::NetworkMode::None;
+        c.pull_missing = false;
+        c
+    };
+    let exec = ferrum_runner::DockerExecutor::connect(config())
+        .await
+        .unwrap();
+    ensure_sh_image().await;
+    let task = sh_task(&exec, "echo up; sleep 600");
+    let (tx, mut rx) = mpsc::channel(16);
+    let mut running = Box::pin(exec.run(task, tx, CancellationToken::new()));
+    // Drive the run until the task is up, then lose it without any cleanup: a crash.
+    tokio::select! {
+        _ = &mut running => panic!("the task ended early"),
+        _ = async { while !matches!(rx.recv().await, Some(TaskEvent::Started)) {} } => {}
+    }
+    std::mem::forget(running);
+    assert_eq!(mounts_under(&work).len(), 1, "the disk is mounted");
+
+    let restarted = ferrum_runner::DockerExecutor::connect(config())
+        .await
+        .unwrap();
+    assert_eq!(restarted.cleanup_orphans().await.unwrap(), 1);
+    assert!(mounts_under(&work).is_empty(), "{:?}", mounts_under(&work));
+    assert_eq!(std::fs::read_dir(work.join("tasks")).unwrap().count(), 0);
+    assert!(
+        !work.join("disks").exists() || std::fs::read_dir(work.join("disks")).unwrap().count() == 0
+    );
+}
