@@ -168,10 +168,7 @@ pub async fn assert_gone(exec: &DockerExecutor, name: &str, dir: &Path) {
         dir.file_name().unwrap().to_string_lossy()
     ));
     assert!(!image.exists(), "task disk {} left behind", image.display());
-    assert!(
-        mounts_under(&exec.config().work_dir).is_empty(),
-        "task disk still mounted"
-    );
+    assert!(mounts_under(dir).is_empty(), "task disk still mounted");
 }
 
 /// Mount points at or below `dir`.
