@@ -213,6 +213,7 @@ pub fn upload() -> Body {
             "memory_mb": {"type": "number", "minimum": limits::MIN_MEMORY_MB},
             "cpus": {"type": "number", "minimum": limits::MIN_CPUS},
             "pids": {"type": "number", "minimum": 1},
+            "disk_mb": {"type": "number", "minimum": limits::MIN_DISK_MB},
         }),
         &["name"],
     );
