@@ -15,13 +15,18 @@ import urllib.request
 from iron_worker import IronWorker
 
 WORKER = r'''
-import json, os, sys
+import json, os, sys, tempfile
 from iron_worker import IronWorker
 payload = IronWorker.payload()
 print("payload=" + json.dumps(payload, sort_keys=True))
 print("task_id=" + str(IronWorker.task_id()))
 print("config=" + json.dumps(IronWorker.config(), sort_keys=True))
 print("cwd=" + os.getcwd() + " task_dir=" + str(IronWorker.task_dir()))
+with open(os.path.expanduser("~/.cache-probe"), "w") as f:
+    f.write("x")
+with tempfile.NamedTemporaryFile() as f:
+    f.write(b"x")
+print("home and tmp are writable")
 sys.stderr.write("a line on stderr\n")
 if payload and payload.get("fail"):
     sys.exit(2)
@@ -78,6 +83,7 @@ def main():
     check("task_id=" + task.id in log, log)
     check("config=null" in log, "no config file without a config: " + log)
     check("cwd=/mnt/task task_dir=/mnt/task" in log, log)
+    check("home and tmp are writable" in log, log)
     check("a line on stderr" in log, "log has stderr: " + log)
     out = worker.stdout(task.id)
     check("a line on stderr" not in out and 'payload={"n": 1}' in out, "outlog: " + out)

@@ -14,6 +14,10 @@ pub const TASK_DIR: &str = "/mnt/task";
 pub const PAYLOAD_FILE: &str = "/mnt/task/__payload__";
 /// The config file inside the container, present only when the code has a config.
 pub const CONFIG_FILE: &str = "/mnt/task/__config__";
+/// The task user's home: writable, on the task's disk like `/mnt/task` and `/tmp` (the rest of
+/// the filesystem is read-only), and fresh for every task. The stack images name it `$HOME`
+/// of uid 1000 too.
+pub const HOME_DIR: &str = "/home/ferrum";
 /// Host-side file names of the payload and config inside the task directory.
 pub const PAYLOAD_NAME: &str = "__payload__";
 pub const CONFIG_NAME: &str = "__config__";
@@ -167,8 +171,9 @@ fn docker_style(spec: &RunSpec, env: Vec<String>) -> Invocation {
 }
 
 /// The container environment: the code's `env_vars`, then the contract variables, which win
-/// on a clash because every official helper trusts them over argv (§6.1). Names that Docker
-/// cannot represent (empty or containing `=`) are dropped.
+/// on a clash because every official helper trusts them over argv (§6.1), and `HOME` (the
+/// writable [`HOME_DIR`]) unless the code sets its own. Names that Docker cannot represent
+/// (empty or containing `=`) are dropped.
 pub fn environment(spec: &RunSpec, task: &TaskIdentity) -> Vec<String> {
     let mut env: BTreeMap<&str, &str> = spec
         .env_vars
@@ -176,6 +181,7 @@ pub fn environment(spec: &RunSpec, task: &TaskIdentity) -> Vec<String> {
         .filter(|(k, _)| !k.is_empty() && !k.contains('=') && !k.contains('\0'))
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
+    env.entry("HOME").or_insert(HOME_DIR);
     env.insert("TASK_ID", &task.task_id);
     env.insert("TASK_DIR", TASK_DIR);
     env.insert("PAYLOAD_FILE", PAYLOAD_FILE);

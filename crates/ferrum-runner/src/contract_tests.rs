@@ -54,6 +54,7 @@ fn python_example_matches_section_6_5() {
     assert_eq!(
         inv.env,
         strings(&[
+            "HOME=/home/ferrum",
             "PAYLOAD_FILE=/mnt/task/__payload__",
             "TASK_DIR=/mnt/task",
             "TASK_ID=5f0c000000000000000000aa",
@@ -162,6 +163,9 @@ fn env_vars_schedule_and_precedence() {
     assert!(env.contains(&"SCHEDULE_ID=5f0c000000000000000000bb".to_string()));
     assert!(!env.iter().any(|e| e.starts_with("CONFIG_FILE=")));
     assert!(!env.iter().any(|e| e.starts_with("BAD")));
+    assert!(env.contains(&"HOME=/home/ferrum".to_string()));
+    s.env_vars.insert("HOME".into(), "/mnt/task".into());
+    assert!(environment(&s, &t).contains(&"HOME=/mnt/task".to_string()));
 }
 
 #[test]

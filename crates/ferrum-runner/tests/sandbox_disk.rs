@@ -1,5 +1,5 @@
-//! The task's disk limit against the real engine: a task writes only to `/mnt/task` and
-//! `/tmp`, both on its own loop-mounted disk; writing past the limit stops it with a clear
+//! The task's disk limit against the real engine: a task writes only to `/mnt/task`, `/tmp`
+//! and `$HOME`, all on its own loop-mounted disk; writing past the limit stops it with a clear
 //! `msg`; the rest of its filesystem is read-only; disks are unmounted and removed on every
 //! path, including after a runner crash. Every run also checks (in `common::run`) that the
 //! container, the task dir, the disk image and the mount are gone.
@@ -61,13 +61,15 @@ async fn tmp_counts_against_the_same_limit() {
 }
 
 const LAYOUT_SCRIPT: &str = r#"
-for p in / /home/ferrum /var/tmp /etc /usr; do
+for p in / /var/tmp /etc /usr /home; do
   if touch "$p/probe" 2>/dev/null; then echo "writable $p"; else echo "read-only $p"; fi
 done
 dd if=/dev/zero of=/tmp/ok bs=1M count=8 2>/dev/null && echo "tmp ok"
 dd if=/dev/zero of=/mnt/task/ok bs=1M count=8 2>/dev/null && echo "task ok"
+mkdir -p "$HOME/.cache" && echo cached > "$HOME/.cache/x" && echo "home ok $HOME $(stat -c %u "$HOME")"
 df -k /mnt/task | awk 'NR==2 {print "task-kb", $2}'
 df -k /tmp | awk 'NR==2 {print "tmp-kb", $2}'
+df -k "$HOME" | awk 'NR==2 {print "home-kb", $2}'
 "#;
 
 #[tokio::test]
@@ -78,10 +80,13 @@ async fn only_the_task_disk_is_writable_and_a_task_within_its_limit_completes() 
     let got = run(&exec, task, CancellationToken::new()).await;
     let out = got.stdout();
     assert_eq!(got.report().outcome, Outcome::Complete, "{out}");
-    for p in ["/", "/home/ferrum", "/var/tmp", "/etc", "/usr"] {
+    for p in ["/", "/var/tmp", "/etc", "/usr", "/home"] {
         assert!(out.contains(&format!("read-only {p}\n")), "{out}");
     }
-    assert!(out.contains("tmp ok\ntask ok\n"), "{out}");
+    assert!(
+        out.contains("tmp ok\ntask ok\nhome ok /home/ferrum 1000\n"),
+        "{out}"
+    );
     let kb = |key: &str| -> i64 {
         out.lines()
             .find_map(|l| l.strip_prefix(key))
@@ -90,8 +95,9 @@ async fn only_the_task_disk_is_writable_and_a_task_within_its_limit_completes() 
             .parse()
             .unwrap()
     };
-    // One filesystem for both, no bigger than the limit.
+    // One filesystem for all three, no bigger than the limit.
     assert_eq!(kb("task-kb "), kb("tmp-kb "), "{out}");
+    assert_eq!(kb("task-kb "), kb("home-kb "), "{out}");
     assert!(kb("task-kb ") <= 48 * 1024, "{out}");
     assert!(kb("task-kb ") >= 40 * 1024, "{out}");
 }

@@ -13,7 +13,7 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 use super::{disk, taskdir, ExecError, ExecutorConfig, Limits, NetworkMode};
-use crate::contract::{Invocation, TASK_DIR};
+use crate::contract::{Invocation, HOME_DIR, TASK_DIR};
 
 /// Label naming the runner host that owns a container (orphan cleanup keys on it).
 pub const LABEL_RUNNER: &str = "ferrum.runner";
@@ -33,8 +33,8 @@ pub(crate) struct ContainerSpec<'a> {
 }
 
 /// The create request: non-root user, no capabilities, no-new-privileges, memory (without
-/// extra swap), CPU and pids limits, a read-only root with the task's disk (`/mnt/task` and
-/// `/tmp`) as the only writable mounts, the runner's network
+/// extra swap), CPU and pids limits, a read-only root with the task's disk (`/mnt/task`,
+/// `/tmp` and the home) as the only writable mounts, the runner's network
 /// mode (with the API door's `IRON_*` variables when there is a door), and the `none` log
 /// driver because output is read from the attach stream (no json-file writes, no log-follow
 /// polling).
@@ -61,6 +61,10 @@ pub(crate) fn container_config(
                 spec.host_dir.join(disk::TASK_SUBDIR).display()
             ),
             format!("{}:/tmp:rw", spec.host_dir.join(disk::TMP_SUBDIR).display()),
+            format!(
+                "{}:{HOME_DIR}:rw",
+                spec.host_dir.join(disk::HOME_SUBDIR).display()
+            ),
         ]),
         cap_drop: Some(vec!["ALL".to_owned()]),
         security_opt: Some(vec!["no-new-privileges".to_owned()]),

@@ -1,7 +1,8 @@
 //! The per-task disk: a sparse file formatted as ext4 and loop-mounted at the task's
-//! directory, holding both `/mnt/task` (`task/`) and `/tmp` (`tmp/`). The container's root
-//! filesystem is read-only, so these two are all a task can write, and together they cannot
-//! grow past the image's size.
+//! directory, holding `/mnt/task` (`task/`), `/tmp` (`tmp/`) and `$HOME` (`home/`). The
+//! container's root filesystem is read-only, so these are all a task can write, and together
+//! they cannot grow past the image's size. Workers expect a writable home (pip, npm and
+//! language caches write there), so it gets one, fresh per task.
 //!
 //! Why a loop-mounted image: Docker's `--storage-opt size` needs overlay2 on XFS with project
 //! quotas, which ordinary hosts (ext4) lack; a tmpfs would count against the task's memory;
@@ -24,6 +25,8 @@ const FULL_SLACK_BYTES: u64 = 1024 * 1024;
 pub(crate) const TASK_SUBDIR: &str = "task";
 /// The subdirectory bind-mounted at `/tmp`.
 pub(crate) const TMP_SUBDIR: &str = "tmp";
+/// The subdirectory bind-mounted at the task user's home (`contract::HOME_DIR`).
+pub(crate) const HOME_SUBDIR: &str = "home";
 
 /// Where a task's disk lives: the image file and the mount point (the task's directory).
 #[derive(Debug, Clone)]
@@ -33,9 +36,10 @@ pub(crate) struct TaskDisk {
 }
 
 impl TaskDisk {
-    /// Creates the image of `bytes`, formats it, mounts it and makes `task/` and `tmp/`,
-    /// first clearing what a crashed attempt may have left. Blocking.
-    pub fn create(&self, bytes: u64) -> io::Result<()> {
+    /// Creates the image of `bytes`, formats it, mounts it and makes `task/`, `tmp/` and
+    /// `home/` (owned by the task user `uid:gid`), first clearing what a crashed attempt may
+    /// have left. Blocking.
+    pub fn create(&self, bytes: u64, uid: u32, gid: u32) -> io::Result<()> {
         self.release()?;
         if let Some(parent) = self.image.parent() {
             std::fs::create_dir_all(parent)?;
@@ -57,6 +61,10 @@ impl TaskDisk {
         std::fs::create_dir(&tmp)?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777))?;
+        let home = self.mount.join(HOME_SUBDIR);
+        std::fs::create_dir(&home)?;
+        std::os::unix::fs::chown(&home, Some(uid), Some(gid))?;
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700))?;
         Ok(())
     }
 

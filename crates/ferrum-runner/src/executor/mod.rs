@@ -322,7 +322,7 @@ impl DockerExecutor {
             self.config.unpack,
         );
         let prepared = tokio::task::spawn_blocking(move || {
-            disk.create(u64::try_from(disk_bytes).unwrap_or(0))
+            disk.create(u64::try_from(disk_bytes).unwrap_or(0), uid, gid)
                 .map_err(|e| ExecError::Sandbox(format!("creating the task disk: {e}")))?;
             let contents = DirContents {
                 zip: zip.as_deref(),
