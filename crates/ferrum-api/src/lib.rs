@@ -16,10 +16,12 @@ pub mod error;
 mod openapi;
 pub mod ops;
 pub mod queue_signal;
+pub mod results;
 pub mod routes;
 pub mod runner_api;
 pub mod state;
 pub mod task_events;
+pub mod task_tokens;
 pub mod tenant;
 
 use axum::Router;

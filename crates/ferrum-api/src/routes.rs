@@ -191,6 +191,7 @@ pub fn registry(config: &ApiConfig) -> Vec<Route> {
 fn registry_with(config: &ApiConfig, document: Arc<OnceLock<Bytes>>) -> Vec<Route> {
     table(Auth::Tenant, tenant::routes(config))
         .chain(table(Auth::Runner, runner_api::routes()))
+        .chain(table(Auth::Runner, crate::results::runner_routes(config)))
         .chain(table(Auth::Public, vec![openapi::route(document)]))
         .chain(table(Auth::Public, ops::routes()))
         .collect()

@@ -156,6 +156,7 @@ async fn lease(
                 leases.push(lease);
             }
         }
+        crate::task_tokens::issue(&state, &mut leases).await?;
         let now = tokio::time::Instant::now();
         if !leases.is_empty() || now >= deadline {
             return Ok(Json(LeaseResponse { leases }));
@@ -228,6 +229,8 @@ async fn to_lease(state: &AppState, leased: LeasedTask) -> Result<Option<Lease>,
             pids: spec.pids,
             disk_mb: spec.disk_mb,
         },
+        task_token: None,
+        max_result_bytes: state.config.max_result_bytes,
     }))
 }
 

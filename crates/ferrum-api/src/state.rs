@@ -37,6 +37,14 @@ pub struct ApiConfig {
     /// Label task counters with the project id (`/metrics`): one series per project, so off
     /// unless an operator wants them.
     pub metrics_per_project: bool,
+    /// Largest result a task may return (`RESULT_FILE`); a larger one ends it as `error`.
+    pub max_result_bytes: u64,
+    /// Results up to this size are stored in the database, larger ones in the blob store.
+    pub result_inline_bytes: u64,
+    /// Most tasks one attempt of a task may queue with its task token (429 past it).
+    pub max_children_per_task: i32,
+    /// Most `parent_id` links above a task that queues with its task token (403 past it).
+    pub max_task_depth: i32,
 }
 
 impl Default for ApiConfig {
@@ -57,6 +65,10 @@ impl Default for ApiConfig {
             ),
             stacks: Arc::new(StackCatalog::default()),
             metrics_per_project: false,
+            max_result_bytes: ferrum_model::protocol::default_max_result_bytes(),
+            result_inline_bytes: 256 * 1024,
+            max_children_per_task: 1000,
+            max_task_depth: 5,
         }
     }
 }

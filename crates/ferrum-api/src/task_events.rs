@@ -42,6 +42,7 @@ pub fn handlers() -> Vec<Arc<dyn TaskEventHandler>> {
         Arc::new(crate::ops::events::FinishedTasks),
         Arc::new(crate::tenant::batches::FanIn),
     ]
+    vec![Arc::new(crate::task_tokens::TokenRevoker)]
 }
 
 /// Consumes task events with `handlers` until the process ends.

@@ -10,6 +10,7 @@
 //! | `POST /runner/v1/tasks/{id}/started` | [`AttemptRef`] | [`HeartbeatResponse`] |
 //! | `POST /runner/v1/tasks/{id}/heartbeat` | [`AttemptRef`] | [`HeartbeatResponse`] |
 //! | `PUT /runner/v1/tasks/{id}/log?attempt=&seq=&stream=` | raw bytes | [`LogAck`] |
+//! | `PUT /runner/v1/tasks/{id}/result?attempt=` | the result's bytes | [`ResultAck`] |
 //! | `POST /runner/v1/tasks/{id}/complete` | [`CompleteRequest`] | [`CompleteResponse`] |
 //! | `GET /runner/v1/revisions/{rev_id}/zip` | | the zip bytes |
 //!
@@ -68,6 +69,38 @@ pub struct Lease {
     pub payload_base64: String,
     pub schedule_id: Option<Id>,
     pub code: RunSpec,
+    /// The task's own token, for its container's `IRON_TOKEN`: it may queue tasks in the
+    /// task's project and read their state, while this attempt runs. Defaulted so that
+    /// runners and servers of versions before it still understand each other.
+    #[serde(default)]
+    pub task_token: Option<SecretToken>,
+    /// The largest result (`RESULT_FILE`) the API accepts, in bytes; a larger one ends the
+    /// task as `error`.
+    #[serde(default = "default_max_result_bytes")]
+    pub max_result_bytes: u64,
+}
+
+/// The result cap of a server that does not say: the API's default.
+pub fn default_max_result_bytes() -> u64 {
+    16 * 1024 * 1024
+}
+
+/// A secret in a message: serialized as the plain string, never shown by `Debug`, so a
+/// lease that is logged does not leak it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretToken(pub String);
+
+impl std::fmt::Debug for SecretToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretToken(…)")
+    }
+}
+
+/// The API stored a task's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultAck {
+    pub size: u64,
 }
 
 /// How to run a code revision (contract §6).

@@ -38,6 +38,8 @@ pub struct Task {
     pub attempt: i32,
     /// Set when a user asked to cancel the task while a runner held it.
     pub cancel_requested: bool,
+    /// Bytes of the result the task returned (`RESULT_FILE`); `None` when it returned none.
+    pub result_size: Option<i64>,
 }
 
 impl Task {
@@ -62,6 +64,8 @@ pub struct TaskOrigin {
     pub original_task_id: Option<Id>,
     /// 0 for a first run; the retry number otherwise.
     pub retry_count: i32,
+    /// The task that queued this one with its task token (`IRON_TOKEN`); retries keep it.
+    pub parent_id: Option<Id>,
 }
 
 /// A validated request to queue one task. Unset options take the code's defaults in the store.
@@ -90,5 +94,7 @@ pub struct TaskFilter {
     pub cluster: Option<String>,
     pub label: Option<String>,
     pub schedule_id: Option<Id>,
+    /// Only the children of this task (queued with its task token).
+    pub parent_id: Option<Id>,
     pub page: Page,
 }

@@ -18,6 +18,10 @@ pub const CONFIG_FILE: &str = "/mnt/task/__config__";
 /// the filesystem is read-only), and fresh for every task. The stack images name it `$HOME`
 /// of uid 1000 too.
 pub const HOME_DIR: &str = "/home/ferrum";
+/// Where a worker writes its result (`RESULT_FILE`); the runner reads it after the task ends.
+pub const RESULT_FILE: &str = "/mnt/task/__result__";
+/// Host-side file name of the result inside the task directory.
+pub const RESULT_NAME: &str = "__result__";
 /// Host-side file names of the payload and config inside the task directory.
 pub const PAYLOAD_NAME: &str = "__payload__";
 pub const CONFIG_NAME: &str = "__config__";
@@ -27,6 +31,24 @@ pub const CONFIG_NAME: &str = "__config__";
 pub struct TaskIdentity {
     pub task_id: String,
     pub schedule_id: Option<String>,
+    /// The task's project and task token (`IRON_PROJECT_ID`, `IRON_TOKEN`), when it has them.
+    pub iron: Option<IronIdentity>,
+}
+
+/// What the official clients inside a task need besides the API's address (which the
+/// executor's API door gives as `IRON_HOST`/`IRON_PORT`/`IRON_PROTOCOL`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct IronIdentity {
+    pub project_id: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for IronIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IronIdentity")
+            .field("project_id", &self.project_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What to ask Docker for. `None` fields keep the image's own settings, which is what
@@ -185,6 +207,17 @@ pub fn environment(spec: &RunSpec, task: &TaskIdentity) -> Vec<String> {
     env.insert("TASK_ID", &task.task_id);
     env.insert("TASK_DIR", TASK_DIR);
     env.insert("PAYLOAD_FILE", PAYLOAD_FILE);
+    env.insert("RESULT_FILE", RESULT_FILE);
+    match &task.iron {
+        Some(iron) => {
+            env.insert("IRON_PROJECT_ID", &iron.project_id);
+            env.insert("IRON_TOKEN", &iron.token);
+        }
+        None => {
+            env.remove("IRON_PROJECT_ID");
+            env.remove("IRON_TOKEN");
+        }
+    }
     if has_config(spec) {
         env.insert("CONFIG_FILE", CONFIG_FILE);
     } else {

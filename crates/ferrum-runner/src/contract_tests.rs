@@ -25,6 +25,7 @@ fn task() -> TaskIdentity {
     TaskIdentity {
         task_id: "5f0c000000000000000000aa".into(),
         schedule_id: None,
+        iron: None,
     }
 }
 
@@ -56,10 +57,33 @@ fn python_example_matches_section_6_5() {
         strings(&[
             "HOME=/home/ferrum",
             "PAYLOAD_FILE=/mnt/task/__payload__",
+            "RESULT_FILE=/mnt/task/__result__",
             "TASK_DIR=/mnt/task",
             "TASK_ID=5f0c000000000000000000aa",
         ])
     );
+}
+
+/// The task's project and token reach the official clients; a code cannot spoof them, and a
+/// task without a token has none rather than one from its code's env_vars.
+#[test]
+fn iron_identity_wins_over_env_vars() {
+    let mut s = spec();
+    s.env_vars.insert("IRON_TOKEN".into(), "spoofed".into());
+    s.env_vars
+        .insert("IRON_PROJECT_ID".into(), "spoofed".into());
+    let mut t = task();
+    let env = environment(&s, &t);
+    assert!(!env.iter().any(|e| e.starts_with("IRON_TOKEN=")));
+    assert!(!env.iter().any(|e| e.starts_with("IRON_PROJECT_ID=")));
+    t.iron = Some(IronIdentity {
+        project_id: "p1".into(),
+        token: "ftt_x".into(),
+    });
+    let env = environment(&s, &t);
+    assert!(env.contains(&"IRON_TOKEN=ftt_x".to_string()));
+    assert!(env.contains(&"IRON_PROJECT_ID=p1".to_string()));
+    assert!(!format!("{t:?}").contains("ftt_x"), "Debug hides the token");
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //!   functions.
 //! - [`unpack`]: safe extraction of code zips into a task directory.
 //! - [`executor`]: one container per task, with hardening, log streaming, timeout and cancel.
+//! - [`result`]: reading the file a task returns its result in (`RESULT_FILE`).
 //! - [`daemon`]: the lease/heartbeat/log/complete loop that ties it together.
 //! - [`health`]: the runner's readiness and its own metrics.
 
@@ -13,6 +14,7 @@ pub mod contract;
 pub mod daemon;
 pub mod executor;
 pub mod health;
+pub mod result;
 pub mod stacks;
 pub mod unpack;
 

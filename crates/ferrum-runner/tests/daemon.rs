@@ -154,6 +154,8 @@ fn queue(state: &Shared, script: &str, payload: &[u8]) -> Id {
         payload_base64: base64::engine::general_purpose::STANDARD.encode(payload),
         schedule_id: None,
         code: spec,
+        task_token: None,
+        max_result_bytes: ferrum_model::protocol::default_max_result_bytes(),
     });
     task_id
 }

@@ -17,6 +17,7 @@ pub mod events;
 pub mod ops;
 pub mod pg;
 pub mod quotas;
+pub mod results;
 mod rows;
 pub mod sqlite;
 pub mod testing;
@@ -29,6 +30,7 @@ pub use events::{TaskEvent, TaskEventStore};
 pub use ops::{OpsStore, QueueDepth, SchemaState, TaskTiming};
 pub use pg::PgStore;
 pub use quotas::{ProjectQuotas, QuotaStore};
+pub use results::{NewTaskToken, ResultStore, StoredResult, TaskGrant, TaskTokenStore};
 pub use sqlite::SqliteStore;
 pub use traits::{
     AccountStore, CodeStore, Delivery, DispatchStore, Fenced, LeaseSpec, LeasedTask, Outcome,

@@ -159,6 +159,7 @@ pub(crate) fn task(row: &impl Cols) -> StoreResult<Task> {
             batch_index: row.opt_int("batch_index")?,
             original_task_id: opt_id(row, "original_task_id")?,
             retry_count: row.int("retry_count")?,
+            parent_id: opt_id(row, "parent_id")?,
         },
         msg: row.opt_text("msg")?,
         percent: row.opt_int("percent")?,
@@ -172,6 +173,7 @@ pub(crate) fn task(row: &impl Cols) -> StoreResult<Task> {
         log_size: row.big("log_size")?,
         attempt: row.int("attempt")?,
         cancel_requested: row.flag("cancel_requested")?,
+        result_size: row.opt_big("result_size")?,
     })
 }
 

@@ -330,6 +330,8 @@ pub trait Store:
     + crate::OpsStore
     + crate::BatchStore
     + crate::QuotaStore
+    + crate::ResultStore
+    + crate::TaskTokenStore
     + Send
     + Sync
 {
@@ -346,6 +348,8 @@ impl<T> Store for T where
         + crate::OpsStore
         + crate::BatchStore
         + crate::QuotaStore
+        + crate::ResultStore
+        + crate::TaskTokenStore
         + Send
         + Sync
 {

@@ -40,6 +40,19 @@ pub struct ServeArgs {
     /// for a bounded number of projects.
     #[arg(long, env = "FERRUM_METRICS_PER_PROJECT")]
     metrics_per_project: bool,
+    /// Largest result (RESULT_FILE) a task may return, in bytes; a larger one ends the task
+    /// as `error`.
+    #[arg(long, env = "FERRUM_MAX_RESULT_BYTES", default_value_t = 16 * 1024 * 1024)]
+    max_result_bytes: u64,
+    /// Results up to this many bytes are kept in the database, larger ones in the blob store.
+    #[arg(long, env = "FERRUM_RESULT_INLINE_BYTES", default_value_t = 256 * 1024)]
+    result_inline_bytes: u64,
+    /// Most tasks one attempt of a task may queue with its task token (IRON_TOKEN).
+    #[arg(long, env = "FERRUM_MAX_CHILDREN_PER_TASK", default_value_t = 1000)]
+    max_children_per_task: i32,
+    /// How deep tasks may queue tasks that queue tasks.
+    #[arg(long, env = "FERRUM_MAX_TASK_DEPTH", default_value_t = 5)]
+    max_task_depth: i32,
     /// Database connections in the pool.
     #[arg(long, env = "FERRUM_DB_CONNECTIONS", default_value_t = 32)]
     db_connections: u32,
@@ -78,6 +91,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_attempts: args.max_attempts.max(1),
         min_schedule_interval: std::time::Duration::from_secs(args.min_schedule_interval.max(1)),
         metrics_per_project: args.metrics_per_project,
+        max_result_bytes: args.max_result_bytes,
+        result_inline_bytes: args.result_inline_bytes,
+        max_children_per_task: args.max_children_per_task.max(0),
+        max_task_depth: args.max_task_depth.max(0),
         ..ApiConfig::default()
     };
     let state = server::start(

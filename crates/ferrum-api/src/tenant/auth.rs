@@ -12,6 +12,7 @@ use ferrum_model::{Principal, Project};
 use serde::Deserialize;
 
 use super::extract::path_id;
+use super::task_auth;
 use crate::{ApiError, AppState};
 
 /// The authenticated caller, for routes outside any project (`/2/projects`, `/2/stacks`).
@@ -22,12 +23,14 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = token(parts).ok_or_else(ApiError::unauthorized)?;
-        let principal = state
-            .store
-            .authenticate(&token)
-            .await?
-            .ok_or_else(ApiError::unauthorized)?;
-        Ok(Caller(principal))
+        match state.store.authenticate(&token).await? {
+            Some(principal) => Ok(Caller(principal)),
+            // A task token is valid, but not for routes outside a project.
+            None if state.store.authenticate_task_token(&token).await?.is_some() => {
+                Err(task_auth::forbidden())
+            }
+            None => Err(ApiError::unauthorized()),
+        }
     }
 }
 
@@ -39,7 +42,29 @@ impl FromRequestParts<AppState> for ProjectScope {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Caller(principal) = Caller::from_request_parts(parts, state).await?;
+        let token = token(parts).ok_or_else(ApiError::unauthorized)?;
+        let principal = match state.store.authenticate(&token).await? {
+            Some(principal) => principal,
+            None => {
+                let grant = state
+                    .store
+                    .authenticate_task_token(&token)
+                    .await?
+                    .ok_or_else(ApiError::unauthorized)?;
+                let project = task_auth::check(parts, state, grant, token).await?;
+                // `check` matched the token's own project to the path: read it as an admin.
+                let lookup = Principal {
+                    user_id: project,
+                    is_admin: true,
+                };
+                let project = state
+                    .store
+                    .project(&lookup, project)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("Project not found"))?;
+                return Ok(ProjectScope(project));
+            }
+        };
         let not_found = || ApiError::not_found("Project not found");
         let id = path_id(parts, "project_id").await.ok_or_else(not_found)?;
         let project = state

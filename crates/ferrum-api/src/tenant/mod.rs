@@ -24,11 +24,16 @@ mod pyrepr;
 mod render;
 mod schedules;
 mod stacks;
+mod task_auth;
 mod tasks;
 mod upload;
 mod webhooks;
 mod webhooks_sig;
 mod zipcheck;
+
+pub(crate) use auth::ProjectScope;
+pub(crate) use extract::TaskId;
+pub(crate) use tasks::find_task;
 
 pub(crate) use crate::routes::Route;
 use crate::ApiConfig;
@@ -42,6 +47,7 @@ pub(crate) fn routes(config: &ApiConfig) -> Vec<Route> {
     all.extend(tasks::routes());
     all.extend(batches::routes());
     all.extend(logs::routes());
+    all.extend(crate::results::tenant_routes());
     all.extend(schedules::routes());
     all.extend(webhooks::routes());
     all.extend(projects::routes());

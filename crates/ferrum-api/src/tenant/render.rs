@@ -202,6 +202,11 @@ pub struct TaskJson {
     error_class: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exit_code: Option<i32>,
+    /// The task that queued this one with its task token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_id: Option<Id>,
+    /// Bytes of the task's result; 0 when it returned none.
+    result_size: i64,
 }
 
 impl From<&Task> for TaskJson {
@@ -235,6 +240,8 @@ impl From<&Task> for TaskJson {
             log_size: t.log_size,
             error_class: t.error_class.clone(),
             exit_code: t.exit_code,
+            parent_id: t.origin.parent_id,
+            result_size: t.result_size.unwrap_or(0),
         }
     }
 }

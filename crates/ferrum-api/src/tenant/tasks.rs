@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use ferrum_model::limits::{self, MAX_DELAY_SECS};
 use ferrum_model::validation::{new_task, TaskOptions};
@@ -14,6 +15,7 @@ use serde_json::Value;
 use super::auth::ProjectScope;
 use super::extract::{payload_bytes, unix_time, whole, LenientJson, QueryArgs, TaskId};
 use super::render::{Created, Msg, TaskJson};
+use super::task_auth::{MaybeTaskCaller, TaskCaller};
 use super::Route;
 use crate::openapi::bodies;
 use crate::{ApiError, AppState};
@@ -22,7 +24,7 @@ pub fn routes() -> Vec<Route> {
     vec![
         Route::get(
             "/2/projects/{project_id}/tasks",
-            "List tasks, newest first (filters: code_name, status flags such as queued=1, from_time, to_time, cluster, label, schedule_id)",
+            "List tasks, newest first (filters: code_name, status flags such as queued=1, from_time, to_time, cluster, label, schedule_id, parent_id)",
             list,
         )
         .query(bodies::task_filters()),
@@ -102,6 +104,7 @@ struct ListArgs {
     cluster: Option<String>,
     label: Option<String>,
     schedule_id: Option<String>,
+    parent_id: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -112,6 +115,7 @@ struct TaskList {
 /// Status flags (`queued=1&running=1…`) are OR-ed; none means every status.
 async fn list(
     ProjectScope(project): ProjectScope,
+    MaybeTaskCaller(task_caller): MaybeTaskCaller,
     State(state): State<AppState>,
     QueryArgs(args): QueryArgs<ListArgs>,
     QueryArgs(flags): QueryArgs<HashMap<String, String>>,
@@ -135,6 +139,16 @@ async fn list(
             .map(|s| s.parse::<Id>())
             .transpose()
             .map_err(|e| ApiError::bad_request(format!("schedule_id: {e}")))?,
+        // A task token lists only its own task's children, whatever it asks for.
+        parent_id: match task_caller {
+            Some(caller) => Some(caller.grant.task_id),
+            None => args
+                .parent_id
+                .filter(|p| !p.is_empty())
+                .map(|s| s.parse::<Id>())
+                .transpose()
+                .map_err(|e| ApiError::bad_request(format!("parent_id: {e}")))?,
+        },
         page: Page::new(args.page, args.per_page),
     };
     let tasks = state.store.tasks(project.id, &filter).await?;
@@ -174,6 +188,7 @@ async fn enqueue(state: &AppState, project: Id, tasks: Vec<NewTask>) -> Result<V
 /// Answers one `{"id"}` per input task, in input order (contract §3.3 T2).
 async fn queue(
     ProjectScope(project): ProjectScope,
+    MaybeTaskCaller(task_caller): MaybeTaskCaller,
     State(state): State<AppState>,
     LenientJson(body): LenientJson<QueueBody>,
 ) -> Result<Json<Queued>, ApiError> {
@@ -190,11 +205,47 @@ async fn queue(
                 .map_err(|e| in_element("tasks", i, e))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let tasks = match task_caller {
+        Some(caller) => children_of(&state, &caller, tasks).await?,
+        None => tasks,
+    };
     let ids = enqueue(&state, project.id, tasks).await?;
     Ok(Json(Queued {
         msg: "Queued up",
         tasks: ids.into_iter().map(|id| Created { id }).collect(),
     }))
+}
+
+/// Tasks queued with a task token become its task's children, within the runaway guard:
+/// no deeper than `max_task_depth` (403), at most `max_children_per_task` per attempt (429).
+pub async fn children_of(
+    state: &AppState,
+    caller: &TaskCaller,
+    mut tasks: Vec<NewTask>,
+) -> Result<Vec<NewTask>, ApiError> {
+    let parent = caller.grant.task_id;
+    let max_depth = state.config.max_task_depth;
+    if state.store.task_depth(parent).await? + 1 > max_depth {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("Tasks may queue tasks at most {max_depth} levels deep"),
+        ));
+    }
+    let n = i32::try_from(tasks.len()).unwrap_or(i32::MAX);
+    let max = state.config.max_children_per_task;
+    if !state.store.reserve_spawns(&caller.token, n, max).await? {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "A task may queue at most {max} tasks; this one has queued {} and asked for {n} more",
+                caller.grant.spawned
+            ),
+        ));
+    }
+    for t in &mut tasks {
+        t.origin.parent_id = Some(parent);
+    }
+    Ok(tasks)
 }
 
 async fn get_task(

@@ -5,8 +5,8 @@
 //! (contract §5.8), and answer as soon as the task is committed. Retried deliveries
 //! (`Idempotency-Key`, `X-GitHub-Delivery`, Slack retries) make one task: see
 //! [`webhooks_sig::delivery_key`]. A Ferrum webhook may also check the sender's signature and
-//! wait up to `sync_timeout` seconds for the task, answering with its stdout — the
-//! synchronous result — so that a Slack bot can reply inline.
+//! wait up to `sync_timeout` seconds for the task, answering with its result (`RESULT_FILE`)
+//! when it returned one, else its stdout, so that a Slack bot can reply inline.
 
 use std::time::Duration;
 
@@ -356,19 +356,27 @@ async fn wait_for_end(
 /// The synchronous answer: the task's stdout as the body (JSON when it parses as JSON, text
 /// otherwise), with the task's id and status in `X-Ferrum-Task-Id` / `X-Ferrum-Task-Status`.
 async fn result_of(state: &AppState, task: &Task) -> Result<Response, ApiError> {
-    let stdout = state
-        .store
-        .read_log(task.project_id, task.id, true)
-        .await?
-        .unwrap_or_default();
-    let content_type = if serde_json::from_slice::<Value>(&stdout).is_ok() {
-        "application/json"
-    } else {
-        "text/plain; charset=utf-8"
+    let (body, content_type) = match crate::results::load(state, task.project_id, task.id).await? {
+        Some((content_type, bytes)) => (bytes, HeaderValue::from_str(&content_type).ok()),
+        None => {
+            let stdout = state
+                .store
+                .read_log(task.project_id, task.id, true)
+                .await?
+                .unwrap_or_default();
+            let content_type = if serde_json::from_slice::<Value>(&stdout).is_ok() {
+                "application/json"
+            } else {
+                "text/plain; charset=utf-8"
+            };
+            (stdout.into(), Some(HeaderValue::from_static(content_type)))
+        }
     };
-    let mut resp = (StatusCode::OK, stdout).into_response();
+    let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Some(content_type) = content_type {
+        h.insert(CONTENT_TYPE, content_type);
+    }
     h.insert(
         "x-ferrum-task-status",
         HeaderValue::from_static(task.status.as_str()),

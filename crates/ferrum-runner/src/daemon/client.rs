@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferrum_model::protocol::{
     AttemptRef, CompleteRequest, CompleteResponse, HeartbeatResponse, LeaseRequest, LeaseResponse,
-    LogAck, LogStream, RegisterRequest, RegisterResponse,
+    LogAck, LogStream, RegisterRequest, RegisterResponse, ResultAck,
 };
 use ferrum_model::Id;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -123,6 +123,23 @@ impl ApiClient {
         );
         let response = self
             .request(Method::PUT, &path, CALL_TIMEOUT)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(data)
+            .send()
+            .await?;
+        Ok(check(response).await?.json().await?)
+    }
+
+    /// Sends the task's result (`RESULT_FILE`), before `complete`.
+    pub async fn put_result(
+        &self,
+        task: Id,
+        attempt: i32,
+        data: Bytes,
+    ) -> Result<ResultAck, ApiError> {
+        let path = format!("/tasks/{task}/result?attempt={attempt}");
+        let response = self
+            .request(Method::PUT, &path, ZIP_TIMEOUT)
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .body(data)
             .send()

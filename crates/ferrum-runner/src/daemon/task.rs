@@ -20,7 +20,9 @@ use tokio_util::sync::CancellationToken;
 use super::client::{ApiClient, ApiError};
 use super::logship::{retry, LogShipper};
 use super::zipcache::ZipCache;
+use crate::contract::IronIdentity;
 use crate::executor::{DockerExecutor, Outcome, TaskRun};
+use crate::result::TaskResult;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StopReason {
@@ -69,7 +71,8 @@ pub(crate) async fn run_lease(ctx: Arc<TaskContext>, lease: Lease, shutdown: Can
             }
         }),
     ];
-    let (status, exit_code, msg) = execute(&ctx, lease, &stop).await;
+    let max_result = lease.max_result_bytes;
+    let (status, exit_code, msg, result) = execute(&ctx, lease, &stop).await;
     for watcher in watchers {
         watcher.abort();
     }
@@ -81,6 +84,16 @@ pub(crate) async fn run_lease(ctx: Arc<TaskContext>, lease: Lease, shutdown: Can
         Some(StopReason::Cancel) => TaskStatus::Cancelled,
         None => status,
     };
+    let (status, exit_code, msg) =
+        match send_result(&ctx, task, attempt, result, max_result, &stop).await {
+            Ok(()) => (status, exit_code, msg),
+            // The result is part of the outcome: a task whose result cannot be kept failed.
+            Err(why) if status == TaskStatus::Complete => (TaskStatus::Error, exit_code, Some(why)),
+            Err(why) => {
+                tracing::warn!(%task, attempt, why, "the task's result was not kept");
+                (status, exit_code, msg)
+            }
+        };
     let request = CompleteRequest {
         attempt,
         status,
@@ -93,13 +106,46 @@ pub(crate) async fn run_lease(ctx: Arc<TaskContext>, lease: Lease, shutdown: Can
     }
 }
 
-/// Runs the task and says how it ended: (status, exit code, msg).
+/// Sends the task's result to the API, before the completion; says why when it cannot be
+/// kept (over the cap, not a regular file, or the API refused it).
+async fn send_result(
+    ctx: &TaskContext,
+    task: ferrum_model::Id,
+    attempt: i32,
+    result: TaskResult,
+    cap: u64,
+    stop: &Stop,
+) -> Result<(), String> {
+    let data = match result {
+        TaskResult::None => return Ok(()),
+        TaskResult::Bytes(data) => bytes::Bytes::from(data),
+        TaskResult::TooLarge { size } => return Err(over_cap_msg(size, cap)),
+        TaskResult::NotAFile => {
+            return Err("RESULT_FILE is not a regular file; no result was kept".to_owned())
+        }
+    };
+    match retry(|| ctx.client.put_result(task, attempt, data.clone()), stop).await {
+        Ok(_) => Ok(()),
+        Err(ApiError::Status { status: 413, body }) => Err(format!("Result refused: {body}")),
+        Err(e) => {
+            tracing::warn!(%task, attempt, error = %e, "could not send the task's result");
+            Err(format!("The runner could not send the task's result: {e}"))
+        }
+    }
+}
+
+/// The message of a task whose result is over the cap (the API says the same).
+fn over_cap_msg(size: u64, cap: u64) -> String {
+    format!("Result is {size} bytes, over the cap of {cap} bytes")
+}
+
+/// Runs the task and says how it ended: (status, exit code, msg, result).
 async fn execute(
     ctx: &TaskContext,
     lease: Lease,
     stop: &Stop,
-) -> (TaskStatus, Option<i32>, Option<String>) {
-    let failed = |msg: String| (TaskStatus::Error, None, Some(msg));
+) -> (TaskStatus, Option<i32>, Option<String>, TaskResult) {
+    let failed = |msg: String| (TaskStatus::Error, None, Some(msg), TaskResult::None);
     let payload = match base64::engine::general_purpose::STANDARD.decode(&lease.payload_base64) {
         Ok(p) => p,
         Err(e) => return failed(format!("runner could not decode the payload: {e}")),
@@ -118,10 +164,16 @@ async fn execute(
     } else {
         ferrum_model::limits::DEFAULT_TIMEOUT_SECS
     };
+    let iron = lease.task_token.map(|token| IronIdentity {
+        project_id: lease.project_id.to_string(),
+        token: token.0,
+    });
     let run = TaskRun {
         task_id: lease.task_id.to_string(),
         attempt: lease.attempt,
         schedule_id: lease.schedule_id.map(|id| id.to_string()),
+        iron,
+        max_result_bytes: lease.max_result_bytes,
         limits: Some(ctx.executor.config().limits_for(&lease.code)),
         spec: lease.code,
         payload,
@@ -140,20 +192,22 @@ async fn execute(
     if let Err(e) = shipping.await {
         tracing::warn!(task = %lease.task_id, error = %e, "log shipper failed");
     }
-    match result {
-        Ok(report) => match report.outcome {
-            Outcome::Complete => (TaskStatus::Complete, Some(0), None),
-            Outcome::Error { exit_code, msg } => (TaskStatus::Error, Some(exit_code), Some(msg)),
-            Outcome::Killed { exit_code, msg } => (TaskStatus::Killed, Some(exit_code), Some(msg)),
-            Outcome::Timeout => (
-                TaskStatus::Timeout,
-                None,
-                Some(format!("Task timed out after {timeout_secs} seconds")),
-            ),
-            Outcome::Cancelled => (TaskStatus::Cancelled, None, Some("Cancelled".to_owned())),
-        },
-        Err(e) => failed(format!("runner could not run the task: {e}")),
-    }
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => return failed(format!("runner could not run the task: {e}")),
+    };
+    let (status, exit_code, msg) = match report.outcome {
+        Outcome::Complete => (TaskStatus::Complete, Some(0), None),
+        Outcome::Error { exit_code, msg } => (TaskStatus::Error, Some(exit_code), Some(msg)),
+        Outcome::Killed { exit_code, msg } => (TaskStatus::Killed, Some(exit_code), Some(msg)),
+        Outcome::Timeout => (
+            TaskStatus::Timeout,
+            None,
+            Some(format!("Task timed out after {timeout_secs} seconds")),
+        ),
+        Outcome::Cancelled => (TaskStatus::Cancelled, None, Some("Cancelled".to_owned())),
+    };
+    (status, exit_code, msg, report.result)
 }
 
 /// Renews the lease every `heartbeat` until aborted; relays cancel requests and lost leases.

@@ -60,6 +60,11 @@ pub struct TaskRun {
     pub timeout: Duration,
     /// Overrides the executor's default limits.
     pub limits: Option<Limits>,
+    /// The task's project and token for the official clients (`IRON_PROJECT_ID`,
+    /// `IRON_TOKEN`); `None` outside a Ferrum API (`ferrum run-local`).
+    pub iron: Option<crate::contract::IronIdentity>,
+    /// The largest result (`RESULT_FILE`) read back; a larger one is reported as too large.
+    pub max_result_bytes: u64,
 }
 
 /// What the executor reports while a task runs, in order.
@@ -98,6 +103,8 @@ pub struct RunReport {
     pub truncated: bool,
     /// From container start to exit.
     pub duration: Duration,
+    /// What the task left at `RESULT_FILE`.
+    pub result: crate::result::TaskResult,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -219,6 +226,7 @@ impl DockerExecutor {
         let identity = TaskIdentity {
             task_id: task.task_id.clone(),
             schedule_id: task.schedule_id.clone(),
+            iron: task.iron.clone(),
         };
         let invocation = contract::invocation(&task.spec, &identity)?;
         self.prepare_dir(task, &disk, limits.disk_bytes).await?;
@@ -286,11 +294,16 @@ impl DockerExecutor {
             End::TimedOut => Outcome::Timeout,
             End::Cancelled => Outcome::Cancelled,
         };
+        let cap = task.max_result_bytes;
+        let result = tokio::task::spawn_blocking(move || crate::result::read(&dir, cap))
+            .await
+            .map_err(|e| ExecError::Io(std::io::Error::other(e)))??;
         Ok(RunReport {
             outcome,
             log_bytes: summary.forwarded,
             truncated: summary.truncated,
             duration,
+            result,
         })
     }
 

@@ -95,6 +95,8 @@ pub fn sh_task(exec: &DockerExecutor, script: &str) -> TaskRun {
         zip: Some(zip),
         timeout: Duration::from_secs(30),
         limits: None,
+        iron: None,
+        max_result_bytes: 1024,
     }
 }
 

@@ -100,12 +100,12 @@ const COMPLETE_OR_RETRY: &str = concat!(
        INSERT INTO tasks (id, project_id, code_id, code_name, code_revision_id, \
          code_rev, status, priority, payload, timeout, delay, cluster, label, \
          schedule_id, batch_id, original_task_id, retry_count, retries_left, \
-         retries_delay, run_at, batch_index) \
+         retries_delay, run_at, batch_index, parent_id) \
        SELECT $7, d.project_id, d.code_id, d.code_name, d.code_revision_id, \
          d.code_rev, 'queued', d.priority, d.payload, d.timeout, d.retries_delay, \
          d.cluster, d.label, d.schedule_id, d.batch_id, d.id, d.retry_count + 1, \
          d.retries_left - 1, d.retries_delay, \
-         now() + make_interval(secs => d.retries_delay), d.batch_index \
+         now() + make_interval(secs => d.retries_delay), d.batch_index, d.parent_id \
        FROM done d WHERE d.retries_left > 0 \
        RETURNING id, project_id, code_id, cluster, priority, run_at, delay), \
      queue AS (",

@@ -59,6 +59,7 @@ mod dispatch;
 mod events;
 mod ops;
 mod quotas;
+mod results;
 mod rows;
 mod schedules;
 mod tasks;

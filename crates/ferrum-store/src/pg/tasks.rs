@@ -112,17 +112,17 @@ pub(crate) async fn insert_tasks_with(
         "WITH ins AS ( \
          INSERT INTO tasks (id, project_id, code_id, code_name, code_revision_id, code_rev, \
          status, priority, payload, timeout, delay, cluster, label, schedule_id, batch_id, \
-         original_task_id, retry_count, retries_left, retries_delay, run_at, batch_index) \
+         original_task_id, retry_count, retries_left, retries_delay, run_at, batch_index, parent_id) \
          SELECT t.id, $1, t.code_id, t.code_name, t.rev_id, t.rev, 'queued', t.priority, \
          t.payload, t.timeout, t.delay, t.cluster, t.label, t.schedule_id, t.batch_id, \
          t.original_task_id, t.retry_count, t.retries_left, t.retries_delay, \
-         now() + make_interval(secs => t.delay), t.batch_index \
+         now() + make_interval(secs => t.delay), t.batch_index, t.parent_id \
          FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::smallint[], \
          $8::bytea[], $9::int[], $10::int[], $11::text[], $12::text[], $13::text[], \
-         $14::text[], $15::text[], $16::int[], $17::int[], $18::int[], $19::int[]) \
+         $14::text[], $15::text[], $16::int[], $17::int[], $18::int[], $19::int[], $20::text[]) \
          AS t(id, code_id, code_name, rev_id, rev, priority, payload, timeout, delay, cluster, \
          label, schedule_id, batch_id, original_task_id, retry_count, retries_left, \
-         retries_delay, batch_index) \
+         retries_delay, batch_index, parent_id) \
          RETURNING id, project_id, code_id, cluster, priority, run_at, delay) ",
         queue_rows_from!("ins"),
     ))
@@ -145,6 +145,7 @@ pub(crate) async fn insert_tasks_with(
     .bind(&cols.retries_left)
     .bind(&cols.retries_delay)
     .bind(&cols.batch_index)
+    .bind(&cols.parent_id)
     .execute(&mut *conn)
     .await?;
     // The payload is only a hint (listeners wake on any notification), and Postgres refuses
@@ -178,6 +179,7 @@ struct TaskColumns {
     retry_count: Vec<i32>,
     retries_left: Vec<i32>,
     retries_delay: Vec<i32>,
+    parent_id: Vec<Option<String>>,
 }
 
 impl TaskColumns {
@@ -196,6 +198,7 @@ impl TaskColumns {
             batch_index,
             original_task_id,
             retry_count,
+            parent_id,
         } = t.origin;
         self.id.push(id.to_string());
         self.code_id.push(head.id.clone());
@@ -217,6 +220,7 @@ impl TaskColumns {
         self.retry_count.push(retry_count);
         self.retries_left.push(retries_left);
         self.retries_delay.push(retries_delay);
+        self.parent_id.push(parent_id.map(|i| i.to_string()));
     }
 }
 
@@ -286,6 +290,7 @@ impl TaskStore for PgStore {
              AND ($6::text IS NULL OR cluster = $6) \
              AND ($7::text IS NULL OR label = $7) \
              AND ($8::text IS NULL OR schedule_id = $8) \
+             AND ($11::text IS NULL OR parent_id = $11) \
              ORDER BY id DESC LIMIT $9 OFFSET $10",
         )
         .bind(project.to_string())
@@ -298,6 +303,7 @@ impl TaskStore for PgStore {
         .bind(f.schedule_id.map(|i| i.to_string()))
         .bind(f.page.limit())
         .bind(f.page.offset())
+        .bind(f.parent_id.map(|i| i.to_string()))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(rows::task).collect()

@@ -267,12 +267,12 @@ impl DispatchStore for SqliteStore {
                 "INSERT INTO tasks (id, project_id, code_id, code_name, code_revision_id, \
                    code_rev, status, priority, payload, timeout, delay, cluster, label, \
                    schedule_id, batch_id, original_task_id, retry_count, retries_left, \
-                   retries_delay, created_at, updated_at, run_at, batch_index) \
+                   retries_delay, created_at, updated_at, run_at, batch_index, parent_id) \
                  SELECT ?2, d.project_id, d.code_id, d.code_name, d.code_revision_id, \
                    d.code_rev, 'queued', d.priority, d.payload, d.timeout, d.retries_delay, \
                    d.cluster, d.label, d.schedule_id, d.batch_id, d.id, d.retry_count + 1, \
                    d.retries_left - 1, d.retries_delay, ?3, ?3, ?3 + d.retries_delay * 1000000, \
-                   d.batch_index \
+                   d.batch_index, d.parent_id \
                  FROM tasks d WHERE d.id = ?1",
             )
             .bind(task.to_string())

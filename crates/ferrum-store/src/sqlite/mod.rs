@@ -18,6 +18,7 @@ mod dispatch;
 mod events;
 mod ops;
 mod quotas;
+mod results;
 mod rows;
 mod schedules;
 mod tasks;

@@ -94,14 +94,15 @@ pub(crate) async fn insert_tasks_with(
             batch_index,
             original_task_id,
             retry_count,
+            parent_id,
         } = t.origin;
         sqlx::query(
             "INSERT INTO tasks (id, project_id, code_id, code_name, code_revision_id, code_rev, \
              status, priority, payload, timeout, delay, cluster, label, schedule_id, batch_id, \
              original_task_id, retry_count, retries_left, retries_delay, created_at, \
-             updated_at, run_at, batch_index) \
+             updated_at, run_at, batch_index, parent_id) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-             ?15, ?16, ?17, ?18, ?19, ?19, ?20, ?21)",
+             ?15, ?16, ?17, ?18, ?19, ?19, ?20, ?21, ?22)",
         )
         .bind(id.to_string())
         .bind(&project_s)
@@ -124,6 +125,7 @@ pub(crate) async fn insert_tasks_with(
         .bind(at)
         .bind(at + secs(t.delay))
         .bind(batch_index)
+        .bind(parent_id.map(|i| i.to_string()))
         .execute(&mut *conn)
         .await?;
         ids.push(id);
@@ -185,6 +187,7 @@ impl TaskStore for SqliteStore {
              AND (?6 IS NULL OR cluster = ?6) \
              AND (?7 IS NULL OR label = ?7) \
              AND (?8 IS NULL OR schedule_id = ?8) \
+             AND (?11 IS NULL OR parent_id = ?11) \
              ORDER BY id DESC LIMIT ?9 OFFSET ?10",
         )
         .bind(project.to_string())
@@ -197,6 +200,7 @@ impl TaskStore for SqliteStore {
         .bind(f.schedule_id.map(|i| i.to_string()))
         .bind(f.page.limit())
         .bind(f.page.offset())
+        .bind(f.parent_id.map(|i| i.to_string()))
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(rows::task).collect()

@@ -9,6 +9,7 @@ mod firing;
 mod limits;
 mod ops;
 mod records;
+mod results;
 mod world;
 
 use batches::*;
@@ -18,6 +19,7 @@ use firing::*;
 use limits::*;
 use ops::*;
 use records::*;
+use results::*;
 use world::Backend;
 
 /// Generates one `#[tokio::test]` per backend for each contract test.
@@ -85,4 +87,8 @@ contract!(
     a_batch_without_reduce_completes_and_cancel_stops_the_rest,
     batches_are_all_or_nothing_and_per_project,
     quotas_refuse_enqueues_past_the_cap_and_the_rate_writing_nothing,
+    results_are_fenced_and_scoped_to_their_project,
+    task_tokens_live_while_their_attempt_runs,
+    a_task_token_never_outlives_the_task_timeout,
+    children_carry_their_parent_and_depth_counts_ancestors,
 );

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use ferrum_model::protocol::{LogStream, RunSpec};
 use ferrum_model::{stacks, Id};
+use ferrum_runner::result::TaskResult;
 use ferrum_runner::{DockerExecutor, ExecutorConfig, Outcome, TaskEvent, TaskRun};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -102,6 +103,8 @@ async fn run_in(
         zip: Some(zip),
         timeout: Duration::from_secs(args.timeout.max(1)),
         limits: None,
+        iron: None,
+        max_result_bytes: ferrum_model::protocol::default_max_result_bytes(),
     };
     let (events, mut received) = mpsc::channel(64);
     let cancel = CancellationToken::new();
@@ -141,13 +144,28 @@ async fn run_in(
         ),
         Outcome::Cancelled => ("cancelled", Some("interrupted".to_owned())),
     };
+    let result = match &report.result {
+        TaskResult::Bytes(data) => Some(data.as_slice()),
+        _ => None,
+    };
     if json {
+        let result = result.map(|data| {
+            serde_json::from_slice::<serde_json::Value>(data)
+                .unwrap_or_else(|_| String::from_utf8_lossy(data).into_owned().into())
+        });
         output::json(&json!({
             "status": status,
             "msg": msg,
             "duration": report.duration.as_millis() as u64,
             "log": String::from_utf8_lossy(&log),
+            "result": result,
         }));
+    } else if let Some(data) = result {
+        // The result after the log, as a worker under the API would return it.
+        eprintln!("task result ({} bytes):", data.len());
+        let mut out = std::io::stdout();
+        let _ = out.write_all(data);
+        let _ = out.flush();
     }
     match msg {
         None => {

@@ -12,6 +12,7 @@ mod package;
 mod progress;
 mod project;
 mod quotas;
+mod result;
 mod schedules;
 mod tasks;
 mod webhooks;
@@ -57,6 +58,11 @@ pub enum Command {
         /// Keep printing new output until the task ends.
         #[arg(long, short)]
         follow: bool,
+    },
+    /// Prints a task's result (what it wrote to RESULT_FILE).
+    Result {
+        /// The task id.
+        id: String,
     },
     /// Lists tasks, codes or schedules, newest first.
     #[command(subcommand)]
@@ -119,6 +125,7 @@ pub async fn run(command: Command, format: Format) -> anyhow::Result<()> {
         Command::Cancel { id } => tasks::cancel(&api()?, &id, format).await,
         Command::Retry { id, delay } => tasks::retry(&api()?, &id, delay, format).await,
         Command::Code(cmd) => code::command(&api()?, cmd, format).await,
+        Command::Result { id } => result::result(&api()?, &id, format).await,
         Command::List(ListCommand::Tasks(args)) => tasks::list(&api()?, args, format).await,
         Command::List(ListCommand::Codes) => code::list(&api()?, format).await,
         Command::List(ListCommand::Schedules) => schedules::list(&api()?, format).await,

@@ -39,6 +39,16 @@ fn bin() -> &'static str {
 impl Ferrum {
     /// Starts the API with `extra` arguments (e.g. `--lease-secs 3`) and creates a project.
     pub async fn start(extra: &[&str]) -> Ferrum {
+        Self::start_with_blobs(None, &[], extra).await
+    }
+
+    /// [`Ferrum::start`] with another blob store than a local directory (`blob_url`, e.g. an
+    /// `s3://` URL) and extra environment for `ferrum serve` (e.g. its S3 credentials).
+    pub async fn start_with_blobs(
+        blob_url: Option<&str>,
+        env: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Ferrum {
         let (_store, db_url) = ferrum_store::testing::fresh_store()
             .await
             .expect("a fresh database");
@@ -46,10 +56,15 @@ impl Ferrum {
         let dir = std::env::temp_dir().join(format!("ferrum-e2e-{port}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let log = std::fs::File::create(dir.join("serve.log")).expect("log file");
+        let blobs = match blob_url {
+            Some(url) => url.to_owned(),
+            None => format!("file://{}/blobs", dir.display()),
+        };
         let serve = Command::new(bin())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--blob-url", &format!("file://{}/blobs", dir.display())])
+            .args(["--blob-url", &blobs])
             .args(extra)
+            .envs(env.iter().copied())
             .env("DATABASE_URL", &db_url)
             .env("FERRUM_ADMIN_TOKEN", ADMIN)
             .env("FERRUM_RUNNER_TOKEN", RUNNER)
