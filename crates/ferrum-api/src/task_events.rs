@@ -41,8 +41,8 @@ pub fn handlers() -> Vec<Arc<dyn TaskEventHandler>> {
     vec![
         Arc::new(crate::ops::events::FinishedTasks),
         Arc::new(crate::tenant::batches::FanIn),
+        Arc::new(crate::task_tokens::TokenRevoker),
     ]
-    vec![Arc::new(crate::task_tokens::TokenRevoker)]
 }
 
 /// Consumes task events with `handlers` until the process ends.
