@@ -179,6 +179,8 @@ async fn to_lease(state: &AppState, leased: LeasedTask) -> Result<Option<Lease>,
         payload,
         schedule_id,
         revision,
+        batch_id,
+        batch_index,
         ..
     } = leased;
     let spec = &revision.spec;
@@ -204,7 +206,15 @@ async fn to_lease(state: &AppState, leased: LeasedTask) -> Result<Option<Lease>,
         state.store.complete(id, attempt, outcome).await?;
         return Ok(None);
     };
+    // A batch's reduce task reads every item's result: they travel with its lease.
+    let batch = match (batch_id, batch_index) {
+        (Some(batch), None) => {
+            Some(crate::tenant::batches::reduce_input(state, project_id, batch).await?)
+        }
+        _ => None,
+    };
     Ok(Some(Lease {
+        batch,
         task_id: id,
         project_id,
         attempt,

@@ -78,6 +78,10 @@ pub struct Lease {
     /// task as `error`.
     #[serde(default = "default_max_result_bytes")]
     pub max_result_bytes: u64,
+    /// For a batch's reduce task: what its `BATCH_ID` and `BATCH_RESULTS_FILE` hold. Absent
+    /// for every other task, and to runners and servers of versions before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchInput>,
 }
 
 /// The result cap of a server that does not say: the API's default.
@@ -101,6 +105,14 @@ impl std::fmt::Debug for SecretToken {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResultAck {
     pub size: u64,
+}
+
+/// A reduce task's input: its batch and the batch's items, one JSON line each in index order
+/// (`{"index","task_id","status","result"?,"msg"?}`, as `GET …/batches/{id}/results` answers).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchInput {
+    pub batch_id: Id,
+    pub results_jsonl: String,
 }
 
 /// How to run a code revision (contract §6).

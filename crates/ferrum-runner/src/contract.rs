@@ -22,6 +22,10 @@ pub const HOME_DIR: &str = "/home/ferrum";
 pub const RESULT_FILE: &str = "/mnt/task/__result__";
 /// Host-side file name of the result inside the task directory.
 pub const RESULT_NAME: &str = "__result__";
+/// A batch reduce task's input (`BATCH_RESULTS_FILE`): one JSON line per item, in index order.
+pub const BATCH_RESULTS_FILE: &str = "/mnt/task/__batch_results__.jsonl";
+/// Host-side file name of [`BATCH_RESULTS_FILE`] inside the task directory.
+pub const BATCH_RESULTS_NAME: &str = "__batch_results__.jsonl";
 /// Host-side file names of the payload and config inside the task directory.
 pub const PAYLOAD_NAME: &str = "__payload__";
 pub const CONFIG_NAME: &str = "__config__";
@@ -33,6 +37,8 @@ pub struct TaskIdentity {
     pub schedule_id: Option<String>,
     /// The task's project and task token (`IRON_PROJECT_ID`, `IRON_TOKEN`), when it has them.
     pub iron: Option<IronIdentity>,
+    /// The batch of a reduce task (`BATCH_ID`, and `BATCH_RESULTS_FILE` is written).
+    pub batch_id: Option<String>,
 }
 
 /// What the official clients inside a task need besides the API's address (which the
@@ -216,6 +222,16 @@ pub fn environment(spec: &RunSpec, task: &TaskIdentity) -> Vec<String> {
         None => {
             env.remove("IRON_PROJECT_ID");
             env.remove("IRON_TOKEN");
+        }
+    }
+    match &task.batch_id {
+        Some(id) => {
+            env.insert("BATCH_ID", id);
+            env.insert("BATCH_RESULTS_FILE", BATCH_RESULTS_FILE);
+        }
+        None => {
+            env.remove("BATCH_ID");
+            env.remove("BATCH_RESULTS_FILE");
         }
     }
     if has_config(spec) {

@@ -26,6 +26,7 @@ fn task() -> TaskIdentity {
         task_id: "5f0c000000000000000000aa".into(),
         schedule_id: None,
         iron: None,
+        batch_id: None,
     }
 }
 

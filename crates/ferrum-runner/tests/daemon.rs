@@ -156,6 +156,7 @@ fn queue(state: &Shared, script: &str, payload: &[u8]) -> Id {
         code: spec,
         task_token: None,
         max_result_bytes: ferrum_model::protocol::default_max_result_bytes(),
+        batch: None,
     });
     task_id
 }

@@ -189,6 +189,8 @@ pub(crate) fn leased_task(row: &impl Cols, revision: CodeRevision) -> StoreResul
         timeout: row.int("timeout")?,
         payload: row.bytes("payload")?,
         schedule_id: opt_id(row, "schedule_id")?,
+        batch_id: opt_id(row, "batch_id")?,
+        batch_index: row.opt_int("batch_index")?,
         revision,
     })
 }
@@ -197,7 +199,8 @@ pub(crate) fn leased_task(row: &impl Cols, revision: CodeRevision) -> StoreResul
 /// and the revision to look up. Unqualified, as SQLite's `RETURNING` wants them: a Postgres
 /// query that joins `tasks` must not have these names elsewhere in its `FROM`.
 pub(crate) const LEASED_TASK_COLUMNS: &str =
-    "id, project_id, priority, run_at, timeout, payload, schedule_id, code_revision_id";
+    "id, project_id, priority, run_at, timeout, payload, schedule_id, code_revision_id, \
+     batch_id, batch_index";
 
 /// Reads a whole `schedules` row.
 pub(crate) fn schedule(row: &impl Cols) -> StoreResult<Schedule> {

@@ -144,6 +144,9 @@ pub struct LeasedTask {
     pub payload: Vec<u8>,
     /// The schedule that queued the task, if one did.
     pub schedule_id: Option<Id>,
+    /// The batch of an item or reduce task; `batch_index` is `None` for the reduce task.
+    pub batch_id: Option<Id>,
+    pub batch_index: Option<i32>,
     pub revision: CodeRevision,
 }
 

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ferrum_model::batch::{MAX_BATCH_BODY_BYTES, MAX_BATCH_ITEMS, MAX_RESULTS_PER_PAGE};
 use ferrum_model::limits::MAX_PAYLOAD_BYTES;
+use ferrum_model::protocol::BatchInput as ReduceInputFile;
 use ferrum_model::time::format;
 use ferrum_model::validation::{new_task, TaskOptions};
 use ferrum_model::{Batch, BatchItem, Id, NewBatch, NewReduce};
@@ -342,6 +343,35 @@ async fn results(
         out.push(item_json(&state, item).await?);
     }
     Ok(Json(json!({ "results": out })))
+}
+
+/// A reduce task's input: every item of the batch as one JSON line, in index order.
+pub(crate) async fn reduce_input(
+    state: &AppState,
+    project: Id,
+    batch: Id,
+) -> Result<ReduceInputFile, ApiError> {
+    let mut lines = String::new();
+    let mut after = None;
+    loop {
+        let items = state
+            .store
+            .batch_items(project, batch, after, MAX_RESULTS_PER_PAGE)
+            .await?
+            .unwrap_or_default();
+        for item in &items {
+            lines.push_str(&item_json(state, item).await?.to_string());
+            lines.push('\n');
+        }
+        match items.last() {
+            Some(last) if items.len() as i64 == MAX_RESULTS_PER_PAGE => after = Some(last.index),
+            _ => break,
+        }
+    }
+    Ok(ReduceInputFile {
+        batch_id: batch,
+        results_jsonl: lines,
+    })
 }
 
 /// The reduce task's result, as `GET …/tasks/{id}/result` answers it.

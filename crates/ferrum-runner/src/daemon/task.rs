@@ -179,6 +179,9 @@ async fn execute(
         payload,
         zip,
         timeout: Duration::from_secs(timeout_secs.unsigned_abs().into()),
+        batch: lease
+            .batch
+            .map(|b| (b.batch_id.to_string(), b.results_jsonl.into_bytes())),
     };
     let (tx, rx) = mpsc::channel(64);
     let shipper = LogShipper::new(

@@ -65,6 +65,8 @@ pub struct TaskRun {
     pub iron: Option<crate::contract::IronIdentity>,
     /// The largest result (`RESULT_FILE`) read back; a larger one is reported as too large.
     pub max_result_bytes: u64,
+    /// A batch reduce task's input: its batch id and the JSON lines of its items.
+    pub batch: Option<(String, Vec<u8>)>,
 }
 
 /// What the executor reports while a task runs, in order.
@@ -227,6 +229,7 @@ impl DockerExecutor {
             task_id: task.task_id.clone(),
             schedule_id: task.schedule_id.clone(),
             iron: task.iron.clone(),
+            batch_id: task.batch.as_ref().map(|(id, _)| id.clone()),
         };
         let invocation = contract::invocation(&task.spec, &identity)?;
         self.prepare_dir(task, &disk, limits.disk_bytes).await?;
@@ -326,6 +329,7 @@ impl DockerExecutor {
         let disk = disk.clone();
         let zip = task.zip.clone();
         let payload = task.payload.clone();
+        let batch_results = task.batch.as_ref().map(|(_, lines)| lines.clone());
         let config = contract::has_config(&task.spec)
             .then(|| task.spec.config.clone())
             .flatten();
@@ -340,6 +344,7 @@ impl DockerExecutor {
             let contents = DirContents {
                 zip: zip.as_deref(),
                 payload: &payload,
+                batch_results: batch_results.as_deref(),
                 config: config.as_deref(),
                 uid,
                 gid,

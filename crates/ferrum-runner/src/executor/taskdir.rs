@@ -8,13 +8,15 @@ use bollard::container::RemoveContainerOptions;
 use bollard::Docker;
 
 use super::disk::TaskDisk;
-use crate::contract::{CONFIG_NAME, PAYLOAD_NAME};
+use crate::contract::{BATCH_RESULTS_NAME, CONFIG_NAME, PAYLOAD_NAME};
 use crate::unpack::{hand_over, unpack_zip, write_fresh, UnpackError, UnpackLimits};
 
 /// What goes into a fresh task directory.
 pub(crate) struct DirContents<'a> {
     pub zip: Option<&'a Path>,
     pub payload: &'a [u8],
+    /// A reduce task's `BATCH_RESULTS_FILE`.
+    pub batch_results: Option<&'a [u8]>,
     pub config: Option<&'a str>,
     pub uid: u32,
     pub gid: u32,
@@ -31,6 +33,9 @@ pub(crate) fn prepare(dir: &Path, contents: &DirContents<'_>) -> Result<(), Unpa
         unpack_zip(zip, dir, contents.limits)?;
     }
     write_fresh(&dir.join(PAYLOAD_NAME), contents.payload)?;
+    if let Some(lines) = contents.batch_results {
+        write_fresh(&dir.join(BATCH_RESULTS_NAME), lines)?;
+    }
     if let Some(config) = contents.config {
         write_fresh(&dir.join(CONFIG_NAME), config.as_bytes())?;
     }

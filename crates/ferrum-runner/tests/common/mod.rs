@@ -97,6 +97,7 @@ pub fn sh_task(exec: &DockerExecutor, script: &str) -> TaskRun {
         limits: None,
         iron: None,
         max_result_bytes: 1024,
+        batch: None,
     }
 }
 

@@ -105,6 +105,7 @@ async fn run_in(
         limits: None,
         iron: None,
         max_result_bytes: ferrum_model::protocol::default_max_result_bytes(),
+        batch: None,
     };
     let (events, mut received) = mpsc::channel(64);
     let cancel = CancellationToken::new();

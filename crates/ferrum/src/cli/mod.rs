@@ -2,6 +2,7 @@
 //! which needs no API). Settings come from `iron.json` and `IRON_*` like the official clients
 //! (see [`config`]); every command prints a table or, with `--output json`, JSON.
 
+mod batch;
 mod bulk;
 mod client;
 mod code;
@@ -80,6 +81,9 @@ pub enum Command {
     /// needs an admin token).
     #[command(subcommand)]
     Quota(quotas::QuotaCommand),
+    /// Batches: one task per item of a JSON-lines file, then an optional reduce task.
+    #[command(subcommand)]
+    Batch(batch::BatchCommand),
     /// Runs a worker directory once on this machine, in the same stack image and under the
     /// same contract as on the service (needs Docker, not the API).
     RunLocal(local::RunLocalArgs),
@@ -136,6 +140,7 @@ pub async fn run(command: Command, format: Format) -> anyhow::Result<()> {
             schedules::cancel(&api()?, &id, format).await
         }
         Command::Webhook(cmd) => webhooks::command(&api()?, cmd, format).await,
+        Command::Batch(cmd) => batch::run(&api()?, cmd, format).await,
         Command::RunLocal(args) => local::run_local(args, format).await,
         Command::Quota(cmd) => quotas::command(&api()?, cmd, format).await,
     }
