@@ -34,7 +34,8 @@ pub use results::{NewTaskToken, ResultStore, StoredResult, TaskGrant, TaskTokenS
 pub use sqlite::SqliteStore;
 pub use traits::{
     AccountStore, CodeStore, Delivery, DispatchStore, Fenced, LeaseSpec, LeasedTask, Outcome,
-    ReapReport, ScheduleStore, ScheduleUpdate, Store, TaskStore, WebhookStore,
+    ReapReport, RunnerIdentity, RunnerToken, ScheduleStore, ScheduleUpdate, Store, TaskStore,
+    WebhookStore,
 };
 
 /// The bootstrap admin user's email, in every backend.

@@ -263,3 +263,24 @@ pub(crate) fn webhook(row: &impl Cols) -> StoreResult<Webhook> {
         created_at: row.time("created_at")?,
     })
 }
+
+/// The runner token columns both backends select: `id, cluster, created_at, last_used_at,
+/// revoked_at`.
+pub(crate) const RUNNER_TOKEN_COLUMNS: &str = "id, cluster, created_at, last_used_at, revoked_at";
+
+pub(crate) fn runner_token(row: &impl Cols) -> StoreResult<crate::RunnerToken> {
+    Ok(crate::RunnerToken {
+        id: id(row, "id")?,
+        cluster: row.text("cluster")?,
+        created_at: row.time("created_at")?,
+        last_used_at: row.opt_time("last_used_at")?,
+        revoked_at: row.opt_time("revoked_at")?,
+    })
+}
+
+pub(crate) fn runner_identity(row: &impl Cols) -> StoreResult<crate::RunnerIdentity> {
+    Ok(crate::RunnerIdentity {
+        runner_id: id(row, "id")?,
+        cluster: row.text("cluster")?,
+    })
+}

@@ -28,17 +28,46 @@ pub trait AccountStore {
     async fn projects(&self, who: &Principal) -> StoreResult<Vec<Project>>;
     /// Sets a project's concurrency limit; `None` removes it.
     async fn set_project_concurrency(&self, project: Id, limit: Option<i32>) -> StoreResult<()>;
-    /// Creates a runner token bound to `cluster`.
-    async fn add_runner_token(&self, cluster: &str, token: &str) -> StoreResult<()>;
-    /// The cluster a runner token is bound to, if the token is valid.
+    /// Creates a runner token bound to `cluster`; answers the token's id.
+    async fn add_runner_token(&self, cluster: &str, token: &str) -> StoreResult<Id>;
+    /// The cluster a runner token is bound to, if the token is valid and not revoked.
     async fn authenticate_runner(&self, token: &str) -> StoreResult<Option<String>>;
-    /// Records a runner daemon that just started.
+    /// Records a runner daemon that just started, if `token` is a valid, unrevoked runner
+    /// token: the runner belongs to the token's cluster, and `secret` (stored hashed) is its
+    /// credential from now on. `None` if the token is not valid.
     async fn register_runner(
         &self,
-        cluster: &str,
+        token: &str,
+        secret: &str,
         hostname: &str,
         concurrency: i32,
-    ) -> StoreResult<Id>;
+    ) -> StoreResult<Option<RunnerIdentity>>;
+    /// The runner whose credential is `secret`, while the token it registered with is valid.
+    async fn authenticate_runner_secret(&self, secret: &str)
+        -> StoreResult<Option<RunnerIdentity>>;
+    /// Every runner token, oldest first, revoked ones included.
+    async fn runner_tokens(&self) -> StoreResult<Vec<RunnerToken>>;
+    /// Revokes a runner token, and with it the authority of every runner it registered.
+    /// False if there is no such token or it was already revoked.
+    async fn revoke_runner_token(&self, id: Id) -> StoreResult<bool>;
+}
+
+/// A registered runner: who holds a lease, and the cluster it may lease from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerIdentity {
+    pub runner_id: Id,
+    pub cluster: String,
+}
+
+/// A runner token as admins see it: never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerToken {
+    pub id: Id,
+    pub cluster: String,
+    pub created_at: DateTime<Utc>,
+    /// When a runner last registered with it.
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 /// Code packages and their revisions.
@@ -116,6 +145,7 @@ pub trait TaskStore {
 /// What a runner asks for when it leases.
 #[derive(Debug, Clone)]
 pub struct LeaseSpec {
+    /// The runner that will hold the leases: every later call about them must be its.
     pub runner_id: Id,
     pub cluster: String,
     pub max_tasks: u32,
@@ -155,9 +185,13 @@ pub struct LeasedTask {
 pub enum Fenced<T> {
     /// The attempt is the task's current lease; the call took effect.
     Current(T),
-    /// The attempt is stale (the lease expired, the task was leased again, or it ended):
-    /// nothing was written.
+    /// The attempt is stale (the lease expired, the task was leased again, or it ended) while
+    /// the task is still recorded with this runner: nothing was written.
     Stale,
+    /// The task is not this runner's (another runner holds or held it, it was requeued, or
+    /// there is no such task): nothing was written. The API answers 404, telling a foreign
+    /// caller nothing about the task.
+    NotHeld,
 }
 
 /// How an attempt ended.
@@ -188,6 +222,7 @@ pub trait DispatchStore {
     async fn mark_running(
         &self,
         task: Id,
+        runner: Id,
         attempt: i32,
         lease_for: Duration,
     ) -> StoreResult<Fenced<bool>>;
@@ -195,6 +230,7 @@ pub trait DispatchStore {
     async fn heartbeat(
         &self,
         task: Id,
+        runner: Id,
         attempt: i32,
         lease_for: Duration,
     ) -> StoreResult<Fenced<bool>>;
@@ -203,6 +239,7 @@ pub trait DispatchStore {
     async fn append_log(
         &self,
         task: Id,
+        runner: Id,
         attempt: i32,
         seq: i64,
         stream: LogStream,
@@ -214,11 +251,16 @@ pub trait DispatchStore {
     async fn complete(
         &self,
         task: Id,
+        runner: Id,
         attempt: i32,
         outcome: Outcome,
     ) -> StoreResult<Fenced<Option<Id>>>;
-    /// Puts tasks whose lease expired back in the queue, or marks them `killed` once they have
-    /// had `max_attempts` attempts.
+    /// Whether `runner` holds a current lease on a task of `revision`: only then may it
+    /// download the revision's code.
+    async fn holds_revision(&self, runner: Id, revision: Id) -> StoreResult<bool>;
+    /// Puts tasks whose lease expired back in the queue, keeping their priority and `run_at`
+    /// (their place in line, ahead of what was queued after them), or marks them `killed`
+    /// once they have had `max_attempts` attempts.
     async fn reap_expired(&self, max_attempts: i32) -> StoreResult<ReapReport>;
     /// The earliest `run_at` later than `now` of a queued delayed task, in any cluster: when
     /// held lease requests should look at the queue again.

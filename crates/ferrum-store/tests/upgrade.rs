@@ -69,9 +69,9 @@ SELECT '00000000000000000000001' || n, '000000000000000000000002',
        60, delay, 'default', now() + make_interval(secs => delay), attempt, runner, lease
 FROM (VALUES (1, 'queued', 0, 0, NULL, NULL::timestamptz),
              (2, 'queued', 600, 0, NULL, NULL),
-             (3, 'preparing', 0, 1, 'r', now() - interval '1 minute'),
-             (4, 'running', 0, 2, 'r', now() + interval '10 minutes'),
-             (5, 'complete', 0, 1, 'r', NULL))
+             (3, 'preparing', 0, 1, '0000000000000000000000ff', now() - interval '1 minute'),
+             (4, 'running', 0, 2, '0000000000000000000000ff', now() + interval '10 minutes'),
+             (5, 'complete', 0, 1, '0000000000000000000000ff', NULL))
     AS v(n, status, delay, attempt, runner, lease);
 INSERT INTO tasks (id, project_id, code_id, code_name, code_revision_id, code_rev, status,
                    priority, payload, timeout, delay, cluster, run_at)
@@ -124,9 +124,11 @@ async fn tasks_in_flight_survive_the_queue_table_migration() {
         exit_code: Some(0),
         msg: None,
     };
-    let stale = store.complete(task_id(4), 1, done.clone()).await.unwrap();
-    assert_eq!(stale, Fenced::Stale, "an older attempt is fenced off");
-    let current = store.complete(task_id(4), 2, done).await.unwrap();
+    // The runner that held the lease before the migration.
+    let runner: Id = "0000000000000000000000ff".parse().unwrap();
+    let stale = store.complete(task_id(4), runner, 1, done.clone()).await;
+    assert_eq!(stale.unwrap(), Fenced::Stale, "an older attempt is fenced off");
+    let current = store.complete(task_id(4), runner, 2, done).await.unwrap();
     assert_eq!(current, Fenced::Current(None));
     assert_eq!(read(4).await, (TaskStatus::Complete, 2));
 
@@ -175,7 +177,7 @@ async fn tasks_in_flight_survive_the_queue_table_migration() {
         msg: None,
     };
     store
-        .complete(task_id(8), first[0].attempt, done)
+        .complete(task_id(8), spec.runner_id, first[0].attempt, done)
         .await
         .unwrap();
     let second = store.lease(&spec).await.unwrap();

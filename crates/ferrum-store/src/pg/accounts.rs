@@ -5,7 +5,9 @@ use ferrum_model::{Id, Principal, Project};
 use sqlx::Row;
 
 use super::{rows, PgStore};
-use crate::{hash_token, AccountStore, StoreError, StoreResult, ADMIN_EMAIL};
+use crate::{
+    hash_token, AccountStore, RunnerIdentity, RunnerToken, StoreError, StoreResult, ADMIN_EMAIL,
+};
 
 #[async_trait]
 impl AccountStore for PgStore {
@@ -126,46 +128,90 @@ impl AccountStore for PgStore {
         Ok(())
     }
 
-    async fn add_runner_token(&self, cluster: &str, token: &str) -> StoreResult<()> {
+    async fn add_runner_token(&self, cluster: &str, token: &str) -> StoreResult<Id> {
+        let id = Id::generate();
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO clusters (name) VALUES ($1) ON CONFLICT DO NOTHING")
             .bind(cluster)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO runner_tokens (token_hash, cluster) VALUES ($1, $2)")
+        sqlx::query("INSERT INTO runner_tokens (id, token_hash, cluster) VALUES ($1, $2, $3)")
+            .bind(id.to_string())
             .bind(hash_token(token))
             .bind(cluster)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(id)
     }
 
     async fn authenticate_runner(&self, token: &str) -> StoreResult<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT cluster FROM runner_tokens WHERE token_hash = $1")
-                .bind(hash_token(token))
-                .fetch_optional(&self.pool)
-                .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT cluster FROM runner_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
         )
+        .bind(hash_token(token))
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     async fn register_runner(
         &self,
-        cluster: &str,
+        token: &str,
+        secret: &str,
         hostname: &str,
         concurrency: i32,
-    ) -> StoreResult<Id> {
-        let id = Id::generate();
-        sqlx::query(
-            "INSERT INTO runners (id, cluster, hostname, concurrency) VALUES ($1, $2, $3, $4)",
+    ) -> StoreResult<Option<RunnerIdentity>> {
+        // One statement: a token revoked concurrently either registers nothing or is seen
+        // revoked by every later call of the runner.
+        let row = sqlx::query(
+            "WITH tok AS ( \
+               UPDATE runner_tokens SET last_used_at = now() \
+               WHERE token_hash = $2 AND revoked_at IS NULL RETURNING token_hash, cluster) \
+             INSERT INTO runners (id, cluster, hostname, concurrency, token_hash, secret_hash) \
+             SELECT $1, tok.cluster, $3, $4, tok.token_hash, $5 FROM tok \
+             RETURNING id, cluster",
         )
-        .bind(id.to_string())
-        .bind(cluster)
+        .bind(Id::generate().to_string())
+        .bind(hash_token(token))
         .bind(hostname)
         .bind(concurrency)
+        .bind(hash_token(secret))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(rows::runner_identity).transpose()
+    }
+
+    async fn authenticate_runner_secret(
+        &self,
+        secret: &str,
+    ) -> StoreResult<Option<RunnerIdentity>> {
+        let row = sqlx::query(
+            "SELECT r.id, r.cluster FROM runners r \
+             JOIN runner_tokens k ON k.token_hash = r.token_hash \
+             WHERE r.secret_hash = $1 AND k.revoked_at IS NULL",
+        )
+        .bind(hash_token(secret))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(rows::runner_identity).transpose()
+    }
+
+    async fn runner_tokens(&self) -> StoreResult<Vec<RunnerToken>> {
+        let sql = format!(
+            "SELECT {} FROM runner_tokens ORDER BY created_at, id",
+            rows::RUNNER_TOKEN_COLUMNS
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(rows::runner_token).collect()
+    }
+
+    async fn revoke_runner_token(&self, id: Id) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE runner_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id.to_string())
         .execute(&self.pool)
         .await?;
-        Ok(id)
+        Ok(done.rows_affected() == 1)
     }
 }

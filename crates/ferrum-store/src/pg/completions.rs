@@ -38,35 +38,36 @@ const MAX_IN_FLIGHT: usize = 4;
 const MAX_BATCH: usize = 500;
 
 /// One completion (`$1` task, `$2` attempt, `$3` status, `$4` exit code, `$5` error class,
-/// `$6` msg); a row comes back when the attempt was current. It costs less than
+/// `$6` msg, `$7` runner); a row comes back when the attempt was current and the runner's. It costs less than
 /// [`COMPLETE_ALL`] with one element (`scripts/dispatch-ab`), so a lone completion takes it.
 const COMPLETE_ONE: &str = concat!(
     "WITH ",
-    take_attempt_off_queue!(),
+    take_attempt_off_queue!("$7"),
     " ",
     record_outcome!(),
     " RETURNING 1"
 );
 
 /// Takes the current attempts off the queue and records their outcomes, for the completions
-/// in `$1`: a JSON array of `{task_id, attempt, status, exit_code, error_class, msg}`.
-/// Answers the `(id, attempt)` of each completion that was current.
+/// in `$1`: a JSON array of `{task_id, runner_id, attempt, status, exit_code, error_class,
+/// msg}`.
+/// Answers the `(id, attempt, runner_id)` of each completion that was current.
 ///
 /// The completions come as JSON rather than as arrays because Postgres cannot see how many
 /// there are: given arrays, it planned every call afresh for their size (a custom plan), which
 /// cost more than the writes; given JSON, it keeps one generic plan.
 const COMPLETE_ALL: &str = concat!(
     "WITH req AS ( \
-       SELECT * FROM jsonb_to_recordset($1) AS r(task_id text, attempt int4, status text, \
-         exit_code int4, error_class text, msg text)), \
+       SELECT * FROM jsonb_to_recordset($1) AS r(task_id text, runner_id text, attempt int4, \
+         status text, exit_code int4, error_class text, msg text)), \
      off AS ( \
        DELETE FROM task_queue q USING req \
        WHERE q.task_id = req.task_id AND q.attempt = req.attempt \
-         AND q.lease_expires_at IS NOT NULL \
+         AND q.lease_expires_at IS NOT NULL AND q.runner_id = req.runner_id \
        RETURNING q.task_id, q.attempt, q.runner_id, req.status, req.exit_code, \
          req.error_class, req.msg) ",
     record_outcome!(),
-    " RETURNING t.id, off.attempt"
+    " RETURNING t.id, off.attempt, off.runner_id"
 );
 
 /// The coalescer of one store; clones share it.
@@ -88,10 +89,11 @@ struct State {
     in_flight: usize,
 }
 
-/// One attempt of a task, and how it ended.
+/// One attempt of a task, the runner that ran it, and how it ended.
 #[derive(Debug)]
 struct Completion {
     task: Id,
+    runner: Id,
     attempt: i32,
     outcome: Outcome,
 }
@@ -120,17 +122,19 @@ impl Completions {
         }
     }
 
-    /// Records `outcome` for `attempt` of `task`; answers whether the attempt was current
-    /// (when not, nothing was written). With a place free, the caller writes it at once;
-    /// otherwise it waits to be written with the others that wait.
+    /// Records `outcome` for `attempt` of `task` run by `runner`; answers whether the attempt
+    /// was current and the runner's (when not, nothing was written). With a place free, the
+    /// caller writes it at once; otherwise it waits to be written with the others that wait.
     pub(crate) async fn complete(
         &self,
         task: Id,
+        runner: Id,
         attempt: i32,
         outcome: Outcome,
     ) -> StoreResult<bool> {
         let completion = Completion {
             task,
+            runner,
             attempt,
             outcome,
         };
@@ -209,7 +213,8 @@ impl Drop for Place {
 }
 
 /// Writes `batch` in one statement; answers, for each completion, whether its attempt was
-/// current. A second completion of the same attempt is answered `false`, as it would be after
+/// current and its runner's (a foreign completion in the batch cannot take the holder's
+/// place). A second completion of the same attempt by the same runner is answered `false`, as it would be after
 /// the first one's statement. Rows are written in task id order, so two batches that share a
 /// task (a runner repeating a completion through another replica) lock in the same order and
 /// cannot deadlock.
@@ -220,7 +225,7 @@ async fn write(pool: &PgPool, batch: &[Completion]) -> Result<Vec<bool>, sqlx::E
     let mut seen = HashSet::new();
     let first: Vec<bool> = batch
         .iter()
-        .map(|c| seen.insert((c.task, c.attempt)))
+        .map(|c| seen.insert((c.task, c.runner, c.attempt)))
         .collect();
     let mut rows: Vec<&Completion> = batch
         .iter()
@@ -235,6 +240,7 @@ async fn write(pool: &PgPool, batch: &[Completion]) -> Result<Vec<bool>, sqlx::E
         .map(|c| {
             serde_json::json!({
                 "task_id": c.task,
+                "runner_id": c.runner,
                 "attempt": c.attempt,
                 "status": c.outcome.status.as_str(),
                 "exit_code": c.outcome.exit_code,
@@ -243,7 +249,7 @@ async fn write(pool: &PgPool, batch: &[Completion]) -> Result<Vec<bool>, sqlx::E
             })
         })
         .collect();
-    let written: HashSet<(String, i32)> = sqlx::query_as(COMPLETE_ALL)
+    let written: HashSet<(String, i32, String)> = sqlx::query_as(COMPLETE_ALL)
         .bind(sqlx::types::Json(json))
         .fetch_all(pool)
         .await?
@@ -252,7 +258,10 @@ async fn write(pool: &PgPool, batch: &[Completion]) -> Result<Vec<bool>, sqlx::E
     Ok(batch
         .iter()
         .zip(first)
-        .map(|(c, first)| first && written.contains(&(c.task.to_string(), c.attempt)))
+        .map(|(c, first)| {
+            let key = (c.task.to_string(), c.attempt, c.runner.to_string());
+            first && written.contains(&key)
+        })
         .collect())
 }
 
@@ -265,6 +274,7 @@ async fn write_one(pool: &PgPool, c: &Completion) -> Result<bool, sqlx::Error> {
         .bind(c.outcome.exit_code)
         .bind(error_class(&c.outcome))
         .bind(stored_msg(&c.outcome))
+        .bind(c.runner.to_string())
         .fetch_optional(pool)
         .await?;
     Ok(row.is_some())

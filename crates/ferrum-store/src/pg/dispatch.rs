@@ -34,13 +34,6 @@ pub(crate) fn interval(d: Duration) -> PgInterval {
     }
 }
 
-fn fenced<T>(current: bool, value: T) -> Fenced<T> {
-    if current {
-        Fenced::Current(value)
-    } else {
-        Fenced::Stale
-    }
-}
 
 /// The common case of leasing in one plain statement: the top `{limit}` runnable tasks of
 /// cluster `$1` are locked (`SKIP LOCKED`), and those whose code and project have no
@@ -89,10 +82,10 @@ const LEASE_UNLIMITED: &str = "\
     LEFT JOIN (lease l JOIN tasks t ON t.id = l.task_id) ON true";
 
 /// Records a failure and, when the task has retries left, queues the linked retry (`$7`) in
-/// the same statement, so a retry is never lost between two writes.
+/// the same statement, so a retry is never lost between two writes. `$8` is the runner.
 const COMPLETE_OR_RETRY: &str = concat!(
     "WITH ",
-    take_attempt_off_queue!(),
+    take_attempt_off_queue!("$8"),
     ", done AS (",
     record_outcome!(),
     " RETURNING t.*), \
@@ -192,13 +185,42 @@ impl PgStore {
         Ok((leased, held))
     }
 
-    /// Extends a current lease; when `started`, also moves the task record to `running` with
-    /// the lease's attempt and runner. Answers whether a cancel was requested. A plain
-    /// heartbeat writes only the narrow queue row (a HOT update, since `lease_expires_at` is in
-    /// no index), not the task record.
+    /// Why a fenced write matched nothing: a stale attempt of a task still recorded with
+    /// `runner` (409), or a task that is not the runner's (404, whatever it is).
+    async fn fence_miss<T>(&self, task: Id, runner: Id) -> StoreResult<Fenced<T>> {
+        let own: Option<bool> = sqlx::query_scalar(
+            "SELECT coalesce(q.runner_id, t.runner_id) = $2 FROM tasks t \
+             LEFT JOIN task_queue q ON q.task_id = t.id WHERE t.id = $1",
+        )
+        .bind(task.to_string())
+        .bind(runner.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten();
+        Ok(if own == Some(true) {
+            Fenced::Stale
+        } else {
+            Fenced::NotHeld
+        })
+    }
+
+    /// `value` when the write matched the lease, else why not ([`Self::fence_miss`]).
+    async fn fenced<T>(&self, current: bool, value: T, task: Id, runner: Id) -> StoreResult<Fenced<T>> {
+        if current {
+            Ok(Fenced::Current(value))
+        } else {
+            self.fence_miss(task, runner).await
+        }
+    }
+
+    /// Extends a current lease of `runner`; when `started`, also moves the task record to
+    /// `running` with the lease's attempt and runner. Answers whether a cancel was requested.
+    /// A plain heartbeat writes only the narrow queue row (a HOT update, since
+    /// `lease_expires_at` is in no index), not the task record.
     async fn renew_lease(
         &self,
         task: Id,
+        runner: Id,
         attempt: i32,
         lease_for: Duration,
         started: bool,
@@ -207,6 +229,7 @@ impl PgStore {
             "WITH renewed AS ( \
                UPDATE task_queue SET lease_expires_at = now() + $3 \
                WHERE task_id = $1 AND attempt = $2 AND lease_expires_at IS NOT NULL \
+                 AND runner_id = $4 \
                RETURNING task_id, attempt, runner_id) \
              UPDATE tasks t SET status = 'running', start_time = now(), updated_at = now(), \
                attempt = renewed.attempt, runner_id = renewed.runner_id \
@@ -215,19 +238,20 @@ impl PgStore {
         } else {
             "UPDATE task_queue q SET lease_expires_at = now() + $3 FROM tasks t \
              WHERE q.task_id = $1 AND q.attempt = $2 AND q.lease_expires_at IS NOT NULL \
-               AND t.id = q.task_id \
+               AND q.runner_id = $4 AND t.id = q.task_id \
              RETURNING t.cancel_requested"
         };
         let row = sqlx::query(sql)
             .bind(task.to_string())
             .bind(attempt)
             .bind(interval(lease_for))
+            .bind(runner.to_string())
             .fetch_optional(&self.pool)
             .await?;
-        Ok(match row {
-            Some(r) => Fenced::Current(r.try_get("cancel_requested")?),
-            None => Fenced::Stale,
-        })
+        match row {
+            Some(r) => Ok(Fenced::Current(r.try_get("cancel_requested")?)),
+            None => self.fence_miss(task, runner).await,
+        }
     }
 }
 
@@ -267,24 +291,27 @@ impl DispatchStore for PgStore {
     async fn mark_running(
         &self,
         task: Id,
+        runner: Id,
         attempt: i32,
         lease_for: Duration,
     ) -> StoreResult<Fenced<bool>> {
-        self.renew_lease(task, attempt, lease_for, true).await
+        self.renew_lease(task, runner, attempt, lease_for, true).await
     }
 
     async fn heartbeat(
         &self,
         task: Id,
+        runner: Id,
         attempt: i32,
         lease_for: Duration,
     ) -> StoreResult<Fenced<bool>> {
-        self.renew_lease(task, attempt, lease_for, false).await
+        self.renew_lease(task, runner, attempt, lease_for, false).await
     }
 
     async fn append_log(
         &self,
         task: Id,
+        runner: Id,
         attempt: i32,
         seq: i64,
         stream: LogStream,
@@ -295,7 +322,7 @@ impl DispatchStore for PgStore {
             "WITH cur AS ( \
                SELECT t.log_size < $6 AS room FROM task_queue q JOIN tasks t ON t.id = q.task_id \
                WHERE q.task_id = $1 AND q.attempt = $2 \
-               AND q.lease_expires_at IS NOT NULL), \
+               AND q.lease_expires_at IS NOT NULL AND q.runner_id = $7), \
              ins AS ( \
                INSERT INTO task_log_chunks (task_id, attempt, seq, stream, data) \
                SELECT $1, $2, $3, $4, $5 FROM cur WHERE cur.room \
@@ -312,21 +339,27 @@ impl DispatchStore for PgStore {
         .bind(stream.as_str())
         .bind(data)
         .bind(max_log_bytes)
+        .bind(runner.to_string())
         .fetch_one(&self.pool)
         .await?;
-        Ok(fenced(row.try_get("current")?, row.try_get("stored")?))
+        let (current, stored) = (row.try_get("current")?, row.try_get("stored")?);
+        self.fenced(current, stored, task, runner).await
     }
 
     async fn complete(
         &self,
         task: Id,
+        runner: Id,
         attempt: i32,
         outcome: Outcome,
     ) -> StoreResult<Fenced<Option<Id>>> {
         require_final(&outcome)?;
         if !matches!(outcome.status, TaskStatus::Error | TaskStatus::Timeout) {
-            let current = self.completions.complete(task, attempt, outcome).await?;
-            return Ok(fenced(current, None));
+            let current = self
+                .completions
+                .complete(task, runner, attempt, outcome)
+                .await?;
+            return self.fenced(current, None, task, runner).await;
         }
         let row = sqlx::query(COMPLETE_OR_RETRY)
             .bind(task.to_string())
@@ -336,15 +369,29 @@ impl DispatchStore for PgStore {
             .bind(error_class(&outcome))
             .bind(stored_msg(&outcome))
             .bind(Id::generate().to_string())
+            .bind(runner.to_string())
             .fetch_optional(&self.pool)
             .await?;
         match row {
-            None => Ok(Fenced::Stale),
+            None => self.fence_miss(task, runner).await,
             Some(row) => {
                 let done: i64 = row.try_get("n")?;
-                Ok(fenced(done == 1, rows::opt_id(&row, "retry_id")?))
+                let retry = rows::opt_id(&row, "retry_id")?;
+                self.fenced(done == 1, retry, task, runner).await
             }
         }
+    }
+
+    async fn holds_revision(&self, runner: Id, revision: Id) -> StoreResult<bool> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM task_queue q JOIN tasks t ON t.id = q.task_id \
+               WHERE q.runner_id = $1 AND q.lease_expires_at IS NOT NULL \
+                 AND t.code_revision_id = $2)",
+        )
+        .bind(runner.to_string())
+        .bind(revision.to_string())
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     async fn reap_expired(&self, max_attempts: i32) -> StoreResult<ReapReport> {
@@ -363,7 +410,7 @@ impl DispatchStore for PgStore {
                WHERE id IN (SELECT code_id FROM fate) FOR KEY SHARE), \
              requeued AS ( \
                UPDATE task_queue q SET leased = false, lease_expires_at = NULL, \
-                 runner_id = NULL, run_at = now(), delayed = false, paused = c.paused, \
+                 runner_id = NULL, delayed = false, paused = c.paused, \
                  limited = c.limited, held = c.limited \
                FROM fate f JOIN code c ON c.id = f.code_id \
                WHERE q.task_id = f.id AND f.status = 'queued'), \
@@ -377,7 +424,7 @@ impl DispatchStore for PgStore {
                             ELSE t.msg END, \
                  end_time = CASE WHEN f.status = 'queued' THEN NULL ELSE now() END, \
                  start_time = CASE WHEN f.status = 'queued' THEN NULL ELSE t.start_time END, \
-                 attempt = f.attempt, run_at = now(), runner_id = NULL, updated_at = now() \
+                 attempt = f.attempt, runner_id = NULL, updated_at = now() \
                FROM fate f WHERE t.id = f.id \
                RETURNING t.status, t.cluster), \
              wake AS ( \

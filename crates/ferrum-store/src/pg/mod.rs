@@ -24,16 +24,18 @@ macro_rules! queue_rows_from {
     };
 }
 
-/// The CTE `off` that takes the current attempt (`$1` task, `$2` attempt) off the queue, with
-/// the outcome to record (`$3` status, `$4` exit code, `$5` error class, `$6` msg); empty when
-/// the attempt is stale. Completions of one task end in it and [`record_outcome!`].
+/// The CTE `off` that takes the current attempt (`$1` task, `$2` attempt) of the runner
+/// `$runner` (a parameter such as `"$7"`) off the queue, with the outcome to record (`$3`
+/// status, `$4` exit code, `$5` error class, `$6` msg); empty when the attempt is stale or not
+/// the runner's. Completions of one task end in it and [`record_outcome!`].
 macro_rules! take_attempt_off_queue {
-    () => {
+    ($runner:literal) => {
+        concat!(
         "off AS ( \
            DELETE FROM task_queue WHERE task_id = $1 AND attempt = $2 \
-             AND lease_expires_at IS NOT NULL \
+             AND lease_expires_at IS NOT NULL AND runner_id = ", $runner, " \
            RETURNING task_id, attempt, runner_id, $3::text AS status, $4::int4 AS exit_code, \
-             $5::text AS error_class, $6::text AS msg)"
+             $5::text AS error_class, $6::text AS msg)")
     };
 }
 

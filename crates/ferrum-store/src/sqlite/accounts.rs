@@ -6,7 +6,9 @@ use sqlx::Row;
 
 use super::rows::{self, now};
 use super::SqliteStore;
-use crate::{hash_token, AccountStore, StoreError, StoreResult, ADMIN_EMAIL};
+use crate::{
+    hash_token, AccountStore, RunnerIdentity, RunnerToken, StoreError, StoreResult, ADMIN_EMAIL,
+};
 
 #[async_trait]
 impl AccountStore for SqliteStore {
@@ -134,7 +136,8 @@ impl AccountStore for SqliteStore {
         Ok(())
     }
 
-    async fn add_runner_token(&self, cluster: &str, token: &str) -> StoreResult<()> {
+    async fn add_runner_token(&self, cluster: &str, token: &str) -> StoreResult<Id> {
+        let id = Id::generate();
         let mut tx = self.write().await?;
         let at = now();
         sqlx::query(
@@ -145,45 +148,102 @@ impl AccountStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO runner_tokens (token_hash, cluster, created_at) VALUES (?1, ?2, ?3)",
+            "INSERT INTO runner_tokens (id, token_hash, cluster, created_at) \
+             VALUES (?1, ?2, ?3, ?4)",
         )
+        .bind(id.to_string())
         .bind(hash_token(token))
         .bind(cluster)
         .bind(at)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(id)
     }
 
     async fn authenticate_runner(&self, token: &str) -> StoreResult<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT cluster FROM runner_tokens WHERE token_hash = ?1")
-                .bind(hash_token(token))
-                .fetch_optional(&self.reader)
-                .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT cluster FROM runner_tokens WHERE token_hash = ?1 AND revoked_at IS NULL",
         )
+        .bind(hash_token(token))
+        .fetch_optional(&self.reader)
+        .await?)
     }
 
     async fn register_runner(
         &self,
-        cluster: &str,
+        token: &str,
+        secret: &str,
         hostname: &str,
         concurrency: i32,
-    ) -> StoreResult<Id> {
-        let id = Id::generate();
+    ) -> StoreResult<Option<RunnerIdentity>> {
+        let mut tx = self.write().await?;
         let at = now();
+        let cluster: Option<String> = sqlx::query_scalar(
+            "UPDATE runner_tokens SET last_used_at = ?2 \
+             WHERE token_hash = ?1 AND revoked_at IS NULL RETURNING cluster",
+        )
+        .bind(hash_token(token))
+        .bind(at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(cluster) = cluster else {
+            return Ok(None);
+        };
+        let id = Id::generate();
         sqlx::query(
-            "INSERT INTO runners (id, cluster, hostname, concurrency, started_at, last_seen_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            "INSERT INTO runners (id, cluster, hostname, concurrency, started_at, last_seen_at, \
+               token_hash, secret_hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
         )
         .bind(id.to_string())
-        .bind(cluster)
+        .bind(&cluster)
         .bind(hostname)
         .bind(concurrency)
         .bind(at)
+        .bind(hash_token(token))
+        .bind(hash_token(secret))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(RunnerIdentity {
+            runner_id: id,
+            cluster,
+        }))
+    }
+
+    async fn authenticate_runner_secret(
+        &self,
+        secret: &str,
+    ) -> StoreResult<Option<RunnerIdentity>> {
+        let row = sqlx::query(
+            "SELECT r.id, r.cluster FROM runners r \
+             JOIN runner_tokens k ON k.token_hash = r.token_hash \
+             WHERE r.secret_hash = ?1 AND k.revoked_at IS NULL",
+        )
+        .bind(hash_token(secret))
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(rows::runner_identity).transpose()
+    }
+
+    async fn runner_tokens(&self) -> StoreResult<Vec<RunnerToken>> {
+        let sql = format!(
+            "SELECT {} FROM runner_tokens ORDER BY created_at, id",
+            rows::RUNNER_TOKEN_COLUMNS
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.reader).await?;
+        rows.iter().map(rows::runner_token).collect()
+    }
+
+    async fn revoke_runner_token(&self, id: Id) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE runner_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        )
+        .bind(id.to_string())
+        .bind(now())
         .execute(&self.writer)
         .await?;
-        Ok(id)
+        Ok(done.rows_affected() == 1)
     }
 }

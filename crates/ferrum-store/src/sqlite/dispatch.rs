@@ -3,7 +3,7 @@
 //! The rules are those of the Postgres backend (`migrations/0002_lease.sql`, `pg/dispatch.rs`):
 //! highest priority first, then oldest `run_at`, then id; paused codes skipped; per-code and
 //! per-project concurrency limits make tasks wait; every write about a leased task requires
-//! `attempt = ?n AND status IN ('preparing', 'running')` (fencing). Where Postgres needs
+//! `attempt = ?n AND runner_id = ?m AND status IN ('preparing', 'running')` (fencing). Where Postgres needs
 //! `SKIP LOCKED` and advisory locks, SQLite's single writer does the job: a lease is one
 //! `BEGIN IMMEDIATE` transaction, so nothing changes between choosing tasks and taking them.
 
@@ -80,6 +80,25 @@ fn admit(candidates: &[SqliteRow]) -> StoreResult<Vec<String>> {
     Ok(accepted)
 }
 
+impl SqliteStore {
+    /// Why a fenced write matched nothing: a stale attempt of a task still recorded with
+    /// `runner` (409), or a task that is not the runner's (404, whatever it is).
+    async fn fence_miss<T>(&self, task: Id, runner: Id) -> StoreResult<Fenced<T>> {
+        let own: Option<bool> = sqlx::query_scalar(
+            "SELECT coalesce(runner_id = ?2, false) FROM tasks WHERE id = ?1",
+        )
+        .bind(task.to_string())
+        .bind(runner.to_string())
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(if own == Some(true) {
+            Fenced::Stale
+        } else {
+            Fenced::NotHeld
+        })
+    }
+}
+
 #[async_trait]
 impl DispatchStore for SqliteStore {
     async fn lease(&self, spec: &LeaseSpec) -> StoreResult<Vec<LeasedTask>> {
@@ -136,6 +155,7 @@ impl DispatchStore for SqliteStore {
     async fn mark_running(
         &self,
         task: Id,
+        runner: Id,
         attempt: i32,
         lease_for: Duration,
     ) -> StoreResult<Fenced<bool>> {
@@ -144,45 +164,51 @@ impl DispatchStore for SqliteStore {
             "UPDATE tasks SET status = 'running', start_time = ?3, updated_at = ?3, \
              lease_expires_at = ?4 \
              WHERE id = ?1 AND attempt = ?2 AND status IN ('preparing', 'running') \
+               AND runner_id = ?5 \
              RETURNING cancel_requested",
         )
         .bind(task.to_string())
         .bind(attempt)
         .bind(at)
         .bind(at.saturating_add(span(lease_for)))
+        .bind(runner.to_string())
         .fetch_optional(&self.writer)
         .await?;
-        Ok(match row {
-            Some(r) => Fenced::Current(r.flag("cancel_requested")?),
-            None => Fenced::Stale,
-        })
+        match row {
+            Some(r) => Ok(Fenced::Current(r.flag("cancel_requested")?)),
+            None => self.fence_miss(task, runner).await,
+        }
     }
 
     async fn heartbeat(
         &self,
         task: Id,
+        runner: Id,
         attempt: i32,
         lease_for: Duration,
     ) -> StoreResult<Fenced<bool>> {
         let row = sqlx::query(
             "UPDATE tasks SET lease_expires_at = ?3 \
              WHERE id = ?1 AND attempt = ?2 AND status IN ('preparing', 'running') \
+               AND runner_id = ?4 \
              RETURNING cancel_requested",
         )
         .bind(task.to_string())
         .bind(attempt)
         .bind(now().saturating_add(span(lease_for)))
+        .bind(runner.to_string())
         .fetch_optional(&self.writer)
         .await?;
-        Ok(match row {
-            Some(r) => Fenced::Current(r.flag("cancel_requested")?),
-            None => Fenced::Stale,
-        })
+        match row {
+            Some(r) => Ok(Fenced::Current(r.flag("cancel_requested")?)),
+            None => self.fence_miss(task, runner).await,
+        }
     }
 
     async fn append_log(
         &self,
         task: Id,
+        runner: Id,
         attempt: i32,
         seq: i64,
         stream: LogStream,
@@ -192,15 +218,18 @@ impl DispatchStore for SqliteStore {
         let mut tx = self.write().await?;
         let room: Option<bool> = sqlx::query_scalar(
             "SELECT log_size < ?3 FROM tasks \
-             WHERE id = ?1 AND attempt = ?2 AND status IN ('preparing', 'running')",
+             WHERE id = ?1 AND attempt = ?2 AND status IN ('preparing', 'running') \
+               AND runner_id = ?4",
         )
         .bind(task.to_string())
         .bind(attempt)
         .bind(max_log_bytes)
+        .bind(runner.to_string())
         .fetch_optional(&mut *tx)
         .await?;
         let Some(room) = room else {
-            return Ok(Fenced::Stale);
+            drop(tx);
+            return self.fence_miss(task, runner).await;
         };
         if !room {
             return Ok(Fenced::Current(false));
@@ -232,6 +261,7 @@ impl DispatchStore for SqliteStore {
     async fn complete(
         &self,
         task: Id,
+        runner: Id,
         attempt: i32,
         outcome: Outcome,
     ) -> StoreResult<Fenced<Option<Id>>> {
@@ -246,6 +276,7 @@ impl DispatchStore for SqliteStore {
                end_time = ?7, start_time = coalesce(start_time, ?7), \
                updated_at = ?7, lease_expires_at = NULL \
              WHERE id = ?1 AND attempt = ?2 AND status IN ('preparing', 'running') \
+               AND runner_id = ?8 \
              RETURNING retries_left",
         )
         .bind(task.to_string())
@@ -255,10 +286,12 @@ impl DispatchStore for SqliteStore {
         .bind(outcome.msg)
         .bind(error_class)
         .bind(at)
+        .bind(runner.to_string())
         .fetch_optional(&mut *tx)
         .await?;
         let Some(done) = done else {
-            return Ok(Fenced::Stale);
+            drop(tx);
+            return self.fence_miss(task, runner).await;
         };
         let failed = matches!(outcome.status, TaskStatus::Error | TaskStatus::Timeout);
         let retry = if failed && done.int("retries_left")? > 0 {
@@ -288,6 +321,17 @@ impl DispatchStore for SqliteStore {
         Ok(Fenced::Current(retry))
     }
 
+    async fn holds_revision(&self, runner: Id, revision: Id) -> StoreResult<bool> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM tasks WHERE runner_id = ?1 \
+               AND status IN ('preparing', 'running') AND code_revision_id = ?2)",
+        )
+        .bind(runner.to_string())
+        .bind(revision.to_string())
+        .fetch_one(&self.reader)
+        .await?)
+    }
+
     async fn reap_expired(&self, max_attempts: i32) -> StoreResult<ReapReport> {
         let rows = sqlx::query(
             "UPDATE tasks SET \
@@ -299,7 +343,7 @@ impl DispatchStore for SqliteStore {
                           ELSE msg END, \
                end_time = CASE WHEN cancel_requested OR attempt >= ?1 THEN ?2 END, \
                start_time = CASE WHEN cancel_requested OR attempt >= ?1 THEN start_time END, \
-               run_at = ?2, runner_id = NULL, lease_expires_at = NULL, updated_at = ?2 \
+               runner_id = NULL, lease_expires_at = NULL, updated_at = ?2 \
              WHERE status IN ('preparing', 'running') AND lease_expires_at < ?2 \
              RETURNING status",
         )

@@ -8,7 +8,7 @@ use ferrum_model::protocol::LogStream;
 use ferrum_model::{CodeSpec, Id, NewTask, TaskFilter, TaskStatus};
 use ferrum_store::{Fenced, Outcome};
 
-use super::world::{outcome, spec, task, world, Backend};
+use super::world::{runner, outcome, spec, task, world, Backend};
 
 pub async fn leases_highest_priority_first_then_oldest(backend: Backend) {
     let w = world(backend).await;
@@ -199,7 +199,7 @@ pub async fn code_max_concurrency_makes_tasks_wait_not_fail(backend: Backend) {
     assert!(w.lease(10).await.is_empty());
     let done = first.iter().find(|l| l.revision.name == "limited").unwrap();
     w.store
-        .complete(done.id, done.attempt, outcome(TaskStatus::Complete))
+        .complete(done.id, runner(), done.attempt, outcome(TaskStatus::Complete))
         .await
         .unwrap();
     assert_eq!(w.lease(10).await.len(), 1, "a freed slot admits one more");
@@ -249,25 +249,25 @@ pub async fn a_stale_attempt_cannot_overwrite_a_newer_one(backend: Backend) {
     assert!(new_attempt > old_attempt);
     let s = &*w.store;
     assert_eq!(
-        s.heartbeat(id, old_attempt, Duration::from_secs(30))
+        s.heartbeat(id, runner(), old_attempt, Duration::from_secs(30))
             .await
             .unwrap(),
         Fenced::Stale
     );
     assert_eq!(
-        s.append_log(id, old_attempt, 0, LogStream::Stdout, b"old", 1 << 20)
+        s.append_log(id, runner(), old_attempt, 0, LogStream::Stdout, b"old", 1 << 20)
             .await
             .unwrap(),
         Fenced::Stale
     );
     assert_eq!(
-        s.complete(id, old_attempt, outcome(TaskStatus::Error))
+        s.complete(id, runner(), old_attempt, outcome(TaskStatus::Error))
             .await
             .unwrap(),
         Fenced::Stale
     );
     assert_eq!(
-        s.complete(id, new_attempt, outcome(TaskStatus::Complete))
+        s.complete(id, runner(), new_attempt, outcome(TaskStatus::Complete))
             .await
             .unwrap(),
         Fenced::Current(None)
@@ -305,7 +305,7 @@ pub async fn concurrent_completions_are_each_answered_for_themselves(backend: Ba
         for (attempt, ended) in mine {
             let (store, id) = (w.store.clone(), l.id);
             calls.push(tokio::spawn(async move {
-                let answer = store.complete(id, attempt, ended).await.unwrap();
+                let answer = store.complete(id, runner(), attempt, ended).await.unwrap();
                 (id, attempt, answer)
             }));
         }
@@ -394,7 +394,7 @@ pub async fn a_leased_task_reads_as_preparing_then_running(backend: Backend) {
         (read().await.status, read().await.attempt),
         (TaskStatus::Preparing, 2)
     );
-    s.mark_running(id, attempt2, Duration::from_secs(30))
+    s.mark_running(id, runner(), attempt2, Duration::from_secs(30))
         .await
         .unwrap();
     let running = read().await;
@@ -416,7 +416,7 @@ pub async fn heartbeats_keep_a_lease_alive(backend: Backend) {
     let attempt = l[0].attempt;
     assert_eq!(
         w.store
-            .mark_running(id, attempt, Duration::from_secs(30))
+            .mark_running(id, runner(), attempt, Duration::from_secs(30))
             .await
             .unwrap(),
         Fenced::Current(false)
@@ -444,13 +444,13 @@ pub async fn cancelling_queued_and_running_tasks(backend: Backend) {
         Some(TaskStatus::Preparing)
     );
     assert_eq!(
-        s.heartbeat(running, attempt, Duration::from_secs(30))
+        s.heartbeat(running, runner(), attempt, Duration::from_secs(30))
             .await
             .unwrap(),
         Fenced::Current(true),
         "the runner learns of the cancel from its heartbeat"
     );
-    s.complete(running, attempt, outcome(TaskStatus::Cancelled))
+    s.complete(running, runner(), attempt, outcome(TaskStatus::Cancelled))
         .await
         .unwrap();
     let done = s.cancel(w.project, running).await.unwrap();
@@ -479,7 +479,7 @@ pub async fn failures_with_retries_left_queue_linked_retries(backend: Backend) {
     };
     let Fenced::Current(Some(retry)) = w
         .store
-        .complete(id, l[0].attempt, failed.clone())
+        .complete(id, runner(), l[0].attempt, failed.clone())
         .await
         .unwrap()
     else {
@@ -497,7 +497,7 @@ pub async fn failures_with_retries_left_queue_linked_retries(backend: Backend) {
     assert_eq!(l2[0].id, retry);
     let again = w
         .store
-        .complete(retry, l2[0].attempt, failed)
+        .complete(retry, runner(), l2[0].attempt, failed)
         .await
         .unwrap();
     assert_eq!(again, Fenced::Current(None), "out of retries");
@@ -528,7 +528,7 @@ pub async fn eight_concurrent_leasers_lease_a_thousand_tasks_exactly_once(backen
                 }
                 for l in got {
                     let done = store
-                        .complete(l.id, l.attempt, outcome(TaskStatus::Complete))
+                        .complete(l.id, runner(), l.attempt, outcome(TaskStatus::Complete))
                         .await
                         .unwrap();
                     assert_eq!(done, Fenced::Current(None));

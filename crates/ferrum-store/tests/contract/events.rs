@@ -8,7 +8,7 @@ use std::time::Duration;
 use ferrum_model::{CodeSpec, Id, TaskStatus};
 use ferrum_store::{Fenced, Outcome, TaskEvent};
 
-use super::world::{outcome, spec, world, Backend, World};
+use super::world::{runner, outcome, spec, world, Backend, World};
 
 /// Claims and deletes every pending event; answers them per task.
 async fn drain(w: &World) -> BTreeMap<Id, Vec<TaskEvent>> {
@@ -54,12 +54,12 @@ pub async fn every_completion_writes_exactly_one_event(backend: Backend) {
         done.push(tokio::spawn(async move {
             let first = w
                 .store
-                .complete(l.id, l.attempt, outcome(TaskStatus::Complete))
+                .complete(l.id, runner(), l.attempt, outcome(TaskStatus::Complete))
                 .await
                 .unwrap();
             let again = w
                 .store
-                .complete(l.id, l.attempt, outcome(TaskStatus::Complete))
+                .complete(l.id, runner(), l.attempt, outcome(TaskStatus::Complete))
                 .await
                 .unwrap();
             assert_eq!((first, again), (Fenced::Current(None), Fenced::Stale));
@@ -100,14 +100,14 @@ pub async fn failures_write_one_event_per_attempted_task(backend: Backend) {
         exit_code: Some(1),
         msg: None,
     };
-    let Fenced::Current(Some(retry)) = w.store.complete(id, l[0].attempt, failed).await.unwrap()
+    let Fenced::Current(Some(retry)) = w.store.complete(id, runner(), l[0].attempt, failed).await.unwrap()
     else {
         panic!("a retry must be queued");
     };
     let l = w.lease(1).await;
     assert_eq!(l[0].id, retry);
     w.store
-        .complete(retry, l[0].attempt, outcome(TaskStatus::Timeout))
+        .complete(retry, runner(), l[0].attempt, outcome(TaskStatus::Timeout))
         .await
         .unwrap();
     let events = drain(&w).await;
@@ -132,7 +132,7 @@ pub async fn cancels_write_one_event_per_task(backend: Backend) {
         statuses(&drain(&w).await, queued),
         vec![(TaskStatus::Cancelled, false)]
     );
-    s.complete(leased, attempt, outcome(TaskStatus::Cancelled))
+    s.complete(leased, runner(), attempt, outcome(TaskStatus::Cancelled))
         .await
         .unwrap();
     s.cancel(w.project, leased).await.unwrap();

@@ -13,7 +13,7 @@ use ferrum_model::validation::{new_schedule, ScheduleOptions};
 use ferrum_model::{CodeSpec, Id, TaskStatus};
 use ferrum_store::LeasedTask;
 
-use super::world::{outcome, spec, task, world, Backend, World};
+use super::world::{runner, outcome, spec, task, world, Backend, World};
 
 fn limited(max: i32) -> CodeSpec {
     CodeSpec {
@@ -25,7 +25,7 @@ fn limited(max: i32) -> CodeSpec {
 async fn finish(w: &World, leased: &[LeasedTask]) {
     for l in leased {
         w.store
-            .complete(l.id, l.attempt, outcome(TaskStatus::Complete))
+            .complete(l.id, runner(), l.attempt, outcome(TaskStatus::Complete))
             .await
             .unwrap();
     }
@@ -191,7 +191,7 @@ pub async fn workers_and_producers_at_once_never_exceed_a_code_limit(backend: Ba
                     for l in &leased {
                         running.fetch_sub(1, Ordering::SeqCst);
                         w.store
-                            .complete(l.id, l.attempt, outcome(TaskStatus::Complete))
+                            .complete(l.id, runner(), l.attempt, outcome(TaskStatus::Complete))
                             .await
                             .unwrap();
                         done.fetch_add(1, Ordering::SeqCst);

@@ -2,6 +2,7 @@
 //! Every test runs against every backend: the `contract!` list at the end generates
 //! `pg::<test>` and `sqlite::<test>`; a new backend joins by adding a [`Backend`] variant.
 
+mod authority;
 mod batches;
 mod dispatch;
 mod events;
@@ -12,6 +13,7 @@ mod records;
 mod results;
 mod world;
 
+use authority::*;
 use batches::*;
 use dispatch::*;
 use events::*;
@@ -91,4 +93,7 @@ contract!(
     task_tokens_live_while_their_attempt_runs,
     a_task_token_never_outlives_the_task_timeout,
     children_carry_their_parent_and_depth_counts_ancestors,
+    only_the_runner_holding_a_lease_may_act_on_it,
+    a_requeued_task_runs_before_a_backlog_queued_after_it,
+    runner_tokens_register_runners_and_revoking_ends_their_authority,
 );

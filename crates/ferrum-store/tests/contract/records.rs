@@ -5,7 +5,7 @@ use ferrum_model::validation::{new_schedule, ScheduleOptions};
 use ferrum_model::{CodeSpec, Page, TaskFilter};
 use ferrum_store::{Fenced, StoreError};
 
-use super::world::{task, world, Backend};
+use super::world::{runner, task, world, Backend};
 
 pub async fn batch_enqueue_is_all_or_nothing(backend: Backend) {
     let w = world(backend).await;
@@ -51,26 +51,26 @@ pub async fn log_chunks_are_ordered_idempotent_and_capped(backend: Backend) {
     assert_eq!(w.store.read_log(w.project, id, false).await.unwrap(), None);
     let a = w.lease(1).await[0].attempt;
     let s = &*w.store;
-    s.append_log(id, a, 1, LogStream::Stderr, b"err\n", 10)
+    s.append_log(id, runner(), a, 1, LogStream::Stderr, b"err\n", 10)
         .await
         .unwrap();
-    s.append_log(id, a, 0, LogStream::Stdout, b"out\n", 10)
+    s.append_log(id, runner(), a, 0, LogStream::Stdout, b"out\n", 10)
         .await
         .unwrap();
     assert_eq!(
-        s.append_log(id, a, 0, LogStream::Stdout, b"out\n", 10)
+        s.append_log(id, runner(), a, 0, LogStream::Stdout, b"out\n", 10)
             .await
             .unwrap(),
         Fenced::Current(false)
     );
     assert_eq!(
-        s.append_log(id, a, 2, LogStream::Stdout, b"more\n", 10)
+        s.append_log(id, runner(), a, 2, LogStream::Stdout, b"more\n", 10)
             .await
             .unwrap(),
         Fenced::Current(true)
     );
     assert_eq!(
-        s.append_log(id, a, 3, LogStream::Stdout, b"over\n", 10)
+        s.append_log(id, runner(), a, 3, LogStream::Stdout, b"over\n", 10)
             .await
             .unwrap(),
         Fenced::Current(false)
