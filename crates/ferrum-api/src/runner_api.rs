@@ -1,8 +1,13 @@
 //! The runner protocol, server side (messages in `ferrum_model::protocol`).
 //!
-//! Runners authenticate with a runner token (`Authorization: Bearer …`) bound to a cluster;
-//! they only ever lease tasks of that cluster. Every per-task call is fenced by the lease's
-//! attempt: a stale attempt gets 409 and changes nothing.
+//! The trust model (docs/ARCHITECTURE.md): a runner token, bound to one cluster, may only
+//! register runners of that cluster. Registering answers the runner's own credential; every
+//! later call authenticates with it ([`RunnerAuth`]), so the API knows which runner calls, not
+//! just which cluster. A runner leases only tasks of its token's cluster, and every per-task
+//! call is fenced in the store by the lease it holds: this task, this runner, this attempt.
+//! A task that is not the caller's gets 404 and a stale attempt of its own 409; neither
+//! changes anything. A revision's zip is served only to a runner holding a lease on a task of
+//! that revision. Revoking the token takes the authority of every runner it registered.
 
 use std::time::Duration;
 
@@ -18,12 +23,14 @@ use ferrum_model::protocol::{
     LeaseResponse, LogAck, LogStream, RegisterRequest, RegisterResponse, RunSpec,
 };
 use ferrum_model::{Id, TaskStatus};
-use ferrum_store::{Fenced, LeaseSpec, LeasedTask, Outcome};
+use ferrum_store::{Fenced, LeaseSpec, LeasedTask, Outcome, RunnerIdentity};
 use serde::Deserialize;
 
 use crate::routes::Route;
 use crate::{ApiError, AppState};
 
+/// Longest hostname a runner's registration keeps.
+const MAX_HOSTNAME_CHARS: usize = 255;
 /// Longest a lease request is held open.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 /// How often a held lease request looks at the queue even without a wake-up: covers delayed
@@ -36,7 +43,8 @@ pub(crate) fn routes() -> Vec<Route> {
     vec![
         Route::post(
             "/runner/v1/register",
-            "Runner protocol: register a runner daemon",
+            "Runner protocol: register a runner daemon with a runner token; answers the \
+             runner's own credential (`runner_secret`) for every later call",
             register,
         ),
         Route::post(
@@ -72,27 +80,42 @@ pub(crate) fn routes() -> Vec<Route> {
     ]
 }
 
-/// A runner authenticated by its token; carries the cluster the token is bound to.
-pub struct RunnerAuth {
-    pub cluster: String,
+/// The bearer credential of a runner call.
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(ApiError::unauthorized)
 }
+
+/// A runner token, as `register` takes it; checked by the store when it registers.
+pub struct RunnerToken(String);
+
+impl FromRequestParts<AppState> for RunnerToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        Ok(RunnerToken(bearer(parts)?.to_owned()))
+    }
+}
+
+/// A registered runner, authenticated by its own credential: which runner calls, and the
+/// cluster of the token it registered with. Anything else (a runner token, a revoked token's
+/// runner, a tenant token) gets 401.
+pub struct RunnerAuth(RunnerIdentity);
 
 impl FromRequestParts<AppState> for RunnerAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(ApiError::unauthorized)?;
-        let cluster = state
+        let identity = state
             .store
-            .authenticate_runner(token)
+            .authenticate_runner_secret(bearer(parts)?)
             .await?
             .ok_or_else(ApiError::unauthorized)?;
-        Ok(RunnerAuth { cluster })
+        Ok(RunnerAuth(identity))
     }
 }
 
@@ -101,46 +124,53 @@ fn task_id(raw: &str) -> Result<Id, ApiError> {
         .map_err(|_| ApiError::not_found("Task not found"))
 }
 
-/// The value of a fenced call, or 409 when the runner's attempt is stale.
+/// The value of a fenced call; 409 when the runner's attempt is stale, 404 when the task is
+/// not the runner's (the same answer as for a task that does not exist).
 fn current<T>(fenced: Fenced<T>) -> Result<T, ApiError> {
     match fenced {
         Fenced::Current(value) => Ok(value),
         Fenced::Stale => Err(ApiError::conflict(
             "Lease lost: this attempt is no longer the task's current one",
         )),
+        Fenced::NotHeld => Err(ApiError::not_found("Task not found")),
     }
 }
 
 async fn register(
     State(state): State<AppState>,
-    auth: RunnerAuth,
+    RunnerToken(token): RunnerToken,
     Json(req): Json<RegisterRequest>,
 ) -> Result<Json<RegisterResponse>, ApiError> {
     ferrum_model::limits::HOSTNAME.check(&req.hostname)?;
     let concurrency = i32::try_from(req.concurrency).unwrap_or(i32::MAX);
-    let runner_id = state
+    let secret = ferrum_model::token::generate();
+    let hostname: String = req.hostname.chars().take(MAX_HOSTNAME_CHARS).collect();
+    let RunnerIdentity { runner_id, cluster } = state
         .store
-        .register_runner(&auth.cluster, &req.hostname, concurrency)
-        .await?;
-    tracing::info!(%runner_id, cluster = %auth.cluster, host = %req.hostname, "runner registered");
+        .register_runner(&token, &secret, &hostname, concurrency)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    tracing::info!(%runner_id, %cluster, host = %hostname, "runner registered");
     Ok(Json(RegisterResponse {
         runner_id,
-        cluster: auth.cluster,
+        runner_secret: secret,
+        cluster,
         lease_secs: state.config.lease_for.as_secs() as u32,
         heartbeat_secs: state.config.heartbeat_every.as_secs().max(1) as u32,
     }))
 }
 
-/// Long-polls: answers as soon as something is leased, or empty after `wait_ms`.
+/// Long-polls: answers as soon as something is leased, or empty after `wait_ms`. The runner
+/// and its cluster come from its credential, never from the request.
 async fn lease(
     State(state): State<AppState>,
-    auth: RunnerAuth,
+    RunnerAuth(runner): RunnerAuth,
     Json(req): Json<LeaseRequest>,
 ) -> Result<Json<LeaseResponse>, ApiError> {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.wait_ms).min(MAX_WAIT);
     let spec = LeaseSpec {
-        runner_id: req.runner_id,
-        cluster: auth.cluster,
+        runner_id: runner.runner_id,
+        cluster: runner.cluster,
         max_tasks: req.max_tasks.clamp(1, 100),
         lease_for: state.config.lease_for,
     };
@@ -152,7 +182,7 @@ async fn lease(
         let leased = state.store.lease(&spec).await?;
         let mut leases = Vec::with_capacity(leased.len());
         for l in leased {
-            if let Some(lease) = to_lease(&state, l).await? {
+            if let Some(lease) = to_lease(&state, spec.runner_id, l).await? {
                 leases.push(lease);
             }
         }
@@ -170,7 +200,11 @@ async fn lease(
 
 /// Describes a leased task to its runner. A task whose stack has no image cannot run
 /// anywhere: it ends as `error` here instead of failing on every runner.
-async fn to_lease(state: &AppState, leased: LeasedTask) -> Result<Option<Lease>, ApiError> {
+async fn to_lease(
+    state: &AppState,
+    runner: Id,
+    leased: LeasedTask,
+) -> Result<Option<Lease>, ApiError> {
     let LeasedTask {
         id,
         project_id,
@@ -203,7 +237,7 @@ async fn to_lease(state: &AppState, leased: LeasedTask) -> Result<Option<Lease>,
             exit_code: None,
             msg: Some(msg),
         };
-        state.store.complete(id, attempt, outcome).await?;
+        state.store.complete(id, runner, attempt, outcome).await?;
         return Ok(None);
     };
     // A batch's reduce task reads every item's result: they travel with its lease.
@@ -246,26 +280,28 @@ async fn to_lease(state: &AppState, leased: LeasedTask) -> Result<Option<Lease>,
 
 async fn started(
     State(state): State<AppState>,
-    _auth: RunnerAuth,
+    RunnerAuth(runner): RunnerAuth,
     Path(id): Path<String>,
     Json(req): Json<AttemptRef>,
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
     let lease_for = state.config.lease_for;
     let renewed = state
         .store
-        .mark_running(task_id(&id)?, req.attempt, lease_for);
+        .mark_running(task_id(&id)?, runner.runner_id, req.attempt, lease_for);
     let cancel_requested = current(renewed.await?)?;
     Ok(Json(HeartbeatResponse { cancel_requested }))
 }
 
 async fn heartbeat(
     State(state): State<AppState>,
-    _auth: RunnerAuth,
+    RunnerAuth(runner): RunnerAuth,
     Path(id): Path<String>,
     Json(req): Json<AttemptRef>,
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
     let lease_for = state.config.lease_for;
-    let renewed = state.store.heartbeat(task_id(&id)?, req.attempt, lease_for);
+    let renewed = state
+        .store
+        .heartbeat(task_id(&id)?, runner.runner_id, req.attempt, lease_for);
     let cancel_requested = current(renewed.await?)?;
     Ok(Json(HeartbeatResponse { cancel_requested }))
 }
@@ -279,23 +315,24 @@ struct ChunkRef {
 
 async fn append_log(
     State(state): State<AppState>,
-    _auth: RunnerAuth,
+    RunnerAuth(runner): RunnerAuth,
     Path(id): Path<String>,
     Query(chunk): Query<ChunkRef>,
     body: Bytes,
 ) -> Result<Json<LogAck>, ApiError> {
     let max = state.config.max_log_bytes;
     let id = task_id(&id)?;
+    let (attempt, seq, stream) = (chunk.attempt, chunk.seq, chunk.stream);
     let appended = state
         .store
-        .append_log(id, chunk.attempt, chunk.seq, chunk.stream, &body, max);
+        .append_log(id, runner.runner_id, attempt, seq, stream, &body, max);
     let stored = current(appended.await?)?;
     Ok(Json(LogAck { stored }))
 }
 
 async fn complete(
     State(state): State<AppState>,
-    _auth: RunnerAuth,
+    RunnerAuth(runner): RunnerAuth,
     Path(id): Path<String>,
     Json(req): Json<CompleteRequest>,
 ) -> Result<Json<CompleteResponse>, ApiError> {
@@ -310,20 +347,27 @@ async fn complete(
         exit_code: req.exit_code,
         msg: req.msg,
     };
-    let completed = state.store.complete(task_id(&id)?, req.attempt, outcome);
+    let completed = state
+        .store
+        .complete(task_id(&id)?, runner.runner_id, req.attempt, outcome);
     let retry_task_id = current(completed.await?)?;
     // A finished task frees a concurrency slot, and a retry may be runnable.
     state.queue.wake();
     Ok(Json(CompleteResponse { retry_task_id }))
 }
 
+/// Serves a revision's zip only to a runner holding a lease on a task of that revision; to
+/// any other runner the revision does not exist.
 async fn revision_zip(
     State(state): State<AppState>,
-    _auth: RunnerAuth,
+    RunnerAuth(runner): RunnerAuth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found("Revision has no zip");
     let id: Id = id.parse().map_err(|_| not_found())?;
+    if !state.store.holds_revision(runner.runner_id, id).await? {
+        return Err(not_found());
+    }
     let revision = state.store.revision(id).await?.ok_or_else(not_found)?;
     let zip = revision.zip.ok_or_else(not_found)?;
     let data = state.blobs.get(&zip.key).await?.ok_or_else(not_found)?;

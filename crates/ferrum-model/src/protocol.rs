@@ -1,7 +1,8 @@
 //! The runner protocol: what runners and the API say to each other over HTTP.
 //!
-//! Runners never see the database (brief §3). They authenticate with a runner token bound to a
-//! cluster and use these messages under `/runner/v1`:
+//! Runners never see the database (brief §3). A runner registers with a runner token bound to
+//! a cluster and gets a credential of its own (`runner_secret`), which it sends as
+//! `Authorization: Bearer …` on every later call; these messages go under `/runner/v1`:
 //!
 //! | call | body | answer |
 //! |---|---|---|
@@ -14,10 +15,13 @@
 //! | `POST /runner/v1/tasks/{id}/complete` | [`CompleteRequest`] | [`CompleteResponse`] |
 //! | `GET /runner/v1/revisions/{rev_id}/zip` | | the zip bytes |
 //!
-//! Every per-task call carries the lease's `attempt`. The API answers **409** when that attempt
-//! is no longer the task's current lease (it expired and the task was leased again, or it was
-//! cancelled): the runner must then stop the container and forget the task. This fencing is
-//! what makes at-least-once delivery safe.
+//! Every per-task call carries the lease's `attempt` and is authorised against the lease the
+//! calling runner holds. The API answers **409** when that attempt is no longer the task's
+//! current lease (it was leased again, or it ended), and **404** when the task is not this
+//! runner's at all (another runner's, requeued after the lease expired, or no such task): in
+//! both cases nothing changed, and the runner must stop the container and forget the task.
+//! This fencing is what makes at-least-once delivery safe. A revision's zip is served only to a
+//! runner holding a lease on a task of that revision.
 
 use std::collections::BTreeMap;
 
@@ -35,6 +39,9 @@ pub struct RegisterRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterResponse {
     pub runner_id: Id,
+    /// The runner's own credential, shown once: the bearer token of every later call. It is
+    /// valid while the runner token it registered with is not revoked.
+    pub runner_secret: String,
     /// The cluster the runner's token is bound to.
     pub cluster: String,
     /// How long a lease lasts without a heartbeat.
@@ -45,7 +52,6 @@ pub struct RegisterResponse {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseRequest {
-    pub runner_id: Id,
     /// Most tasks to lease now: the runner's free slots.
     pub max_tasks: u32,
     /// How long the API may hold the request open when nothing is runnable.

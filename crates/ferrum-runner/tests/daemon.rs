@@ -1,6 +1,6 @@
 //! The daemon loop against a tiny in-process fake of the runner API and the real Docker
 //! engine: leasing, started, ordered log chunks, completion, cancel via heartbeat, lost lease
-//! (409) and drain on shutdown.
+//! (409), the runner's own credential on every call after registering, and drain on shutdown.
 
 mod common;
 
@@ -9,8 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use base64::Engine;
@@ -32,9 +34,32 @@ struct Fake {
 
 type Shared = Arc<Mutex<Fake>>;
 
+/// The runner token the daemon registers with, and the credential registering answers.
+const RUNNER_TOKEN: &str = "runner-token";
+const RUNNER_SECRET: &str = "fake-runner-secret";
+
+/// Like the real API: registering takes the runner token, every other call the runner's own
+/// credential; anything else is 401.
+async fn authorise(req: Request, next: Next) -> Result<Response, StatusCode> {
+    let expected = if req.uri().path() == "/runner/v1/register" {
+        RUNNER_TOKEN
+    } else {
+        RUNNER_SECRET
+    };
+    let sent = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    if sent != Some(format!("Bearer {expected}").as_str()) {
+        return Err(StatusCode::UNAUTHORIZED);
+    }
+    Ok(next.run(req).await)
+}
+
 async fn register(Json(_): Json<RegisterRequest>) -> Json<RegisterResponse> {
     Json(RegisterResponse {
         runner_id: Id::generate(),
+        runner_secret: RUNNER_SECRET.into(),
         cluster: "default".into(),
         lease_secs: 30,
         heartbeat_secs: 1,
@@ -131,6 +156,7 @@ async fn serve(state: Shared) -> String {
         .route("/runner/v1/tasks/{id}/log", put(log))
         .route("/runner/v1/tasks/{id}/complete", post(complete))
         .route("/runner/v1/revisions/{rev}/zip", get(zip))
+        .layer(axum::middleware::from_fn(authorise))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -200,7 +226,7 @@ async fn daemon_runs_reports_cancels_and_drains() {
     let state: Shared = Arc::default();
     let api = serve(state.clone()).await;
     let work = scratch("daemon");
-    let mut config = RunnerConfig::new(api, "runner-token", &work);
+    let mut config = RunnerConfig::new(api, RUNNER_TOKEN, &work);
     config.executor.host_id = format!("test-daemon-{}", Id::generate());
     config.executor.network = ferrum_runner::executor::NetworkMode::None;
     config.concurrency = 4;

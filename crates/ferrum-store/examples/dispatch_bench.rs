@@ -453,7 +453,11 @@ async fn lease_complete_ferrum(
                         exit_code: Some(0),
                         msg: None,
                     };
-                    if store.complete(l.id, spec.runner_id, l.attempt, outcome).await.is_ok() {
+                    if store
+                        .complete(l.id, spec.runner_id, l.attempt, outcome)
+                        .await
+                        .is_ok()
+                    {
                         n += 1;
                     }
                 }

@@ -127,7 +127,11 @@ async fn tasks_in_flight_survive_the_queue_table_migration() {
     // The runner that held the lease before the migration.
     let runner: Id = "0000000000000000000000ff".parse().unwrap();
     let stale = store.complete(task_id(4), runner, 1, done.clone()).await;
-    assert_eq!(stale.unwrap(), Fenced::Stale, "an older attempt is fenced off");
+    assert_eq!(
+        stale.unwrap(),
+        Fenced::Stale,
+        "an older attempt is fenced off"
+    );
     let current = store.complete(task_id(4), runner, 2, done).await.unwrap();
     assert_eq!(current, Fenced::Current(None));
     assert_eq!(read(4).await, (TaskStatus::Complete, 2));

@@ -2,7 +2,8 @@
 //!
 //! - `POST /2/users` (admin): creates a tenant user and answers its first token.
 //! - `POST /2/tokens` (any user): a further token for the caller, e.g. to rotate one.
-//! - `POST /2/runner_tokens` (admin): a runner token bound to a cluster.
+//! - `POST /2/runner_tokens` (admin): a runner token bound to a cluster (listed and revoked
+//!   in `runner_tokens.rs`).
 //!
 //! A token is shown once, in the answer that creates it; only its hash is stored.
 
@@ -44,7 +45,7 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-fn require_admin(caller: &Principal, what: &str) -> Result<(), ApiError> {
+pub(super) fn require_admin(caller: &Principal, what: &str) -> Result<(), ApiError> {
     if caller.is_admin {
         Ok(())
     } else {
@@ -124,6 +125,8 @@ struct NewRunnerToken {
 
 #[derive(Serialize)]
 struct RunnerTokenCreated {
+    /// The id to list and revoke it by.
+    id: Id,
     token: String,
     cluster: String,
     msg: &'static str,
@@ -140,8 +143,9 @@ async fn create_runner_token(
         None => DEFAULT_CLUSTER.to_owned(),
     };
     let token = ferrum_model::token::generate();
-    state.store.add_runner_token(&cluster, &token).await?;
+    let id = state.store.add_runner_token(&cluster, &token).await?;
     Ok(Json(RunnerTokenCreated {
+        id,
         token,
         cluster,
         msg: "Runner token created",

@@ -22,6 +22,7 @@ mod logs;
 mod projects;
 mod pyrepr;
 mod render;
+mod runner_tokens;
 mod schedules;
 mod stacks;
 mod task_auth;
@@ -52,6 +53,7 @@ pub(crate) fn routes(config: &ApiConfig) -> Vec<Route> {
     all.extend(webhooks::routes());
     all.extend(projects::routes());
     all.extend(accounts::routes());
+    all.extend(runner_tokens::routes());
     all.extend(stacks::routes());
     all
 }

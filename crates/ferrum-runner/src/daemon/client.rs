@@ -1,5 +1,6 @@
 //! The runner side of the runner protocol: one method per call of
-//! [`ferrum_model::protocol`], with the bearer token, sensible timeouts, and 409 surfaced as
+//! [`ferrum_model::protocol`], with the bearer credential (the runner token to register, the
+//! runner's own credential after that), sensible timeouts, and 409 or 404 surfaced as
 //! [`ApiError::LeaseLost`] so callers can drop the task.
 
 use std::path::Path;
@@ -25,9 +26,10 @@ const ZIP_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// 409: this attempt no longer holds the task's lease.
-    #[error("lease lost (409)")]
-    LeaseLost,
+    /// 409 or 404: this runner's attempt no longer holds the task's lease (or, for a zip, no
+    /// lease on a task of the revision).
+    #[error("lease lost ({0})")]
+    LeaseLost(u16),
     #[error("API answered {status}: {body}")]
     Status { status: u16, body: String },
     #[error("API unreachable: {0}")]
@@ -42,7 +44,7 @@ impl ApiError {
         match self {
             ApiError::Network(_) => true,
             ApiError::Status { status, .. } => *status >= 500 || *status == 429,
-            ApiError::LeaseLost | ApiError::Io(_) => false,
+            ApiError::LeaseLost(_) | ApiError::Io(_) => false,
         }
     }
 }
@@ -65,6 +67,14 @@ impl ApiClient {
             base: format!("{}/runner/v1", api.trim_end_matches('/')),
             token: token.to_owned(),
         })
+    }
+
+    /// The same client calling with `token`: the runner's own credential, once registered.
+    pub fn with_token(&self, token: &str) -> Self {
+        ApiClient {
+            token: token.to_owned(),
+            ..self.clone()
+        }
     }
 
     fn request(&self, method: Method, path: &str, timeout: Duration) -> RequestBuilder {
@@ -175,8 +185,9 @@ async fn check(response: Response) -> Result<Response, ApiError> {
     if status.is_success() {
         return Ok(response);
     }
-    if status == StatusCode::CONFLICT {
-        return Err(ApiError::LeaseLost);
+    // The runner API answers 404 for a task that is not (or no longer) this runner's.
+    if status == StatusCode::CONFLICT || status == StatusCode::NOT_FOUND {
+        return Err(ApiError::LeaseLost(status.as_u16()));
     }
     let body = response.text().await.unwrap_or_default();
     Err(ApiError::Status {

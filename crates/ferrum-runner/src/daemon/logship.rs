@@ -142,9 +142,9 @@ where
     let mut tries = 0;
     loop {
         match f().await {
-            Err(ApiError::LeaseLost) => {
+            Err(ApiError::LeaseLost(status)) => {
                 stop.request(StopReason::LeaseLost);
-                return Err(ApiError::LeaseLost);
+                return Err(ApiError::LeaseLost(status));
             }
             Err(e) if e.is_transient() && tries + 1 < MAX_TRIES => {
                 tries += 1;

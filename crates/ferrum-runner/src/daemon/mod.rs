@@ -155,6 +155,8 @@ pub async fn run(
     tracing::info!(runner = %registration.runner_id, cluster = registration.cluster, "registered");
     let health = config.health.clone();
     health.registered(config.concurrency);
+    // Every later call is this runner's: it authenticates with its own credential.
+    let client = client.with_token(&registration.runner_secret);
     let ctx = Arc::new(TaskContext {
         client: client.clone(),
         zips: ZipCache::new(
@@ -182,7 +184,6 @@ pub async fn run(
             permits.push(p);
         }
         let request = LeaseRequest {
-            runner_id: registration.runner_id,
             max_tasks: permits.len() as u32,
             wait_ms: config.lease_wait.as_millis() as u64,
         };

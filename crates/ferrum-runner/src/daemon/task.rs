@@ -2,8 +2,8 @@
 //!
 //! Why a task ends early decides what is reported:
 //! - a user cancel (heartbeat/started says `cancel_requested`) → `cancelled` is reported;
-//! - a lost lease (any 409) → the container is killed and nothing more is said: a newer
-//!   attempt owns the task;
+//! - a lost lease (any 409, or 404: not this runner's) → the container is killed and nothing
+//!   more is said: a newer attempt owns the task;
 //! - runner shutdown past the drain timeout → the container is killed and nothing is
 //!   reported, so the lease expires and the API hands the task to another runner (reporting
 //!   `killed` would make it final and it would never be retried).
@@ -223,7 +223,7 @@ async fn heartbeat(ctx: Arc<TaskContext>, lease: Lease, stop: Stop) {
         match ctx.client.heartbeat(lease.task_id, lease.attempt).await {
             Ok(r) if r.cancel_requested => stop.request(StopReason::Cancel),
             Ok(_) => {}
-            Err(ApiError::LeaseLost) => stop.request(StopReason::LeaseLost),
+            Err(ApiError::LeaseLost(_)) => stop.request(StopReason::LeaseLost),
             Err(e) => tracing::warn!(task = %lease.task_id, error = %e, "heartbeat failed"),
         }
     }

@@ -34,7 +34,6 @@ pub(crate) fn interval(d: Duration) -> PgInterval {
     }
 }
 
-
 /// The common case of leasing in one plain statement: the top `{limit}` runnable tasks of
 /// cluster `$1` are locked (`SKIP LOCKED`), and those whose code and project have no
 /// concurrency limit are leased at once for runner `$2` and lease time `$3`. Only the queue
@@ -205,7 +204,13 @@ impl PgStore {
     }
 
     /// `value` when the write matched the lease, else why not ([`Self::fence_miss`]).
-    async fn fenced<T>(&self, current: bool, value: T, task: Id, runner: Id) -> StoreResult<Fenced<T>> {
+    async fn fenced<T>(
+        &self,
+        current: bool,
+        value: T,
+        task: Id,
+        runner: Id,
+    ) -> StoreResult<Fenced<T>> {
         if current {
             Ok(Fenced::Current(value))
         } else {
@@ -295,7 +300,8 @@ impl DispatchStore for PgStore {
         attempt: i32,
         lease_for: Duration,
     ) -> StoreResult<Fenced<bool>> {
-        self.renew_lease(task, runner, attempt, lease_for, true).await
+        self.renew_lease(task, runner, attempt, lease_for, true)
+            .await
     }
 
     async fn heartbeat(
@@ -305,7 +311,8 @@ impl DispatchStore for PgStore {
         attempt: i32,
         lease_for: Duration,
     ) -> StoreResult<Fenced<bool>> {
-        self.renew_lease(task, runner, attempt, lease_for, false).await
+        self.renew_lease(task, runner, attempt, lease_for, false)
+            .await
     }
 
     async fn append_log(

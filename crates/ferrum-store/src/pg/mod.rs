@@ -31,11 +31,14 @@ macro_rules! queue_rows_from {
 macro_rules! take_attempt_off_queue {
     ($runner:literal) => {
         concat!(
-        "off AS ( \
+            "off AS ( \
            DELETE FROM task_queue WHERE task_id = $1 AND attempt = $2 \
-             AND lease_expires_at IS NOT NULL AND runner_id = ", $runner, " \
+             AND lease_expires_at IS NOT NULL AND runner_id = ",
+            $runner,
+            " \
            RETURNING task_id, attempt, runner_id, $3::text AS status, $4::int4 AS exit_code, \
-             $5::text AS error_class, $6::text AS msg)")
+             $5::text AS error_class, $6::text AS msg)"
+        )
     };
 }
 

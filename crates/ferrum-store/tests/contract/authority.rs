@@ -47,7 +47,15 @@ pub async fn only_the_runner_holding_a_lease_may_act_on_it(backend: Backend) {
     assert!(s.holds_revision(runner(), revision).await.unwrap());
     let started = s.mark_running(id, runner(), attempt, lease_for).await;
     assert_eq!(started.unwrap(), Fenced::Current(false));
-    let logged = s.append_log(id, runner(), attempt, 0, LogStream::Stdout, b"mine", 1 << 20);
+    let logged = s.append_log(
+        id,
+        runner(),
+        attempt,
+        0,
+        LogStream::Stdout,
+        b"mine",
+        1 << 20,
+    );
     assert_eq!(logged.await.unwrap(), Fenced::Current(true));
     assert_eq!(
         s.heartbeat(id, runner(), attempt - 1, lease_for)
@@ -89,7 +97,10 @@ pub async fn a_requeued_task_runs_before_a_backlog_queued_after_it(backend: Back
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(w.store.reap_expired(3).await.unwrap().requeued, 1);
     let next = w.lease(1).await;
-    assert_eq!(next[0].id, first, "the requeued task goes before the backlog");
+    assert_eq!(
+        next[0].id, first,
+        "the requeued task goes before the backlog"
+    );
     assert_eq!(next[0].priority, 1);
     assert_eq!(next[0].run_at, lost[0].run_at, "it keeps its run_at");
     let rest: Vec<Id> = w.lease(100).await.iter().map(|l| l.id).collect();
@@ -101,16 +112,34 @@ pub async fn runner_tokens_register_runners_and_revoking_ends_their_authority(ba
     let s = &*w.store;
     let gpu = s.add_runner_token("gpu", "token-gpu").await.unwrap();
     let cpu = s.add_runner_token("default", "token-cpu").await.unwrap();
-    assert!(s.register_runner("nope", "s0", "h", 1).await.unwrap().is_none());
-    let a = s.register_runner("token-gpu", "secret-a", "h", 2).await.unwrap();
+    assert!(s
+        .register_runner("nope", "s0", "h", 1)
+        .await
+        .unwrap()
+        .is_none());
+    let a = s
+        .register_runner("token-gpu", "secret-a", "h", 2)
+        .await
+        .unwrap();
     let a = a.expect("a valid token registers");
     assert_eq!(a.cluster, "gpu");
-    let b = s.register_runner("token-gpu", "secret-b", "h", 2).await.unwrap();
-    assert_ne!(b.unwrap().runner_id, a.runner_id, "each registration is its own runner");
+    let b = s
+        .register_runner("token-gpu", "secret-b", "h", 2)
+        .await
+        .unwrap();
+    assert_ne!(
+        b.unwrap().runner_id,
+        a.runner_id,
+        "each registration is its own runner"
+    );
     let found = s.authenticate_runner_secret("secret-a").await.unwrap();
     assert_eq!(found.as_ref(), Some(&a));
     // The token is not a runner's credential, nor is a runner's credential a token.
-    assert!(s.authenticate_runner_secret("token-gpu").await.unwrap().is_none());
+    assert!(s
+        .authenticate_runner_secret("token-gpu")
+        .await
+        .unwrap()
+        .is_none());
     assert!(s.authenticate_runner("secret-a").await.unwrap().is_none());
 
     let listed = s.runner_tokens().await.unwrap();
@@ -121,11 +150,22 @@ pub async fn runner_tokens_register_runners_and_revoking_ends_their_authority(ba
     assert!(listed.iter().all(|t| t.revoked_at.is_none()));
 
     assert!(s.revoke_runner_token(gpu).await.unwrap());
-    assert!(!s.revoke_runner_token(gpu).await.unwrap(), "already revoked");
+    assert!(
+        !s.revoke_runner_token(gpu).await.unwrap(),
+        "already revoked"
+    );
     assert!(!s.revoke_runner_token(Id::generate()).await.unwrap());
-    assert!(s.authenticate_runner_secret("secret-a").await.unwrap().is_none());
+    assert!(s
+        .authenticate_runner_secret("secret-a")
+        .await
+        .unwrap()
+        .is_none());
     assert!(s.authenticate_runner("token-gpu").await.unwrap().is_none());
-    assert!(s.register_runner("token-gpu", "s2", "h", 1).await.unwrap().is_none());
+    assert!(s
+        .register_runner("token-gpu", "s2", "h", 1)
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(
         s.authenticate_runner("token-cpu").await.unwrap().as_deref(),
         Some("default"),
@@ -133,5 +173,4 @@ pub async fn runner_tokens_register_runners_and_revoking_ends_their_authority(ba
     );
     let listed = s.runner_tokens().await.unwrap();
     assert!(listed[0].revoked_at.is_some() && listed[1].revoked_at.is_none());
-
 }

@@ -8,7 +8,7 @@ use ferrum_model::protocol::LogStream;
 use ferrum_model::{CodeSpec, Id, NewTask, TaskFilter, TaskStatus};
 use ferrum_store::{Fenced, Outcome};
 
-use super::world::{runner, outcome, spec, task, world, Backend};
+use super::world::{outcome, runner, spec, task, world, Backend};
 
 pub async fn leases_highest_priority_first_then_oldest(backend: Backend) {
     let w = world(backend).await;
@@ -199,7 +199,12 @@ pub async fn code_max_concurrency_makes_tasks_wait_not_fail(backend: Backend) {
     assert!(w.lease(10).await.is_empty());
     let done = first.iter().find(|l| l.revision.name == "limited").unwrap();
     w.store
-        .complete(done.id, runner(), done.attempt, outcome(TaskStatus::Complete))
+        .complete(
+            done.id,
+            runner(),
+            done.attempt,
+            outcome(TaskStatus::Complete),
+        )
         .await
         .unwrap();
     assert_eq!(w.lease(10).await.len(), 1, "a freed slot admits one more");
@@ -255,9 +260,17 @@ pub async fn a_stale_attempt_cannot_overwrite_a_newer_one(backend: Backend) {
         Fenced::Stale
     );
     assert_eq!(
-        s.append_log(id, runner(), old_attempt, 0, LogStream::Stdout, b"old", 1 << 20)
-            .await
-            .unwrap(),
+        s.append_log(
+            id,
+            runner(),
+            old_attempt,
+            0,
+            LogStream::Stdout,
+            b"old",
+            1 << 20
+        )
+        .await
+        .unwrap(),
         Fenced::Stale
     );
     assert_eq!(

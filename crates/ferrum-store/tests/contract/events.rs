@@ -8,7 +8,7 @@ use std::time::Duration;
 use ferrum_model::{CodeSpec, Id, TaskStatus};
 use ferrum_store::{Fenced, Outcome, TaskEvent};
 
-use super::world::{runner, outcome, spec, world, Backend, World};
+use super::world::{outcome, runner, spec, world, Backend, World};
 
 /// Claims and deletes every pending event; answers them per task.
 async fn drain(w: &World) -> BTreeMap<Id, Vec<TaskEvent>> {
@@ -100,7 +100,11 @@ pub async fn failures_write_one_event_per_attempted_task(backend: Backend) {
         exit_code: Some(1),
         msg: None,
     };
-    let Fenced::Current(Some(retry)) = w.store.complete(id, runner(), l[0].attempt, failed).await.unwrap()
+    let Fenced::Current(Some(retry)) = w
+        .store
+        .complete(id, runner(), l[0].attempt, failed)
+        .await
+        .unwrap()
     else {
         panic!("a retry must be queued");
     };

@@ -13,7 +13,7 @@ use ferrum_model::validation::{new_schedule, ScheduleOptions};
 use ferrum_model::{CodeSpec, Id, TaskStatus};
 use ferrum_store::LeasedTask;
 
-use super::world::{runner, outcome, spec, task, world, Backend, World};
+use super::world::{outcome, runner, spec, task, world, Backend, World};
 
 fn limited(max: i32) -> CodeSpec {
     CodeSpec {
