@@ -236,6 +236,8 @@ pub trait DispatchStore {
     ) -> StoreResult<Fenced<bool>>;
     /// Stores one log chunk. Chunks are idempotent by `(attempt, seq)`; `stored` is false for a
     /// duplicate or once the log has reached `max_log_bytes`.
+    // A chunk is named by its lease (task, runner, attempt) and its place (seq, stream).
+    #[allow(clippy::too_many_arguments)]
     async fn append_log(
         &self,
         task: Id,

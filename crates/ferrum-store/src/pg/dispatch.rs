@@ -315,6 +315,8 @@ impl DispatchStore for PgStore {
             .await
     }
 
+    // A chunk is named by its lease (task, runner, attempt) and its place (seq, stream).
+    #[allow(clippy::too_many_arguments)]
     async fn append_log(
         &self,
         task: Id,

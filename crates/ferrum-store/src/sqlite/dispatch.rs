@@ -204,6 +204,8 @@ impl DispatchStore for SqliteStore {
         }
     }
 
+    // A chunk is named by its lease (task, runner, attempt) and its place (seq, stream).
+    #[allow(clippy::too_many_arguments)]
     async fn append_log(
         &self,
         task: Id,
