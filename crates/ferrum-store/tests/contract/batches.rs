@@ -8,7 +8,7 @@ use std::time::Duration;
 use ferrum_model::{BatchStatus, Id, NewBatch, NewReduce, TaskStatus};
 use ferrum_store::{StoreError, TaskEvent};
 
-use super::world::{outcome, world, Backend, World};
+use super::world::{outcome, runner, world, Backend, World};
 
 fn new_batch(n: usize, reduce: bool) -> NewBatch {
     NewBatch {
@@ -58,7 +58,7 @@ async fn run(w: &World, n: u32, f: impl Fn(&[u8]) -> TaskStatus) -> Vec<Id> {
     for l in leased {
         let st = f(&l.payload);
         w.store
-            .complete(l.id, l.attempt, outcome(st))
+            .complete(l.id, runner(), l.attempt, outcome(st))
             .await
             .unwrap();
         ids.push(l.id);
@@ -172,6 +172,7 @@ pub async fn batch_items_are_tasks_and_a_failed_item_still_reduces_once(backend:
     w.store
         .complete(
             reduce[0].id,
+            runner(),
             reduce[0].attempt,
             outcome(TaskStatus::Complete),
         )
@@ -272,6 +273,7 @@ pub async fn a_batch_without_reduce_completes_and_cancel_stops_the_rest(backend:
     w.store
         .complete(
             leased[0].id,
+            runner(),
             leased[0].attempt,
             outcome(TaskStatus::Cancelled),
         )

@@ -4,7 +4,7 @@
 use chrono::Utc;
 use ferrum_model::{CodeSpec, TaskStatus};
 
-use super::world::{outcome, world, Backend};
+use super::world::{outcome, runner, world, Backend};
 
 pub async fn queue_depths_count_due_unleased_tasks_deepest_first(backend: Backend) {
     let w = world(backend).await;
@@ -37,7 +37,7 @@ pub async fn queue_depths_count_due_unleased_tasks_deepest_first(backend: Backen
 
     let l = &leased[0];
     w.store
-        .complete(l.id, l.attempt, outcome(TaskStatus::Complete))
+        .complete(l.id, runner(), l.attempt, outcome(TaskStatus::Complete))
         .await
         .unwrap();
     let timings = w.store.task_timings(&[l.id]).await.unwrap();
