@@ -65,7 +65,7 @@ struct AttemptQuery {
 
 async fn put_result(
     State(state): State<AppState>,
-    _auth: RunnerAuth,
+    RunnerAuth(runner): RunnerAuth,
     Path(id): Path<String>,
     Query(q): Query<AttemptQuery>,
     body: Bytes,
@@ -84,7 +84,9 @@ async fn put_result(
     let content_type = content_type_of(&body).to_owned();
     let size_i = i64::try_from(size).unwrap_or(i64::MAX);
     let (stored, blob_key) = if size > state.config.result_inline_bytes {
-        let key = format!("results/{task}/{}", q.attempt);
+        // A key of its own per upload: a refused upload (stale, or not this runner's) deletes
+        // only what it wrote, never the current attempt's result.
+        let key = format!("results/{task}/{}-{}", q.attempt, Id::generate());
         state.blobs.put(&key, body).await?;
         let stored = StoredResult {
             size: size_i,
@@ -102,17 +104,19 @@ async fn put_result(
         };
         (stored, None)
     };
-    match state.store.put_result(task, q.attempt, stored).await? {
+    match state
+        .store
+        .put_result(task, runner.runner_id, q.attempt, stored)
+        .await?
+    {
         Fenced::Current(()) => Ok(Json(ResultAck { size })),
-        Fenced::Stale => {
+        refused => {
             if let Some(key) = blob_key {
                 if let Err(e) = state.blobs.delete(&key).await {
-                    tracing::warn!(error = %e, key, "could not delete a stale attempt's result");
+                    tracing::warn!(error = %e, key, "could not delete a refused attempt's result");
                 }
             }
-            Err(ApiError::conflict(
-                "Lease lost: this attempt is no longer the task's current one",
-            ))
+            crate::runner_api::current(refused).map(|()| Json(ResultAck { size }))
         }
     }
 }

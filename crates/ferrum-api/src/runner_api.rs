@@ -104,7 +104,7 @@ impl FromRequestParts<AppState> for RunnerToken {
 /// A registered runner, authenticated by its own credential: which runner calls, and the
 /// cluster of the token it registered with. Anything else (a runner token, a revoked token's
 /// runner, a tenant token) gets 401.
-pub struct RunnerAuth(RunnerIdentity);
+pub struct RunnerAuth(pub RunnerIdentity);
 
 impl FromRequestParts<AppState> for RunnerAuth {
     type Rejection = ApiError;
@@ -126,7 +126,7 @@ fn task_id(raw: &str) -> Result<Id, ApiError> {
 
 /// The value of a fenced call; 409 when the runner's attempt is stale, 404 when the task is
 /// not the runner's (the same answer as for a task that does not exist).
-fn current<T>(fenced: Fenced<T>) -> Result<T, ApiError> {
+pub(crate) fn current<T>(fenced: Fenced<T>) -> Result<T, ApiError> {
     match fenced {
         Fenced::Current(value) => Ok(value),
         Fenced::Stale => Err(ApiError::conflict(

@@ -20,12 +20,13 @@ pub struct StoredResult {
 
 #[async_trait]
 pub trait ResultStore {
-    /// Records the result of `attempt` and sets the task's `result_size`, if `attempt` holds
-    /// the task's current lease (fenced like every runner call). A later attempt's result
-    /// replaces an earlier one's.
+    /// Records the result of `attempt` and sets the task's `result_size`, if `runner` holds
+    /// the task's current lease with `attempt` (fenced like every runner call). A later
+    /// attempt's result replaces an earlier one's.
     async fn put_result(
         &self,
         task: Id,
+        runner: Id,
         attempt: i32,
         result: StoredResult,
     ) -> StoreResult<Fenced<()>>;

@@ -186,7 +186,7 @@ impl PgStore {
 
     /// Why a fenced write matched nothing: a stale attempt of a task still recorded with
     /// `runner` (409), or a task that is not the runner's (404, whatever it is).
-    async fn fence_miss<T>(&self, task: Id, runner: Id) -> StoreResult<Fenced<T>> {
+    pub(super) async fn fence_miss<T>(&self, task: Id, runner: Id) -> StoreResult<Fenced<T>> {
         let own: Option<bool> = sqlx::query_scalar(
             "SELECT coalesce(q.runner_id, t.runner_id) = $2 FROM tasks t \
              LEFT JOIN task_queue q ON q.task_id = t.id WHERE t.id = $1",

@@ -20,6 +20,7 @@ impl ResultStore for PgStore {
     async fn put_result(
         &self,
         task: Id,
+        runner: Id,
         attempt: i32,
         result: StoredResult,
     ) -> StoreResult<Fenced<()>> {
@@ -28,7 +29,7 @@ impl ResultStore for PgStore {
         let current: bool = sqlx::query(
             "WITH cur AS ( \
                SELECT task_id FROM task_queue WHERE task_id = $1 AND attempt = $2 \
-                 AND lease_expires_at IS NOT NULL), \
+                 AND lease_expires_at IS NOT NULL AND runner_id = $7), \
              res AS ( \
                INSERT INTO task_results (task_id, content_type, data, blob_key, size) \
                SELECT task_id, $3, $4, $5, $6 FROM cur \
@@ -46,14 +47,15 @@ impl ResultStore for PgStore {
         .bind(&result.data)
         .bind(&result.blob_key)
         .bind(result.size)
+        .bind(runner.to_string())
         .fetch_one(&self.pool)
         .await?
         .try_get("current")?;
-        Ok(if current {
-            Fenced::Current(())
+        if current {
+            Ok(Fenced::Current(()))
         } else {
-            Fenced::Stale
-        })
+            self.fence_miss(task, runner).await
+        }
     }
 
     async fn result(&self, project: Id, task: Id) -> StoreResult<Option<StoredResult>> {

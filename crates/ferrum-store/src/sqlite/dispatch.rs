@@ -83,7 +83,7 @@ fn admit(candidates: &[SqliteRow]) -> StoreResult<Vec<String>> {
 impl SqliteStore {
     /// Why a fenced write matched nothing: a stale attempt of a task still recorded with
     /// `runner` (409), or a task that is not the runner's (404, whatever it is).
-    async fn fence_miss<T>(&self, task: Id, runner: Id) -> StoreResult<Fenced<T>> {
+    pub(super) async fn fence_miss<T>(&self, task: Id, runner: Id) -> StoreResult<Fenced<T>> {
         let own: Option<bool> =
             sqlx::query_scalar("SELECT coalesce(runner_id = ?2, false) FROM tasks WHERE id = ?1")
                 .bind(task.to_string())

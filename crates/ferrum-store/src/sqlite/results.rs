@@ -22,20 +22,23 @@ impl ResultStore for SqliteStore {
     async fn put_result(
         &self,
         task: Id,
+        runner: Id,
         attempt: i32,
         result: StoredResult,
     ) -> StoreResult<Fenced<()>> {
         let mut tx = self.write().await?;
         let current = sqlx::query(
             "SELECT 1 FROM tasks WHERE id = ?1 AND attempt = ?2 \
-             AND status IN ('preparing', 'running')",
+             AND status IN ('preparing', 'running') AND runner_id = ?3",
         )
         .bind(task.to_string())
         .bind(attempt)
+        .bind(runner.to_string())
         .fetch_optional(&mut *tx)
         .await?;
         if current.is_none() {
-            return Ok(Fenced::Stale);
+            drop(tx);
+            return self.fence_miss(task, runner).await;
         }
         sqlx::query(
             "INSERT INTO task_results (task_id, content_type, data, blob_key, size, created_at) \

@@ -5,7 +5,7 @@ use std::time::Duration;
 use ferrum_model::{CodeSpec, Id, TaskStatus};
 use ferrum_store::{Fenced, NewTaskToken, StoredResult, TaskGrant};
 
-use super::world::{outcome, spec, task, world, Backend};
+use super::world::{outcome, runner, spec, task, world, Backend};
 
 fn inline(data: &[u8]) -> StoredResult {
     StoredResult {
@@ -22,16 +22,23 @@ pub async fn results_are_fenced_and_scoped_to_their_project(backend: Backend) {
     let id = w.queue("c", 0, 0).await;
     let s = &*w.store;
     assert_eq!(
-        s.put_result(id, 1, inline(b"1")).await.unwrap(),
-        Fenced::Stale
+        s.put_result(id, runner(), 1, inline(b"1")).await.unwrap(),
+        Fenced::NotHeld
     );
     let attempt = w.lease(1).await[0].attempt;
     assert_eq!(
-        s.put_result(id, attempt + 1, inline(b"1")).await.unwrap(),
+        s.put_result(id, Id::generate(), attempt, inline(b"1"))
+            .await
+            .unwrap(),
+        Fenced::NotHeld,
+        "only the runner holding the lease may store its result"
+    );
+    assert_eq!(
+        s.put_result(id, runner(), attempt + 1, inline(b"1")).await.unwrap(),
         Fenced::Stale
     );
     assert_eq!(
-        s.put_result(id, attempt, inline(b"[1]")).await.unwrap(),
+        s.put_result(id, runner(), attempt, inline(b"[1]")).await.unwrap(),
         Fenced::Current(())
     );
     let blob = StoredResult {
@@ -41,14 +48,14 @@ pub async fn results_are_fenced_and_scoped_to_their_project(backend: Backend) {
         blob_key: Some("results/x/1".into()),
     };
     assert_eq!(
-        s.put_result(id, attempt, blob.clone()).await.unwrap(),
+        s.put_result(id, runner(), attempt, blob.clone()).await.unwrap(),
         Fenced::Current(())
     );
-    s.complete(id, attempt, outcome(TaskStatus::Complete))
+    s.complete(id, runner(), attempt, outcome(TaskStatus::Complete))
         .await
         .unwrap();
     assert_eq!(
-        s.put_result(id, attempt, inline(b"2")).await.unwrap(),
+        s.put_result(id, runner(), attempt, inline(b"2")).await.unwrap(),
         Fenced::Stale
     );
     assert_eq!(s.result(w.project, id).await.unwrap(), Some(blob));
@@ -125,7 +132,7 @@ pub async fn task_tokens_live_while_their_attempt_runs(backend: Backend) {
         .unwrap()
         .is_some());
     // A final state ends it at once; revoking removes the rows.
-    s.complete(id, next, outcome(TaskStatus::Complete))
+    s.complete(id, runner(), next, outcome(TaskStatus::Complete))
         .await
         .unwrap();
     assert_eq!(s.authenticate_task_token("ftt_next").await.unwrap(), None);
@@ -140,7 +147,7 @@ pub async fn a_task_token_never_outlives_the_task_timeout(backend: Backend) {
     let id = w.store.enqueue(w.project, vec![t]).await.unwrap()[0];
     let s = &*w.store;
     let attempt = w.lease(1).await[0].attempt;
-    s.mark_running(id, attempt, Duration::from_secs(60))
+    s.mark_running(id, runner(), attempt, Duration::from_secs(60))
         .await
         .unwrap();
     let token = NewTaskToken {
@@ -198,7 +205,7 @@ pub async fn children_carry_their_parent_and_depth_counts_ancestors(backend: Bac
     let leased = w.lease(10).await;
     let l = leased.iter().find(|l| l.id == r).unwrap();
     let Fenced::Current(Some(retry)) = s
-        .complete(r, l.attempt, outcome(TaskStatus::Error))
+        .complete(r, runner(), l.attempt, outcome(TaskStatus::Error))
         .await
         .unwrap()
     else {
