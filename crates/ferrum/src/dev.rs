@@ -84,7 +84,11 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         },
     )
     .await?;
-    let admin = store.bootstrap_admin(&admin_token).await?;
+    // `server::start` made the token the admin's; look the admin up rather than bootstrap twice.
+    let admin = store
+        .authenticate(&admin_token)
+        .await?
+        .context("the admin token does not authenticate after bootstrap")?;
     let project = match store
         .projects(&admin)
         .await?
@@ -94,8 +98,10 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         Some(p) => p,
         None => store.create_project(admin.user_id, DEV_PROJECT).await?,
     };
-    let runner_token = ferrum_model::token::generate();
-    store.add_runner_token("default", &runner_token).await?;
+    // One runner token for the life of the data dir, kept next to the admin token: a restart
+    // reuses it instead of adding another valid token at every start.
+    let runner_token = kept_token(&data_dir.join("runner-token"))?;
+    server::accept_runner_token(&store, &runner_token).await?;
 
     let listener = server::bind(&args.listen).await?;
     let api = local_url(listener.local_addr()?);

@@ -160,3 +160,37 @@ fn run_local_runs_a_worker_under_the_service_contract() {
         .contains("broken"));
     one_line_error(failed, "exited with code 3");
 }
+
+/// A row count in `ferrum dev`'s SQLite database, read with the sqlite3 shell.
+fn count(dir: &std::path::Path, sql: &str) -> String {
+    let out = std::process::Command::new("sqlite3")
+        .arg(dir.join("data/ferrum.db"))
+        .arg(sql)
+        .output()
+        .expect("sqlite3 must be installed for this test (scripts/test installs it)");
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).trim().to_owned()
+}
+
+#[test]
+fn a_restart_reuses_the_admin_and_the_runner_token() {
+    let dev = Dev::start();
+    dev.configure();
+    let first = dev.configure.clone();
+    let dir = dev.stop();
+    let tokens = count(&dir.0, "SELECT count(*) FROM runner_tokens");
+    let users = count(&dir.0, "SELECT count(*) FROM users");
+    assert_eq!(tokens, "1");
+
+    let dev = Dev::start_in(dir);
+    assert_eq!(dev.configure[4], first[4], "the same admin token");
+    dev.configure();
+    let tokens_after = count(&dev.dir.0, "SELECT count(*) FROM runner_tokens");
+    assert_eq!(tokens_after, tokens, "no new runner token at a restart");
+    assert_eq!(count(&dev.dir.0, "SELECT count(*) FROM users"), users);
+    // The restarted runner works with the kept token.
+    let w = dev.worker("w", &[("w.sh", "echo again\n")]);
+    ok(dev.cli(&["upload", "w", &w, "--file-name", "w.sh"]));
+    let id = ok(dev.cli(&["queue", "w"]));
+    assert!(ok(dev.cli(&["log", id.trim(), "--follow"])).contains("again"));
+}

@@ -89,7 +89,11 @@ pub struct Dev {
 
 impl Dev {
     pub fn start() -> Dev {
-        let dir = TempDir::new("dev-cli");
+        Dev::start_in(TempDir::new("dev-cli"))
+    }
+
+    /// Starts `ferrum dev` in `dir` (a directory an earlier `ferrum dev` may have used).
+    pub fn start_in(dir: TempDir) -> Dev {
         let log = std::fs::File::create(dir.0.join("dev.log")).expect("log file");
         let port = free_port();
         let mut cmd = Command::new(bin());
@@ -126,6 +130,12 @@ impl Dev {
             std::thread::sleep(Duration::from_millis(100));
         }
         dev
+    }
+
+    /// Stops this `ferrum dev` (Ctrl-C) and hands back its directory for another start.
+    pub fn stop(mut self) -> TempDir {
+        assert!(self.interrupt().success(), "{}", self.output());
+        std::mem::replace(&mut self.dir, TempDir(PathBuf::new()))
     }
 
     /// Everything `ferrum dev` printed so far.
