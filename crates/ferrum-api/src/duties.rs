@@ -39,6 +39,7 @@ pub fn spawn(state: AppState) {
         state.clone(),
         crate::task_events::handlers(),
     ));
+    tokio::spawn(crate::zip_gc::run(state.clone()));
     tokio::spawn(purge_deliveries(state));
 }
 

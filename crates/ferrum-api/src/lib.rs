@@ -23,6 +23,7 @@ pub mod state;
 pub mod task_events;
 pub mod task_tokens;
 pub mod tenant;
+pub mod zip_gc;
 
 use axum::Router;
 

@@ -45,6 +45,9 @@ pub struct ApiConfig {
     pub max_children_per_task: i32,
     /// Most `parent_id` links above a task that queues with its task token (403 past it).
     pub max_task_depth: i32,
+    /// Keep only the zips of each code's last N revisions (older ones are deleted from the
+    /// blob store once no unfinished task needs them); `None` keeps every revision's zip.
+    pub keep_revisions: Option<u32>,
 }
 
 impl Default for ApiConfig {
@@ -69,6 +72,7 @@ impl Default for ApiConfig {
             result_inline_bytes: 256 * 1024,
             max_children_per_task: 1000,
             max_task_depth: 5,
+            keep_revisions: None,
         }
     }
 }

@@ -165,3 +165,10 @@ pub(crate) fn check_schedule_limit(
         _ => Ok(()),
     }
 }
+
+/// How many revisions below a code's latest one keep their zip: `keep` counts the latest
+/// itself, and no setting means every revision stays (`i32::MAX` keeps any `latest_rev - it`
+/// below 1).
+pub(crate) fn keep_margin(keep: Option<u32>) -> i32 {
+    keep.map_or(i32::MAX, |k| i32::try_from(k.max(1)).unwrap_or(i32::MAX))
+}

@@ -97,6 +97,15 @@ pub trait CodeStore {
     /// Pauses or resumes the code's queue. `Some(true)` if that changed something,
     /// `Some(false)` if it already was so, `None` if there is no such code.
     async fn set_paused(&self, project: Id, id: Id, paused: bool) -> StoreResult<Option<bool>>;
+    /// Zips the blob store may delete, at most `limit`, as (revision id, zip key): every
+    /// revision of a deleted code, and with `keep` the revisions older than a code's last
+    /// `keep` (at least 1, so the latest stays); never a revision an unfinished task is bound
+    /// to. New tasks bind to a live code's latest revision, and automatic retries only come
+    /// from unfinished tasks, so a revision found here stays unneeded.
+    async fn unneeded_zips(&self, keep: Option<u32>, limit: i64) -> StoreResult<Vec<(Id, String)>>;
+    /// Marks a revision's zip as gone; true when no other revision still holds the same zip
+    /// key (an options-only upload shares its predecessor's zip), so the blob may be deleted.
+    async fn zip_freed(&self, revision: Id, key: &str) -> StoreResult<bool>;
     /// Task counts per status of tasks last changed within `[from, to]`.
     async fn code_stats(
         &self,

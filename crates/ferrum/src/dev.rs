@@ -39,6 +39,9 @@ pub struct DevArgs {
     /// Admin token; by default one is generated on first start and kept in the data dir.
     #[arg(long, env = "FERRUM_ADMIN_TOKEN")]
     admin_token: Option<String>,
+    /// Keep the zips of only each code's last N revisions (see `ferrum serve --help`).
+    #[arg(long, env = "FERRUM_KEEP_REVISIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    keep_revisions: Option<u32>,
     /// Most tasks the built-in runner runs at once (default: one per CPU).
     #[arg(long, env = "FERRUM_CONCURRENCY")]
     concurrency: Option<u32>,
@@ -80,6 +83,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
             min_schedule_interval: std::time::Duration::from_secs(
                 args.min_schedule_interval.max(1),
             ),
+            keep_revisions: args.keep_revisions,
             ..ApiConfig::default()
         },
     )

@@ -60,6 +60,11 @@ pub struct ServeArgs {
     /// (a cron whose slots come closer is refused).
     #[arg(long, env = "FERRUM_MIN_SCHEDULE_INTERVAL", default_value_t = 60)]
     min_schedule_interval: u64,
+    /// Keep the zips of only each code's last N revisions: older zips are deleted from the
+    /// blob store once no unfinished task needs them (default: keep all). A deleted code's
+    /// zips always go.
+    #[arg(long, env = "FERRUM_KEEP_REVISIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    keep_revisions: Option<u32>,
 }
 
 #[derive(clap::Args)]
@@ -95,6 +100,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         result_inline_bytes: args.result_inline_bytes,
         max_children_per_task: args.max_children_per_task.max(0),
         max_task_depth: args.max_task_depth.max(0),
+        keep_revisions: args.keep_revisions,
         ..ApiConfig::default()
     };
     let state = server::start(

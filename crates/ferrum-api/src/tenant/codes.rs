@@ -108,6 +108,8 @@ async fn delete_code(
     if !state.store.delete_code(project.id, id).await? {
         return Err(ApiError::not_found("Code not found"));
     }
+    // Its zips go once no unfinished task needs them (its tasks were just cancelled).
+    crate::zip_gc::kick(&state);
     Ok(Json(Msg::new("Deleted")))
 }
 

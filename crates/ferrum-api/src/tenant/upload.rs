@@ -112,11 +112,17 @@ async fn upload(
         zip: zip_info,
     };
     match state.store.put_revision(project.id, revision).await {
-        Ok(code) => Ok(Json(Uploaded {
-            id: code.id,
-            rev: code.latest.rev,
-            msg: "Upload successful.",
-        })),
+        Ok(code) => {
+            if state.config.keep_revisions.is_some() {
+                // The new revision may push an old one out of the kept window.
+                crate::zip_gc::kick(&state);
+            }
+            Ok(Json(Uploaded {
+                id: code.id,
+                rev: code.latest.rev,
+                msg: "Upload successful.",
+            }))
+        }
         Err(e) => {
             if let Some(key) = stored_key {
                 if let Err(cleanup) = state.blobs.delete(&key).await {

@@ -8,6 +8,7 @@ use ferrum_model::{Code, CodeRevision, Id, NewRevision, Page, TaskStatus};
 use sqlx::Row;
 
 use super::{rows, PgStore};
+use crate::derived::keep_margin;
 use crate::{CodeStore, StoreError, StoreResult};
 
 #[async_trait]
@@ -257,6 +258,38 @@ impl CodeStore for PgStore {
             .map(|r| r.try_get::<bool, _>("was"))
             .transpose()?
             .map(|was| was != paused))
+    }
+
+    async fn unneeded_zips(&self, keep: Option<u32>, limit: i64) -> StoreResult<Vec<(Id, String)>> {
+        // Unfinished tasks are exactly those in the dispatch queue (queued or leased).
+        let rows = sqlx::query(
+            "SELECT r.id, r.zip_key FROM code_revisions r JOIN codes c ON c.id = r.code_id \
+             WHERE r.zip_key IS NOT NULL AND r.zip_freed_at IS NULL \
+               AND (c.deleted_at IS NOT NULL OR r.rev <= c.latest_rev - $1) \
+               AND NOT EXISTS (SELECT 1 FROM task_queue q JOIN tasks t ON t.id = q.task_id \
+                               WHERE q.code_id = r.code_id AND t.code_revision_id = r.id) \
+             ORDER BY r.code_id, r.rev LIMIT $2",
+        )
+        .bind(keep_margin(keep))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((rows::id(row, "id")?, row.try_get("zip_key")?)))
+            .collect()
+    }
+
+    async fn zip_freed(&self, revision: Id, key: &str) -> StoreResult<bool> {
+        let last: bool = sqlx::query_scalar(
+            "WITH mark AS (UPDATE code_revisions SET zip_freed_at = now() WHERE id = $1) \
+             SELECT NOT EXISTS (SELECT 1 FROM code_revisions \
+                                WHERE zip_key = $2 AND id <> $1 AND zip_freed_at IS NULL)",
+        )
+        .bind(revision.to_string())
+        .bind(key)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(last)
     }
 
     async fn code_stats(

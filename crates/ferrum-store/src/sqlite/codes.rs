@@ -230,6 +230,44 @@ impl CodeStore for SqliteStore {
         Ok(Some(was != paused))
     }
 
+    async fn unneeded_zips(&self, keep: Option<u32>, limit: i64) -> StoreResult<Vec<(Id, String)>> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.zip_key FROM code_revisions r JOIN codes c ON c.id = r.code_id \
+             WHERE r.zip_key IS NOT NULL AND r.zip_freed_at IS NULL \
+               AND (c.deleted_at IS NOT NULL OR r.rev <= c.latest_rev - ?1) \
+               AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.code_id = r.code_id \
+                               AND t.code_revision_id = r.id \
+                               AND t.status IN ('queued', 'preparing', 'running')) \
+             ORDER BY r.code_id, r.rev LIMIT ?2",
+        )
+        .bind(crate::derived::keep_margin(keep))
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((rows::id(row, "id")?, row.try_get("zip_key")?)))
+            .collect()
+    }
+
+    async fn zip_freed(&self, revision: Id, key: &str) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        sqlx::query("UPDATE code_revisions SET zip_freed_at = ?1 WHERE id = ?2")
+            .bind(now())
+            .bind(revision.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let others: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM code_revisions \
+             WHERE zip_key = ?1 AND id <> ?2 AND zip_freed_at IS NULL",
+        )
+        .bind(key)
+        .bind(revision.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(others == 0)
+    }
+
     async fn code_stats(
         &self,
         project: Id,

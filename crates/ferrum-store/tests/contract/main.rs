@@ -12,6 +12,7 @@ mod ops;
 mod records;
 mod results;
 mod world;
+mod zips;
 
 use authority::*;
 use batches::*;
@@ -23,6 +24,7 @@ use ops::*;
 use records::*;
 use results::*;
 use world::Backend;
+use zips::*;
 
 /// Generates one `#[tokio::test]` per backend for each contract test.
 macro_rules! contract {
@@ -96,4 +98,5 @@ contract!(
     only_the_runner_holding_a_lease_may_act_on_it,
     a_requeued_task_runs_before_a_backlog_queued_after_it,
     runner_tokens_register_runners_and_revoking_ends_their_authority,
+    zips_go_when_no_task_needs_them,
 );

@@ -34,11 +34,15 @@ pub async fn results_are_fenced_and_scoped_to_their_project(backend: Backend) {
         "only the runner holding the lease may store its result"
     );
     assert_eq!(
-        s.put_result(id, runner(), attempt + 1, inline(b"1")).await.unwrap(),
+        s.put_result(id, runner(), attempt + 1, inline(b"1"))
+            .await
+            .unwrap(),
         Fenced::Stale
     );
     assert_eq!(
-        s.put_result(id, runner(), attempt, inline(b"[1]")).await.unwrap(),
+        s.put_result(id, runner(), attempt, inline(b"[1]"))
+            .await
+            .unwrap(),
         Fenced::Current(())
     );
     let blob = StoredResult {
@@ -48,14 +52,18 @@ pub async fn results_are_fenced_and_scoped_to_their_project(backend: Backend) {
         blob_key: Some("results/x/1".into()),
     };
     assert_eq!(
-        s.put_result(id, runner(), attempt, blob.clone()).await.unwrap(),
+        s.put_result(id, runner(), attempt, blob.clone())
+            .await
+            .unwrap(),
         Fenced::Current(())
     );
     s.complete(id, runner(), attempt, outcome(TaskStatus::Complete))
         .await
         .unwrap();
     assert_eq!(
-        s.put_result(id, runner(), attempt, inline(b"2")).await.unwrap(),
+        s.put_result(id, runner(), attempt, inline(b"2"))
+            .await
+            .unwrap(),
         Fenced::Stale
     );
     assert_eq!(s.result(w.project, id).await.unwrap(), Some(blob));
