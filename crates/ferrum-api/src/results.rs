@@ -3,8 +3,8 @@
 //! `complete`) and read by tenants (`GET /2/projects/{pid}/tasks/{id}/result`).
 //!
 //! Results up to `ApiConfig::result_inline_bytes` are stored in the database; larger ones in
-//! the blob store (S3 in production) under `results/{task}/{attempt}`, with the row pointing at
-//! them. The cap (`ApiConfig::max_result_bytes`) is enforced by the runner, which never reads
+//! the blob store (S3 in production) under `results/{task}/{attempt}-{nonce}`, with the row
+//! pointing at them. The cap (`ApiConfig::max_result_bytes`) is enforced by the runner, which never reads
 //! more than the cap and one byte of the file and ends an over-cap task as `error`; the API
 //! refuses a larger body all the same (413).
 

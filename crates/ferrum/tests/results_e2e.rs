@@ -148,10 +148,17 @@ esac"#;
         .take(50_000)
         .collect();
     assert_eq!(body.to_vec(), expected);
-    let object = s3
-        .store
-        .join(format!("results-bucket/results/{}/1", ids[2]));
-    assert_eq!(std::fs::read(&object).expect("the result in S3"), expected);
+    // One object under the task's prefix, named by its attempt (`1-…`).
+    let prefix = s3.store.join(format!("results-bucket/results/{}", ids[2]));
+    let objects: Vec<_> = std::fs::read_dir(&prefix)
+        .expect("the task's results in S3")
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    assert!(objects[0]
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("1-")));
+    assert_eq!(std::fs::read(&objects[0]).unwrap(), expected);
     let small = s3.store.join(format!("results-bucket/results/{}", ids[0]));
     assert!(!small.exists(), "small results stay in the database");
 
