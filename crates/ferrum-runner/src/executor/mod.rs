@@ -298,6 +298,7 @@ impl DockerExecutor {
             End::Cancelled => Outcome::Cancelled,
         };
         let cap = task.max_result_bytes;
+        let dir = disk.mount.join(disk::TASK_SUBDIR);
         let result = tokio::task::spawn_blocking(move || crate::result::read(&dir, cap))
             .await
             .map_err(|e| ExecError::Io(std::io::Error::other(e)))??;
