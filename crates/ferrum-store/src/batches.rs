@@ -10,6 +10,13 @@
 //! claim, so several API replicas and a crash between two statements still queue one reduce.
 //! An event of a retried item is not counted: its retry carries the item's `batch_index`, and
 //! the retry's own final state is counted instead.
+//!
+//! `max_concurrency` is a window over the items in index order: the first `max_concurrency`
+//! are queued as usual, the rest are *parked* (queued, but not leasable: see
+//! `migrations/0016_batch_window.sql`), and `batches.released` is the first parked index.
+//! For each released item the fan-in counts, it releases the next parked one in the same
+//! transaction ([`release_range`]), so the batch never has more unfinished released items
+//! than `max_concurrency`.
 
 use async_trait::async_trait;
 use ferrum_model::{Batch, BatchItem, BatchStatus, Id, NewBatch, NewTask, Page, TaskOrigin};
@@ -52,8 +59,41 @@ pub trait BatchStore {
     /// cancelled. The status afterwards, or `None` if there is no such batch.
     async fn cancel_batch(&self, project: Id, id: Id) -> StoreResult<Option<BatchStatus>>;
     /// Counts these final-state events into their batches and moves batches on (see the
-    /// module doc). Idempotent. Returns the reduce tasks it queued.
-    async fn fan_in(&self, events: &[TaskEvent]) -> StoreResult<Vec<Id>>;
+    /// module doc). Idempotent.
+    async fn fan_in(&self, events: &[TaskEvent]) -> StoreResult<FanIn>;
+}
+
+/// What a fan-in pass made runnable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FanIn {
+    /// The reduce tasks it queued.
+    pub reduces: Vec<Id>,
+    /// Parked items it released (`max_concurrency`).
+    pub released: u64,
+}
+
+impl FanIn {
+    /// Whether runners have new work because of it.
+    pub fn queued_any(&self) -> bool {
+        !self.reduces.is_empty() || self.released > 0
+    }
+}
+
+/// The parked items to park at creation: indexes from the returned one on, when the batch
+/// has more items than its `max_concurrency`.
+pub(crate) fn first_parked(b: &NewBatch) -> Option<i32> {
+    let total = i32::try_from(b.payloads.len()).unwrap_or(i32::MAX);
+    b.max_concurrency.filter(|m| *m > 0 && *m < total)
+}
+
+/// The parked indexes `[from, to)` to release after the fan-in counted `freed` released
+/// items of a running batch whose first parked index is `released`; `None` when none.
+pub(crate) fn release_range(b: &Batch, released: Option<i32>, freed: i32) -> Option<(i32, i32)> {
+    let from = released?;
+    if b.status != BatchStatus::Running || freed <= 0 || from >= b.total {
+        return None;
+    }
+    Some((from, from.saturating_add(freed).min(b.total)))
 }
 
 /// What the fan-in does with a running batch once its counts are up to date.

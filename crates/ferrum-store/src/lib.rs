@@ -23,7 +23,7 @@ pub mod sqlite;
 pub mod testing;
 mod traits;
 
-pub use batches::BatchStore;
+pub use batches::{BatchStore, FanIn};
 pub use derived::MAX_FIRE_FAILURES;
 pub use error::{StoreError, StoreResult};
 pub use events::{TaskEvent, TaskEventStore};

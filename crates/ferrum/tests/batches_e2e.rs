@@ -120,3 +120,73 @@ async fn an_exceeded_tolerance_fails_the_batch_cancels_the_rest_and_runs_no_redu
     let reduces = f.get("/2/projects/{pid}/tasks?code_name=reduce").await;
     assert_eq!(reduces["tasks"], json!([]));
 }
+
+/// Doubles its payload (a number) into `RESULT_FILE`.
+const DOUBLE_PY: &str = "import json, os\n\
+n = json.load(open(os.environ['PAYLOAD_FILE']))\n\
+json.dump(n * 2, open(os.environ['RESULT_FILE'], 'w'))\n";
+/// Sums the items' results from `BATCH_RESULTS_FILE` into `RESULT_FILE`.
+const SUM_PY: &str = "import json, os\n\
+total = sum(json.loads(line)['result'] for line in open(os.environ['BATCH_RESULTS_FILE']))\n\
+json.dump(total, open(os.environ['RESULT_FILE'], 'w'))\n";
+
+#[tokio::test]
+async fn a_hundred_python_items_double_and_the_reduce_sums_within_max_concurrency() {
+    let mut f = Ferrum::start(&[]).await;
+    f.start_runner(RUNNER, 4, &[]);
+    for (name, file, body) in [
+        ("double", "double.py", DOUBLE_PY),
+        ("sum", "sum.py", SUM_PY),
+    ] {
+        f.upload(
+            json!({"name": name, "runtime": "python", "file_name": file}),
+            &[(file, body.as_bytes())],
+        )
+        .await;
+    }
+    let payloads: Vec<i64> = (1..=100).collect();
+    let created = f
+        .post(
+            "/2/projects/{pid}/batches",
+            json!({"code_name": "double", "payloads": payloads, "max_concurrency": 3,
+                   "reduce": {"code_name": "sum"}}),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let b = wait_batch(&f, id).await;
+    assert_eq!(b["status"], "complete", "{b}");
+    assert_eq!(b["counts"], json!({"complete": 100}), "{b}");
+
+    let results = f
+        .get(&format!(
+            "/2/projects/{{pid}}/batches/{id}/results?per_page=100"
+        ))
+        .await;
+    let doubled: Vec<Value> = results["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["result"].clone())
+        .collect();
+    let expected: Vec<Value> = (1..=100).map(|n| json!(n * 2)).collect();
+    assert_eq!(doubled, expected);
+    let total = f
+        .text(&format!("/2/projects/{{pid}}/batches/{id}/result"))
+        .await;
+    assert_eq!(total.trim(), "10100");
+
+    // max_concurrency 3 on a runner with 4 slots: no instant saw more than 3 items running.
+    let mut spans = Vec::new();
+    for r in results["results"].as_array().unwrap() {
+        let t = f.task(r["task_id"].as_str().unwrap()).await;
+        let at = |k: &str| t[k].as_str().unwrap().to_owned();
+        spans.push((at("start_time"), at("end_time")));
+    }
+    for (start, _) in &spans {
+        let running = spans
+            .iter()
+            .filter(|(s, e)| s <= start && e > start)
+            .count();
+        assert!(running <= 3, "{running} items ran at {start}: {spans:?}");
+    }
+}

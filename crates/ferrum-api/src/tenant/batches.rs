@@ -431,12 +431,12 @@ impl TaskEventHandler for FanIn {
         if events.iter().all(|e| e.batch_id.is_none()) {
             return Ok(());
         }
-        let queued = state
+        let report = state
             .store
             .fan_in(events)
             .await
             .map_err(|e| e.to_string())?;
-        if !queued.is_empty() {
+        if report.queued_any() {
             state.queue.wake();
         }
         Ok(())

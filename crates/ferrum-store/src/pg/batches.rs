@@ -9,7 +9,8 @@ use sqlx::{PgConnection, Row};
 use super::tasks::{cancel_unfinished, insert_tasks, insert_tasks_with};
 use super::PgStore;
 use crate::batches::{
-    batch, item, item_tasks, next_step, reduce_failed, reduce_task, BatchStore, Step, INSERT_CHUNK,
+    batch, first_parked, item, item_tasks, next_step, reduce_failed, reduce_task, release_range,
+    BatchStore, FanIn, Step, INSERT_CHUNK,
 };
 use crate::events::TaskEvent;
 use crate::{StoreError, StoreResult};
@@ -27,6 +28,9 @@ impl BatchStore for PgStore {
         let id = Id::generate();
         let project_s = project.to_string();
         let mut tx = self.pool.begin().await?;
+        // A batch's items count against the project's queued cap and creation rate like
+        // any enqueue: past either, nothing is written (429).
+        super::quotas::enforce(&mut tx, project, b.payloads.len()).await?;
         if let Some(r) = &b.reduce {
             let known: Option<String> = sqlx::query_scalar(
                 "SELECT id FROM codes WHERE project_id = $1 AND name = $2 AND deleted_at IS NULL",
@@ -71,6 +75,9 @@ impl BatchStore for PgStore {
             let inserted = insert_tasks_with(&mut tx, project, tasks, retries).await?;
             limited.extend(inserted.limited_codes);
             offset += n;
+        }
+        if let Some(from) = first_parked(&b) {
+            park(&mut tx, id, from).await?;
         }
         tx.commit().await?;
         self.admit(limited).await;
@@ -188,25 +195,85 @@ impl BatchStore for PgStore {
         Ok(Some(BatchStatus::Cancelled))
     }
 
-    async fn fan_in(&self, events: &[TaskEvent]) -> StoreResult<Vec<Id>> {
+    async fn fan_in(&self, events: &[TaskEvent]) -> StoreResult<FanIn> {
         let mut by_batch: BTreeMap<Id, Vec<&TaskEvent>> = BTreeMap::new();
         for e in events {
             if let Some(b) = e.batch_id {
                 by_batch.entry(b).or_default().push(e);
             }
         }
-        let mut reduces = Vec::new();
+        let mut report = FanIn::default();
         let mut limited = Vec::new();
         for (b, evs) in by_batch {
             let mut tx = self.pool.begin().await?;
-            if let Some(r) = fan_in_one(&mut tx, b, &evs, &mut limited).await? {
-                reduces.push(r);
+            if let Some(r) = fan_in_one(&mut tx, b, &evs, &mut limited, &mut report).await? {
+                report.reduces.push(r);
             }
             tx.commit().await?;
         }
         self.admit(limited).await;
-        Ok(reduces)
+        Ok(report)
     }
+}
+
+/// The parked instant: a parked item's queue row waits `held` with this `run_at`
+/// (`migrations/0016_batch_window.sql`).
+pub(super) const PARKED_AT: &str = "'9999-12-31 00:00:00+00'::timestamptz";
+
+/// Parks the items of batch `id` from index `from` on, and marks `from` as the first parked.
+async fn park(tx: &mut PgConnection, id: Id, from: i32) -> StoreResult<()> {
+    sqlx::query(&format!(
+        "UPDATE task_queue q SET held = true, run_at = {PARKED_AT} FROM tasks t \
+         WHERE t.batch_id = $1 AND t.batch_index >= $2 AND q.task_id = t.id"
+    ))
+    .bind(id.to_string())
+    .bind(from)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE batches SET released = $2 WHERE id = $1")
+        .bind(id.to_string())
+        .bind(from)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Releases the parked items `[from, to)` of batch `id`: due now, admitted unless their code
+/// is limited (those are admitted after the commit, like new tasks), runners woken.
+async fn release(
+    tx: &mut PgConnection,
+    id: Id,
+    (from, to): (i32, i32),
+    limited: &mut Vec<String>,
+) -> StoreResult<u64> {
+    let rows = sqlx::query(&format!(
+        "WITH rel AS ( \
+           UPDATE task_queue q SET held = q.limited, run_at = now() FROM tasks t \
+           WHERE t.batch_id = $1 AND t.batch_index >= $2 AND t.batch_index < $3 \
+             AND q.task_id = t.id AND NOT q.leased AND q.run_at = {PARKED_AT} \
+           RETURNING q.code_id, q.limited, q.cluster) \
+         SELECT code_id, bool_or(limited) AS limited, count(*) AS n, \
+           pg_notify('ferrum_queue', left(min(cluster), 64)) \
+         FROM rel GROUP BY code_id"
+    ))
+    .bind(id.to_string())
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE batches SET released = $2 WHERE id = $1")
+        .bind(id.to_string())
+        .bind(to)
+        .execute(&mut *tx)
+        .await?;
+    let mut n = 0;
+    for r in &rows {
+        n += u64::try_from(r.try_get::<i64, _>("n")?).unwrap_or(0);
+        if r.try_get("limited")? {
+            limited.push(r.try_get("code_id")?);
+        }
+    }
+    Ok(n)
 }
 
 /// Sets a batch's status (and `msg`, `reduce_task_id` when given).
@@ -236,6 +303,7 @@ async fn fan_in_one(
     id: Id,
     events: &[&TaskEvent],
     limited: &mut Vec<String>,
+    report: &mut FanIn,
 ) -> StoreResult<Option<Id>> {
     let row = sqlx::query("SELECT * FROM batches WHERE id = $1 FOR UPDATE")
         .bind(id.to_string())
@@ -243,6 +311,8 @@ async fn fan_in_one(
         .await?;
     let Some(row) = row else { return Ok(None) };
     let mut b = batch(&row)?;
+    let released: Option<i32> = row.try_get("released")?;
+    let mut freed = 0;
     let ids: Vec<String> = events.iter().map(|e| e.task_id.to_string()).collect();
     let tasks = sqlx::query(
         "SELECT id, batch_index, status FROM tasks WHERE id = ANY($1) AND batch_id = $2",
@@ -269,23 +339,29 @@ async fn fan_in_one(
                UPDATE tasks SET batch_counted = true \
                WHERE id = ANY($1) AND batch_id = $2 AND batch_index IS NOT NULL \
                  AND NOT batch_counted \
-               RETURNING status) \
+               RETURNING status, batch_index) \
              UPDATE batches SET \
                done = least(total, done + (SELECT count(*) FROM c)), \
                failed = least(total, failed + \
                  (SELECT count(*) FROM c WHERE status <> 'complete')), \
                updated_at = now() \
-             WHERE id = $2 RETURNING done, failed",
+             WHERE id = $2 RETURNING done, failed, \
+               (SELECT count(*) FROM c WHERE batch_index < $3)::int AS freed",
         )
         .bind(&items)
         .bind(id.to_string())
+        .bind(released.unwrap_or(i32::MAX))
         .fetch_one(&mut *tx)
         .await?;
         b.done = counted.try_get("done")?;
         b.failed = counted.try_get("failed")?;
+        freed = counted.try_get("freed")?;
     }
     if b.status != BatchStatus::Running {
         return Ok(None);
+    }
+    if let Some(range) = release_range(&b, released, freed) {
+        report.released += release(tx, id, range, limited).await?;
     }
     match next_step(&b) {
         Step::Wait => Ok(None),

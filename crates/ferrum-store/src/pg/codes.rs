@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use ferrum_model::{Code, CodeRevision, Id, NewRevision, Page, TaskStatus};
 use sqlx::Row;
 
+use super::batches::PARKED_AT;
 use super::{rows, PgStore};
 use crate::derived::keep_margin;
 use crate::{CodeStore, StoreError, StoreResult};
@@ -88,11 +89,12 @@ impl CodeStore for PgStore {
         if old_limit.is_some() != new_limit.is_some() {
             // The code row is locked `FOR UPDATE`, so no one is queueing its tasks: the flags
             // of all its queued rows can change at once (`migrations/0007_admission.sql`).
-            // Newly limited rows are all held until the admission below.
-            sqlx::query(
-                "UPDATE task_queue SET limited = $2, held = $2 \
-                 WHERE code_id = $1 AND NOT leased AND limited <> $2",
-            )
+            // Newly limited rows are all held until the admission below; a batch's parked
+            // items stay held whatever the limit.
+            sqlx::query(&format!(
+                "UPDATE task_queue SET limited = $2, held = $2 OR run_at = {PARKED_AT} \
+                 WHERE code_id = $1 AND NOT leased AND limited <> $2"
+            ))
             .bind(&code_id)
             .bind(new_limit.is_some())
             .execute(&mut *tx)

@@ -10,7 +10,8 @@ use super::rows::now;
 use super::tasks::{cancel_unfinished, insert_tasks, insert_tasks_with};
 use super::SqliteStore;
 use crate::batches::{
-    batch, item, item_tasks, next_step, reduce_failed, reduce_task, BatchStore, Step, INSERT_CHUNK,
+    batch, first_parked, item, item_tasks, next_step, reduce_failed, reduce_task, release_range,
+    BatchStore, FanIn, Step, INSERT_CHUNK,
 };
 use crate::events::TaskEvent;
 use crate::{StoreError, StoreResult};
@@ -26,6 +27,9 @@ impl BatchStore for SqliteStore {
         let id = Id::generate();
         let project_s = project.to_string();
         let mut tx = self.write().await?;
+        // A batch's items count against the project's queued cap and creation rate like
+        // any enqueue: past either, nothing is written (429).
+        super::quotas::enforce(&mut tx, project, b.payloads.len()).await?;
         if let Some(r) = &b.reduce {
             let known: Option<String> = sqlx::query_scalar(
                 "SELECT id FROM codes WHERE project_id = ?1 AND name = ?2 AND deleted_at IS NULL",
@@ -70,6 +74,19 @@ impl BatchStore for SqliteStore {
             let n = INSERT_CHUNK.min(b.payloads.len() - offset);
             insert_tasks_with(&mut tx, project, item_tasks(id, &b, offset, n), retries).await?;
             offset += n;
+        }
+        if let Some(from) = first_parked(&b) {
+            sqlx::query("UPDATE tasks SET run_at = ?3 WHERE batch_id = ?1 AND batch_index >= ?2")
+                .bind(id.to_string())
+                .bind(from)
+                .bind(PARKED_AT)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE batches SET released = ?2 WHERE id = ?1")
+                .bind(id.to_string())
+                .bind(from)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(created)
@@ -182,26 +199,51 @@ impl BatchStore for SqliteStore {
         Ok(Some(BatchStatus::Cancelled))
     }
 
-    async fn fan_in(&self, events: &[TaskEvent]) -> StoreResult<Vec<Id>> {
+    async fn fan_in(&self, events: &[TaskEvent]) -> StoreResult<FanIn> {
         let mut by_batch: BTreeMap<Id, Vec<&TaskEvent>> = BTreeMap::new();
         for e in events {
             if let Some(b) = e.batch_id {
                 by_batch.entry(b).or_default().push(e);
             }
         }
+        let mut report = FanIn::default();
         if by_batch.is_empty() {
-            return Ok(Vec::new());
+            return Ok(report);
         }
         let mut tx = self.write().await?;
-        let mut reduces = Vec::new();
         for (b, evs) in by_batch {
-            if let Some(r) = fan_in_one(&mut tx, b, &evs).await? {
-                reduces.push(r);
+            if let Some(r) = fan_in_one(&mut tx, b, &evs, &mut report).await? {
+                report.reduces.push(r);
             }
         }
         tx.commit().await?;
-        Ok(reduces)
+        Ok(report)
     }
+}
+
+/// A parked item's `run_at` (9999-12-31 in microseconds since the epoch): no lease takes it
+/// until the fan-in releases it (`migrations/sqlite/0012_batch_window.sql`).
+const PARKED_AT: i64 = 253_402_214_400_000_000;
+
+/// Releases the parked items `[from, to)` of batch `id`: due now.
+async fn release(tx: &mut SqliteConnection, id: Id, (from, to): (i32, i32)) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "UPDATE tasks SET run_at = ?4 WHERE batch_id = ?1 AND batch_index >= ?2 \
+           AND batch_index < ?3 AND status = 'queued' AND run_at = ?5",
+    )
+    .bind(id.to_string())
+    .bind(from)
+    .bind(to)
+    .bind(now())
+    .bind(PARKED_AT)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE batches SET released = ?2 WHERE id = ?1")
+        .bind(id.to_string())
+        .bind(to)
+        .execute(&mut *tx)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 /// Sets a batch's status (and `msg`, `reduce_task_id` when given).
@@ -231,6 +273,7 @@ async fn fan_in_one(
     tx: &mut SqliteConnection,
     id: Id,
     events: &[&TaskEvent],
+    report: &mut FanIn,
 ) -> StoreResult<Option<Id>> {
     let row = sqlx::query("SELECT * FROM batches WHERE id = ?1")
         .bind(id.to_string())
@@ -238,6 +281,8 @@ async fn fan_in_one(
         .await?;
     let Some(row) = row else { return Ok(None) };
     let mut b = batch(&row)?;
+    let released: Option<i32> = row.try_get("released")?;
+    let mut freed = 0;
     let ids: Vec<String> = events.iter().map(|e| e.task_id.to_string()).collect();
     let ids_json = serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let tasks = sqlx::query(
@@ -267,12 +312,19 @@ async fn fan_in_one(
             "UPDATE tasks SET batch_counted = 1 \
              WHERE id IN (SELECT value FROM json_each(?1)) AND batch_id = ?2 \
                AND batch_index IS NOT NULL AND NOT batch_counted \
-             RETURNING status",
+             RETURNING status, batch_index",
         )
         .bind(&items)
         .bind(id.to_string())
         .fetch_all(&mut *tx)
         .await?;
+        freed = counted
+            .iter()
+            .filter(|r| {
+                r.try_get::<i32, _>("batch_index")
+                    .is_ok_and(|i| i < released.unwrap_or(i32::MAX))
+            })
+            .count() as i32;
         let n = counted.len() as i32;
         let failed = counted
             .iter()
@@ -290,6 +342,9 @@ async fn fan_in_one(
     }
     if b.status != BatchStatus::Running {
         return Ok(None);
+    }
+    if let Some(range) = release_range(&b, released, freed) {
+        report.released += release(tx, id, range).await?;
     }
     match next_step(&b) {
         Step::Wait => Ok(None),

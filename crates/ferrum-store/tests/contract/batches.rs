@@ -108,7 +108,7 @@ pub async fn batch_items_are_tasks_and_a_failed_item_still_reduces_once(backend:
     };
     run(&w, 10, fail).await;
     let evs = events(&w).await;
-    assert!(w.store.fan_in(&evs).await.unwrap().is_empty());
+    assert!(w.store.fan_in(&evs).await.unwrap().reduces.is_empty());
     let got = w.store.batch(w.project, b.id).await.unwrap().unwrap();
     assert_eq!(
         (got.status, got.done, got.failed),
@@ -116,10 +116,10 @@ pub async fn batch_items_are_tasks_and_a_failed_item_still_reduces_once(backend:
     );
     run(&w, 10, fail).await;
     let evs = events(&w).await;
-    let reduces = w.store.fan_in(&evs).await.unwrap();
+    let reduces = w.store.fan_in(&evs).await.unwrap().reduces;
     assert_eq!(reduces.len(), 1);
     // Delivered again (a replica crashed before deleting them): nothing more happens.
-    assert!(w.store.fan_in(&evs).await.unwrap().is_empty());
+    assert!(w.store.fan_in(&evs).await.unwrap().reduces.is_empty());
     let got = w.store.batch(w.project, b.id).await.unwrap().unwrap();
     assert_eq!(
         (got.status, got.done, got.failed, got.reduce_task_id),
@@ -203,7 +203,7 @@ pub async fn concurrent_fan_ins_queue_one_reduce(backend: Backend) {
     }
     let mut reduces = Vec::new();
     for h in handles {
-        reduces.extend(h.await.unwrap());
+        reduces.extend(h.await.unwrap().reduces);
     }
     assert_eq!(reduces.len(), 1);
     let got = w.store.batch(w.project, b.id).await.unwrap().unwrap();
@@ -218,7 +218,7 @@ pub async fn an_exceeded_tolerance_fails_the_batch_and_cancels_the_rest(backend:
     let b = w.store.create_batch(w.project, nb).await.unwrap();
     run(&w, 2, |_| TaskStatus::Error).await;
     let evs = events(&w).await;
-    assert!(w.store.fan_in(&evs).await.unwrap().is_empty());
+    assert!(w.store.fan_in(&evs).await.unwrap().reduces.is_empty());
     let got = w.store.batch(w.project, b.id).await.unwrap().unwrap();
     assert_eq!(got.status, BatchStatus::Failed);
     assert!(
@@ -230,7 +230,7 @@ pub async fn an_exceeded_tolerance_fails_the_batch_and_cancels_the_rest(backend:
     // The cancellations' events change nothing, and no reduce ever runs.
     let evs = events(&w).await;
     assert_eq!(evs.len(), 8);
-    assert!(w.store.fan_in(&evs).await.unwrap().is_empty());
+    assert!(w.store.fan_in(&evs).await.unwrap().reduces.is_empty());
     assert!(w.lease(50).await.is_empty());
     let got = w.store.batch(w.project, b.id).await.unwrap().unwrap();
     assert_eq!(
@@ -279,7 +279,13 @@ pub async fn a_batch_without_reduce_completes_and_cancel_stops_the_rest(backend:
         )
         .await
         .unwrap();
-    assert!(w.store.fan_in(&events(&w).await).await.unwrap().is_empty());
+    assert!(w
+        .store
+        .fan_in(&events(&w).await)
+        .await
+        .unwrap()
+        .reduces
+        .is_empty());
     let listed = w
         .store
         .batches(w.project, Default::default())
@@ -348,4 +354,101 @@ pub async fn batches_are_all_or_nothing_and_per_project(backend: Backend) {
     );
     let got = w.store.batch(w.project, b.id).await.unwrap().unwrap();
     assert_eq!(got.counts.get(&TaskStatus::Queued), Some(&12_000));
+}
+
+/// Indexes of leased batch items, sorted.
+fn indexes(leased: &[ferrum_store::LeasedTask]) -> Vec<i32> {
+    let mut ix: Vec<i32> = leased
+        .iter()
+        .map(|l| String::from_utf8_lossy(&l.payload).parse::<i32>().unwrap() - 1)
+        .collect();
+    ix.sort();
+    ix
+}
+
+pub async fn max_concurrency_releases_one_parked_item_per_finished_one(backend: Backend) {
+    let w = setup(backend).await;
+    let mut nb = new_batch(6, true);
+    nb.max_concurrency = Some(2);
+    let b = w.store.create_batch(w.project, nb).await.unwrap();
+    let first = w.lease(50).await;
+    assert_eq!(indexes(&first), vec![0, 1], "only the window is leasable");
+    assert!(w.lease(50).await.is_empty());
+
+    // A parked item cancelled by its user is counted, but frees no slot.
+    let parked = w.store.tasks(w.project, &Default::default()).await.unwrap();
+    let last = parked
+        .iter()
+        .find(|t| t.origin.batch_index == Some(5))
+        .unwrap();
+    w.store.cancel(w.project, last.id).await.unwrap();
+    let report = w.store.fan_in(&events(&w).await).await.unwrap();
+    assert_eq!(report.released, 0);
+    assert!(w.lease(50).await.is_empty());
+
+    // Each finished released item releases the next parked one, in index order.
+    w.store
+        .complete(
+            first[0].id,
+            runner(),
+            first[0].attempt,
+            outcome(TaskStatus::Error),
+        )
+        .await
+        .unwrap();
+    let report = w.store.fan_in(&events(&w).await).await.unwrap();
+    assert_eq!(report.released, 1);
+    assert!(report.queued_any());
+    let next = w.lease(50).await;
+    assert_eq!(indexes(&next), vec![2]);
+    // Redelivered events release nothing more.
+    assert_eq!(w.store.fan_in(&[]).await.unwrap(), Default::default());
+
+    for l in [&first[1], &next[0]] {
+        w.store
+            .complete(l.id, runner(), l.attempt, outcome(TaskStatus::Complete))
+            .await
+            .unwrap();
+    }
+    assert_eq!(w.store.fan_in(&events(&w).await).await.unwrap().released, 2);
+    let rest = w.lease(50).await;
+    assert_eq!(indexes(&rest), vec![3, 4]);
+    for l in &rest {
+        w.store
+            .complete(l.id, runner(), l.attempt, outcome(TaskStatus::Complete))
+            .await
+            .unwrap();
+    }
+    let report = w.store.fan_in(&events(&w).await).await.unwrap();
+    assert_eq!((report.released, report.reduces.len()), (0, 1));
+    let got = w.store.batch(w.project, b.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.status, got.done, got.failed),
+        (BatchStatus::Reducing, 6, 2)
+    );
+}
+
+pub async fn a_batch_past_the_queued_cap_is_refused_whole(backend: Backend) {
+    use ferrum_store::ProjectQuotas;
+    let w = setup(backend).await;
+    let q = ProjectQuotas {
+        max_queued: Some(5),
+        ..ProjectQuotas::default()
+    };
+    assert!(w.store.set_project_quotas(w.project, &q).await.unwrap());
+    match w.store.create_batch(w.project, new_batch(6, false)).await {
+        Err(StoreError::QuotaExceeded { msg, .. }) => assert!(msg.contains("max_queued"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(w.lease(50).await.is_empty(), "nothing was written");
+    assert!(w
+        .store
+        .batches(w.project, Default::default())
+        .await
+        .unwrap()
+        .is_empty());
+    w.store
+        .create_batch(w.project, new_batch(5, false))
+        .await
+        .unwrap();
 }

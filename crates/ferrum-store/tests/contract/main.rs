@@ -86,6 +86,8 @@ contract!(
     claimed_events_go_to_one_consumer_until_their_claim_runs_out,
     queue_depths_count_due_unleased_tasks_deepest_first,
     batch_items_are_tasks_and_a_failed_item_still_reduces_once,
+    max_concurrency_releases_one_parked_item_per_finished_one,
+    a_batch_past_the_queued_cap_is_refused_whole,
     concurrent_fan_ins_queue_one_reduce,
     an_exceeded_tolerance_fails_the_batch_and_cancels_the_rest,
     a_batch_without_reduce_completes_and_cancel_stops_the_rest,

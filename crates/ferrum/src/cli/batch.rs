@@ -27,6 +27,8 @@ pub enum BatchCommand {
     Status { id: String },
     /// Prints a batch's items in index order, one JSON line each.
     Results { id: String },
+    /// Prints the batch's result: its reduce task's result.
+    Result { id: String },
     /// Cancels what has not finished of a batch.
     Cancel { id: String },
 }
@@ -66,6 +68,7 @@ pub async fn run(api: &Api, command: BatchCommand, format: Format) -> anyhow::Re
         BatchCommand::Run(args) => run_batch(api, args, format).await,
         BatchCommand::Status { id } => status(api, &id, format).await,
         BatchCommand::Results { id } => print_results(api, &id).await,
+        BatchCommand::Result { id } => print_result(api, &id, format).await,
         BatchCommand::Cancel { id } => {
             let path = api.project_path(&format!("batches/{id}/cancel"))?;
             let answer = api.post_json(&path, &json!({})).await?;
@@ -135,7 +138,15 @@ async fn run_batch(api: &Api, args: RunArgs, format: Format) -> anyhow::Result<(
     let batch = wait(api, &id).await?;
     print_results(api, &id).await?;
     match batch["status"].as_str() {
-        Some("complete") => Ok(()),
+        Some("complete") => {
+            // Stdout holds only the items; where the reduce's result is goes to stderr.
+            if batch.get("reduce_task_id").is_some() {
+                eprintln!("batch {id} complete; its result: ferrum batch result {id}");
+            } else {
+                eprintln!("batch {id} complete");
+            }
+            Ok(())
+        }
         Some(st) => bail!(
             "batch {id} ended {st}{}",
             batch["msg"]
@@ -207,6 +218,18 @@ async fn status(api: &Api, id: &str, format: Format) -> anyhow::Result<()> {
 }
 
 /// Prints every item in index order, one JSON line each.
+async fn print_result(api: &Api, id: &str, format: Format) -> anyhow::Result<()> {
+    let path = api.project_path(&format!("batches/{id}/result"))?;
+    let Some(data) = api.get_bytes_if_any(&path).await? else {
+        let batch = api
+            .get_json(&api.project_path(&format!("batches/{id}"))?)
+            .await?;
+        let status = output::field(&batch, "status");
+        bail!("batch {id} ({status}) has no result");
+    };
+    super::result::print(id, &data, format)
+}
+
 async fn print_results(api: &Api, id: &str) -> anyhow::Result<()> {
     let mut after: Option<i64> = None;
     let mut out = std::io::stdout().lock();
