@@ -9,3 +9,7 @@
 -- (under the batch row's lock), so the batch's unfinished released items never exceed
 -- `max_concurrency`; a retry takes its failed attempt's place.
 ALTER TABLE batches ADD COLUMN released integer;
+
+-- A batch queued by a task with its task token: its items and reduce are that task's
+-- children, and the token may read and cancel this batch.
+ALTER TABLE batches ADD COLUMN parent_id text;

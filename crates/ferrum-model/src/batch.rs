@@ -105,6 +105,9 @@ pub struct NewBatch {
     pub retries_delay: Option<i32>,
     pub cluster: String,
     pub label: Option<String>,
+    /// The task that queued the batch with its task token: every item and the reduce are
+    /// its children.
+    pub parent_id: Option<Id>,
 }
 
 /// A batch as tenants see it.
@@ -129,6 +132,8 @@ pub struct Batch {
     pub tolerated_failure_percent: Option<i32>,
     pub label: Option<String>,
     pub msg: Option<String>,
+    /// The task that queued it, when a task did (with its task token).
+    pub parent_id: Option<Id>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

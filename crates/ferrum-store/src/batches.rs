@@ -148,6 +148,7 @@ pub(crate) fn item_tasks(batch_id: Id, b: &NewBatch, offset: usize, n: usize) ->
             origin: TaskOrigin {
                 batch_id: Some(batch_id),
                 batch_index: Some((offset + i) as i32),
+                parent_id: b.parent_id,
                 ..TaskOrigin::default()
             },
         })
@@ -166,6 +167,7 @@ pub(crate) fn reduce_task(row: &impl Cols, b: &Batch) -> StoreResult<NewTask> {
         label: b.label.clone(),
         origin: TaskOrigin {
             batch_id: Some(b.id),
+            parent_id: b.parent_id,
             ..TaskOrigin::default()
         },
     })
@@ -194,6 +196,7 @@ pub(crate) fn batch(row: &impl Cols) -> StoreResult<Batch> {
         tolerated_failure_percent: row.opt_int("tolerated_failure_percent")?,
         label: row.opt_text("label")?,
         msg: row.opt_text("msg")?,
+        parent_id: opt_id(row, "parent_id")?,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
     })

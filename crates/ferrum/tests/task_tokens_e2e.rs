@@ -41,6 +41,39 @@ with open(os.environ["RESULT_FILE"], "w") as f:
     json.dump({"total": total, "children": [c.id for c in children]}, f)
 "#;
 
+/// Slices its list into a batch of `double` items with a `sum` reduce, queued from inside
+/// its container with the official client's own HTTP client, waits for the batch, and
+/// returns the total as its own result.
+const BATCH_MASTER: &str = r#"
+import json, os, sys, time
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from iron_worker import IronWorker
+
+numbers = json.load(open(os.environ["PAYLOAD_FILE"]))["numbers"]
+worker = IronWorker()  # no configuration: IRON_* from the container
+items = [{"n": n} for n in numbers]
+body = json.dumps({"code_name": "double", "payloads": items, "reduce": {"code_name": "sum"}})
+batch = worker.client.post("batches", body=body,
+                           headers={"Content-Type": "application/json"})["body"]
+while True:
+    b = worker.client.get("batches/%s" % batch["id"])["body"]
+    if b["status"] not in ("running", "reducing"):
+        break
+    time.sleep(0.5)
+assert b["status"] == "complete", b
+total = worker.client.get("batches/%s/result" % batch["id"])["body"]
+with open(os.environ["RESULT_FILE"], "w") as f:
+    json.dump({"total": total, "batch": batch["id"]}, f)
+"#;
+
+/// Sums the `doubled` results of its batch's items.
+const SUM: &str = r#"
+import json, os
+items = [json.loads(l) for l in open(os.environ["BATCH_RESULTS_FILE"])]
+with open(os.environ["RESULT_FILE"], "w") as f:
+    json.dump(sum(i["result"]["doubled"] for i in items), f)
+"#;
+
 /// Tries what a task token must not do (and what it may), and returns the statuses — and,
 /// for the test only, the token itself, to try it after the task ended.
 const PROBE: &str = r#"
@@ -197,6 +230,54 @@ async fn a_master_task_queues_children_with_the_official_client_and_sums_their_r
     assert!(
         done.get("parent_id").is_none(),
         "a user's task has no parent"
+    );
+}
+
+#[tokio::test]
+async fn a_master_task_queues_a_batch_from_its_container_and_returns_the_total() {
+    let mut f = Ferrum::start(&[]).await;
+    f.start_runner(RUNNER, 4, &[]);
+    let py = |name: &str| json!({"name": name, "runtime": "python", "file_name": "worker.py"});
+    f.upload(py("double"), &[("worker.py", DOUBLE.as_bytes())])
+        .await;
+    f.upload(py("sum"), &[("worker.py", SUM.as_bytes())]).await;
+    let mut files = bundled_client();
+    files.push(("worker.py".into(), BATCH_MASTER.as_bytes().to_vec()));
+    let files: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, d)| (n.as_str(), d.as_slice()))
+        .collect();
+    f.upload(py("master"), &files).await;
+
+    let numbers = json!({"numbers": (1..=10).collect::<Vec<i64>>()}).to_string();
+    let master = f
+        .queue(json!({"code_name": "master", "payload": numbers}))
+        .await;
+    let done = f.wait_for(&master, None, WAIT).await;
+    assert_eq!(
+        done["status"],
+        "complete",
+        "{done}\n{}",
+        f.log(&master).await
+    );
+    let result = result_of(&f, &master).await;
+    assert_eq!(result["total"], 110, "{result}");
+
+    // The batch, its items and its reduce are the master's children.
+    let batch_id = result["batch"].as_str().unwrap();
+    let batch = f
+        .get(&format!("/2/projects/{{pid}}/batches/{batch_id}"))
+        .await;
+    assert_eq!(batch["parent_id"], master.as_str(), "{batch}");
+    let children = f
+        .get(&format!(
+            "/2/projects/{{pid}}/tasks?parent_id={master}&per_page=100"
+        ))
+        .await;
+    assert_eq!(
+        children["tasks"].as_array().unwrap().len(),
+        11,
+        "{children}"
     );
 }
 

@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use super::auth::ProjectScope;
 use super::extract::{payload_bytes, whole, BatchId, LenientJson, PageArgs, QueryArgs};
 use super::render::Msg;
+use super::task_auth::MaybeTaskCaller;
 use super::tasks::TaskFields;
 use super::Route;
 use crate::openapi::bodies;
@@ -183,6 +184,7 @@ fn validate(b: BatchInput) -> Result<NewBatch, ApiError> {
         )?,
         cluster: template.cluster,
         label: template.label,
+        parent_id: None,
     })
 }
 
@@ -195,10 +197,17 @@ struct Created {
 
 async fn create(
     ProjectScope(project): ProjectScope,
+    MaybeTaskCaller(task_caller): MaybeTaskCaller,
     State(state): State<AppState>,
     LenientJson(body): LenientJson<BatchInput>,
 ) -> Result<Json<Created>, ApiError> {
-    let batch = validate(body)?;
+    let mut batch = validate(body)?;
+    // Queued from inside a task (its task token): the items and the reduce are its children,
+    // within the same runaway guard as tasks it queues one by one.
+    if let Some(caller) = task_caller {
+        let children = batch.payloads.len() + usize::from(batch.reduce.is_some());
+        batch.parent_id = Some(super::tasks::spawn(&state, &caller, children).await?);
+    }
     let created = state.store.create_batch(project.id, batch).await?;
     state.queue.wake();
     Ok(Json(Created {
@@ -234,6 +243,9 @@ struct BatchJson {
     label: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     msg: Option<String>,
+    /// The task that queued the batch (with its task token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_id: Option<Id>,
     created_at: String,
     updated_at: String,
 }
@@ -254,6 +266,7 @@ impl BatchJson {
             max_concurrency: b.max_concurrency,
             tolerated_failure_count: b.tolerated_failure_count,
             tolerated_failure_percent: b.tolerated_failure_percent,
+            parent_id: b.parent_id,
             label: b.label.clone(),
             msg: b.msg.clone(),
             created_at: format(b.created_at),

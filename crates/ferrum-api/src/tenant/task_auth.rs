@@ -20,6 +20,8 @@ enum Reach {
     Child,
     /// The token's own task.
     Own,
+    /// A batch the token's task queued.
+    ChildBatch,
 }
 
 /// The routes a task token may call. Add a route here to open it to tasks.
@@ -51,11 +53,32 @@ const ALLOWED: &[(&str, &str, Reach)] = &[
         "/2/projects/{project_id}/tasks/{task_id}/progress",
         Reach::Own,
     ),
+    ("POST", "/2/projects/{project_id}/batches", Reach::Project),
+    (
+        "GET",
+        "/2/projects/{project_id}/batches/{batch_id}",
+        Reach::ChildBatch,
+    ),
+    (
+        "GET",
+        "/2/projects/{project_id}/batches/{batch_id}/results",
+        Reach::ChildBatch,
+    ),
+    (
+        "GET",
+        "/2/projects/{project_id}/batches/{batch_id}/result",
+        Reach::ChildBatch,
+    ),
+    (
+        "POST",
+        "/2/projects/{project_id}/batches/{batch_id}/cancel",
+        Reach::ChildBatch,
+    ),
 ];
 
 /// The message of a task token on a route it may not use.
-pub const NOT_FOR_TASKS: &str =
-    "A task token may only queue tasks in its project, read its children and set its own progress";
+pub const NOT_FOR_TASKS: &str = "A task token may only queue tasks and batches in its project, \
+     read and cancel its children and set its own progress";
 
 /// A request made with a task token, as the handlers that treat it specially see it (the
 /// queue and list routes). Put after [`super::ProjectScope`], which records it.
@@ -132,6 +155,20 @@ pub async fn check(
                 .ok_or_else(task_not_found)?;
             if task.origin.parent_id != Some(grant.task_id) {
                 return Err(task_not_found());
+            }
+        }
+        Reach::ChildBatch => {
+            let batch_not_found = || ApiError::not_found("Batch not found");
+            let id = path_id(parts, "batch_id")
+                .await
+                .ok_or_else(batch_not_found)?;
+            let batch = state
+                .store
+                .batch(project, id)
+                .await?
+                .ok_or_else(batch_not_found)?;
+            if batch.parent_id != Some(grant.task_id) {
+                return Err(batch_not_found());
             }
         }
     }

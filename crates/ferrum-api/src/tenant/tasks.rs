@@ -223,6 +223,16 @@ pub async fn children_of(
     caller: &TaskCaller,
     mut tasks: Vec<NewTask>,
 ) -> Result<Vec<NewTask>, ApiError> {
+    let parent = spawn(state, caller, tasks.len()).await?;
+    for t in &mut tasks {
+        t.origin.parent_id = Some(parent);
+    }
+    Ok(tasks)
+}
+
+/// Lets the caller's task queue `n` more children, within the runaway guard; answers the
+/// parent to give them.
+pub async fn spawn(state: &AppState, caller: &TaskCaller, n: usize) -> Result<Id, ApiError> {
     let parent = caller.grant.task_id;
     let max_depth = state.config.max_task_depth;
     if state.store.task_depth(parent).await? + 1 > max_depth {
@@ -231,7 +241,7 @@ pub async fn children_of(
             format!("Tasks may queue tasks at most {max_depth} levels deep"),
         ));
     }
-    let n = i32::try_from(tasks.len()).unwrap_or(i32::MAX);
+    let n = i32::try_from(n).unwrap_or(i32::MAX);
     let max = state.config.max_children_per_task;
     if !state.store.reserve_spawns(&caller.token, n, max).await? {
         return Err(ApiError::new(
@@ -242,10 +252,7 @@ pub async fn children_of(
             ),
         ));
     }
-    for t in &mut tasks {
-        t.origin.parent_id = Some(parent);
-    }
-    Ok(tasks)
+    Ok(parent)
 }
 
 async fn get_task(

@@ -46,8 +46,8 @@ impl BatchStore for PgStore {
         let row = sqlx::query(
             "INSERT INTO batches (id, project_id, code_name, status, total, max_concurrency, \
                tolerated_failure_count, tolerated_failure_percent, reduce_code_name, \
-               reduce_payload, reduce_timeout, reduce_priority, cluster, label) \
-             VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+               reduce_payload, reduce_timeout, reduce_priority, cluster, label, parent_id) \
+             VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
              RETURNING *",
         )
         .bind(id.to_string())
@@ -63,6 +63,7 @@ impl BatchStore for PgStore {
         .bind(b.reduce.as_ref().and_then(|r| r.priority))
         .bind(&b.cluster)
         .bind(&b.label)
+        .bind(b.parent_id.map(|p| p.to_string()))
         .fetch_one(&mut *tx)
         .await?;
         let created = batch(&row)?;

@@ -47,8 +47,9 @@ impl BatchStore for SqliteStore {
             "INSERT INTO batches (id, project_id, code_name, status, total, max_concurrency, \
                tolerated_failure_count, tolerated_failure_percent, reduce_code_name, \
                reduce_payload, reduce_timeout, reduce_priority, cluster, label, created_at, \
-               updated_at) \
-             VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14) \
+               updated_at, parent_id) \
+             VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, \
+               ?15) \
              RETURNING *",
         )
         .bind(id.to_string())
@@ -65,6 +66,7 @@ impl BatchStore for SqliteStore {
         .bind(&b.cluster)
         .bind(&b.label)
         .bind(at)
+        .bind(b.parent_id.map(|p| p.to_string()))
         .fetch_one(&mut *tx)
         .await?;
         let created = batch(&row)?;
