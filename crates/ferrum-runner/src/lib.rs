@@ -5,7 +5,8 @@
 //! - [`contract`]: the worker runtime contract (argv, environment, working directory) as pure
 //!   functions.
 //! - [`unpack`]: safe extraction of code zips into a task directory.
-//! - [`executor`]: one container per task, with hardening, log streaming, timeout and cancel.
+//! - [`executor`]: one container per task, with hardening, log streaming, timeout and cancel;
+//!   cold, or pre-started from a pool.
 //! - [`result`]: reading the file a task returns its result in (`RESULT_FILE`).
 //! - [`daemon`]: the lease/heartbeat/log/complete loop that ties it together.
 //! - [`health`]: the runner's readiness and its own metrics.
@@ -20,5 +21,6 @@ pub mod unpack;
 
 pub use daemon::{run, RunnerConfig, RunnerError};
 pub use executor::{
-    DockerExecutor, ExecError, ExecutorConfig, Limits, Outcome, RunReport, TaskEvent, TaskRun,
+    DockerExecutor, ExecError, Executor, ExecutorConfig, Limits, Outcome, PoolConfig,
+    PooledExecutor, RunReport, TaskEvent, TaskRun,
 };

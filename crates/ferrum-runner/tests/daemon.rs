@@ -1,7 +1,9 @@
 //! The daemon loop against a tiny in-process fake of the runner API and the real Docker
 //! engine: leasing, started, ordered log chunks, completion, cancel via heartbeat, lost lease
-//! (409), the runner's own credential on every call after registering, and drain on shutdown.
+//! (409), the runner's own credential on every call after registering, and drain on shutdown;
+//! on the cold and the pooled executor.
 
+#[macro_use]
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -207,21 +209,31 @@ fn log_of(state: &Shared, id: Id) -> Vec<(u64, LogStream, Vec<u8>)> {
         .collect()
 }
 
-fn container_count(host: &str) -> usize {
+/// The runner's containers that run (or ran) a task; parked ones are not counted.
+fn task_containers(host: &str) -> usize {
     let out = std::process::Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=ferrum.runner={host}"),
-        ])
+        .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
+        .arg(format!("label=ferrum.runner={host}"))
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&out.stdout).into_owned();
+    names
+        .lines()
+        .filter(|n| !n.starts_with("ferrum-pool-"))
+        .count()
+}
+
+/// Every container of the runner, parked ones included.
+fn all_containers(host: &str) -> usize {
+    let out = std::process::Command::new("docker")
+        .args(["ps", "-aq", "--filter"])
+        .arg(format!("label=ferrum.runner={host}"))
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
-#[tokio::test]
-async fn daemon_runs_reports_cancels_and_drains() {
+async fn daemon_runs_reports_cancels_and_drains(kind: Kind) {
     ensure_sh_image().await;
     let state: Shared = Arc::default();
     let api = serve(state.clone()).await;
@@ -232,6 +244,12 @@ async fn daemon_runs_reports_cancels_and_drains() {
     config.concurrency = 4;
     config.drain_timeout = Duration::from_secs(1);
     config.lease_wait = Duration::from_secs(2);
+    config.pool = match kind {
+        Kind::Cold => None,
+        Kind::Pooled => Some(ferrum_runner::PoolConfig {
+            sizes: [(ferrum_runner::stacks::IMAGE_SH.to_owned(), POOL)].into(),
+        }),
+    };
     let host = config.executor.host_id.clone();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let daemon = tokio::spawn(run(config, async {
@@ -302,7 +320,7 @@ async fn daemon_runs_reports_cancels_and_drains() {
     until(
         "lost task container removal",
         Duration::from_secs(5),
-        || (container_count(&host) == 0).then_some(()),
+        || (task_containers(&host) == 0).then_some(()),
     )
     .await;
     assert!(!state.lock().unwrap().completed.contains_key(&lost));
@@ -327,7 +345,11 @@ async fn daemon_runs_reports_cancels_and_drains() {
         .unwrap();
     assert!(t1.elapsed() >= Duration::from_secs(1));
     assert!(!state.lock().unwrap().completed.contains_key(&sleeper));
-    assert_eq!(container_count(&host), 0);
+    // Stopping also removed the parked containers and every disk.
+    assert_eq!(all_containers(&host), 0);
+    assert!(mounts_under(&work).is_empty(), "{:?}", mounts_under(&work));
     let leftovers = std::fs::read_dir(work.join("tasks")).unwrap().count();
     assert_eq!(leftovers, 0);
 }
+
+suite!(daemon_runs_reports_cancels_and_drains);

@@ -1,6 +1,8 @@
-//! The Docker executor against the real engine: outcomes, contract, hardening, output and
-//! cleanup. Every run also checks that its container and task dir were removed.
+//! The executors against the real engine, each test on the cold and the pooled one:
+//! outcomes, contract, hardening, output and cleanup. Every run also checks that its container
+//! and task dir were removed, and every test that its executor left nothing behind.
 
+#[macro_use]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -11,9 +13,8 @@ use ferrum_runner::executor::{ExecError, Outcome};
 use ferrum_runner::unpack::UnpackError;
 use tokio_util::sync::CancellationToken;
 
-#[tokio::test]
-async fn success_and_exit_codes() {
-    let exec = executor("exit", |_| {}).await;
+async fn success_and_exit_codes(kind: Kind) {
+    let exec = executor(kind, "exit", |_| {}).await;
     let ok = run(
         &exec,
         sh_task(&exec, "echo hello"),
@@ -39,11 +40,11 @@ async fn success_and_exit_codes() {
     );
 }
 
-#[tokio::test]
-async fn timeout_kills_the_container() {
-    let exec = executor("timeout", |_| {}).await;
+async fn timeout_kills_the_container(kind: Kind) {
+    let exec = executor(kind, "timeout", |_| {}).await;
     let mut task = sh_task(&exec, "echo before; sleep 60; echo after");
     task.timeout = Duration::from_secs(1);
+    exec.until_full().await;
     let t0 = Instant::now();
     let got = run(&exec, task, CancellationToken::new()).await;
     assert_eq!(got.report().outcome, Outcome::Timeout);
@@ -51,24 +52,23 @@ async fn timeout_kills_the_container() {
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
 }
 
-#[tokio::test]
-async fn cancel_stops_within_two_seconds() {
-    let exec = executor("cancel", |_| {}).await;
+async fn cancel_stops_within_two_seconds(kind: Kind) {
+    let exec = executor(kind, "cancel", |_| {}).await;
     let task = sh_task(&exec, "trap '' TERM; sleep 60");
     let cancel = CancellationToken::new();
-    let trigger = cancel.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let runner = exec.clone();
+    let stop = cancel.clone();
+    let handle = tokio::spawn(async move { runner.run(task, tx, stop).await });
+    assert!(matches!(
+        rx.recv().await,
+        Some(ferrum_runner::executor::TaskEvent::Started)
+    ));
     let t0 = Instant::now();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        trigger.cancel();
-    });
-    let got = run(&exec, task, cancel).await;
-    assert_eq!(got.report().outcome, Outcome::Cancelled);
-    assert!(
-        t0.elapsed() < Duration::from_millis(2500),
-        "{:?}",
-        t0.elapsed()
-    );
+    cancel.cancel();
+    let report = handle.await.unwrap().unwrap();
+    assert_eq!(report.outcome, Outcome::Cancelled);
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
 }
 
 const CONTRACT_SCRIPT: &str = r#"
@@ -86,9 +86,8 @@ echo "files: $(ls /mnt/task | tr '\n' ' ')"
 touch /mnt/task/scratch && echo writable
 "#;
 
-#[tokio::test]
-async fn contract_is_visible_inside() {
-    let exec = executor("contract", |_| {}).await;
+async fn contract_is_visible_inside(kind: Kind) {
+    let exec = executor(kind, "contract", |_| {}).await;
     let mut task = sh_task(&exec, CONTRACT_SCRIPT);
     task.payload = br#"{"a":1}"#.to_vec();
     task.spec.config = Some("k: v".into());
@@ -108,9 +107,20 @@ async fn contract_is_visible_inside() {
     assert_eq!(got.stdout(), expected);
 }
 
-#[tokio::test]
-async fn empty_payload_is_written_and_no_config_means_no_file() {
-    let exec = executor("noconfig", |_| {}).await;
+/// What the worker process was started with (pid 1 is the worker itself): exactly the image's
+/// environment, Docker's `HOSTNAME` and the contract's variables, whichever executor started it.
+async fn the_worker_gets_exactly_the_contracts_environment(kind: Kind) {
+    let exec = executor(kind, "environ", |_| {}).await;
+    let script = "tr '\\0' '\\n' < /proc/1/environ | cut -d= -f1 | sort | tr '\\n' ' '";
+    let got = run(&exec, sh_task(&exec, script), CancellationToken::new()).await;
+    assert_eq!(
+        got.stdout(),
+        "HOME HOSTNAME LANG PATH PAYLOAD_FILE TASK_DIR TASK_ID "
+    );
+}
+
+async fn empty_payload_is_written_and_no_config_means_no_file(kind: Kind) {
+    let exec = executor(kind, "noconfig", |_| {}).await;
     let script = "test -f \"$PAYLOAD_FILE\" && wc -c < \"$PAYLOAD_FILE\"; echo \"${CONFIG_FILE-unset}\"; echo $*";
     let task = sh_task(&exec, script);
     let id = task.task_id.clone();
@@ -121,9 +131,8 @@ async fn empty_payload_is_written_and_no_config_means_no_file() {
     );
 }
 
-#[tokio::test]
-async fn binary_runtime_and_docker_style_codes() {
-    let exec = executor("styles", |_| {}).await;
+async fn binary_runtime_and_docker_style_codes(kind: Kind) {
+    let exec = executor(kind, "styles", |_| {}).await;
     let mut task = sh_task(&exec, "#!/bin/sh\necho binary \"$1\"\n");
     task.spec.runtime = Some("binary".into());
     let got = run(&exec, task, CancellationToken::new()).await;
@@ -153,16 +162,18 @@ test -e /var/run/docker.sock && echo "sock=present" || echo "sock=absent"
 test -e /run/docker.sock && echo "sock2=present" || echo "sock2=absent"
 "#;
 
-#[tokio::test]
-async fn hardening_is_visible_inside() {
-    let exec = executor("harden", |_| {}).await;
-    let mut task = sh_task(&exec, HARDENING_SCRIPT);
-    task.limits = Some(ferrum_runner::executor::Limits {
-        memory_bytes: 128 * 1024 * 1024,
-        nano_cpus: 500_000_000,
-        pids: 64,
-        disk_bytes: 64 * 1024 * 1024,
-    });
+async fn hardening_is_visible_inside(kind: Kind) {
+    // The limits are the executor's defaults, so a pool serves them.
+    let exec = executor(kind, "harden", |c| {
+        c.limits = ferrum_runner::executor::Limits {
+            memory_bytes: 128 * 1024 * 1024,
+            nano_cpus: 500_000_000,
+            pids: 64,
+            disk_bytes: 64 * 1024 * 1024,
+        }
+    })
+    .await;
+    let task = sh_task(&exec, HARDENING_SCRIPT);
     let got = run(&exec, task, CancellationToken::new()).await;
     let out = got.stdout();
     assert!(out.contains("uid=1000\n"), "{out}");
@@ -177,9 +188,8 @@ async fn hardening_is_visible_inside() {
     assert!(out.contains("sock=absent\nsock2=absent\n"), "{out}");
 }
 
-#[tokio::test]
-async fn fifty_megabytes_arrive_complete_and_in_order() {
-    let exec = executor("bigout", |c| c.log_cap_bytes = 128 * 1024 * 1024).await;
+async fn fifty_megabytes_arrive_complete_and_in_order(kind: Kind) {
+    let exec = executor(kind, "bigout", |c| c.log_cap_bytes = 128 * 1024 * 1024).await;
     let task = sh_task(&exec, "seq 1 6000000; echo done >&2");
     let got = run(&exec, task, CancellationToken::new()).await;
     assert_eq!(got.report().outcome, Outcome::Complete);
@@ -199,9 +209,8 @@ async fn fifty_megabytes_arrive_complete_and_in_order() {
     assert!(!got.report().truncated);
 }
 
-#[tokio::test]
-async fn log_cap_truncates_with_one_note() {
-    let exec = executor("cap", |c| c.log_cap_bytes = 1000).await;
+async fn log_cap_truncates_with_one_note(kind: Kind) {
+    let exec = executor(kind, "cap", |c| c.log_cap_bytes = 1000).await;
     let task = sh_task(&exec, "seq 1 10000; echo tail >&2");
     let got = run(&exec, task, CancellationToken::new()).await;
     assert_eq!(got.report().outcome, Outcome::Complete);
@@ -215,9 +224,8 @@ async fn log_cap_truncates_with_one_note() {
     assert_eq!(stdout + stderr.len() - note.len(), 1000);
 }
 
-#[tokio::test]
-async fn traversal_zip_is_rejected_and_cleaned_up() {
-    let exec = executor("evil", |_| {}).await;
+async fn traversal_zip_is_rejected_and_cleaned_up(kind: Kind) {
+    let exec = executor(kind, "evil", |_| {}).await;
     let mut task = sh_task(&exec, "");
     task.zip = Some(make_zip(
         &exec.config().work_dir,
@@ -232,18 +240,16 @@ async fn traversal_zip_is_rejected_and_cleaned_up() {
     assert!(!exec.config().work_dir.join("escaped").exists());
 }
 
-#[tokio::test]
-async fn missing_image_is_an_error_and_cleaned_up() {
-    let exec = executor("noimage", |_| {}).await;
+async fn missing_image_is_an_error_and_cleaned_up(kind: Kind) {
+    let exec = executor(kind, "noimage", |_| {}).await;
     let mut task = sh_task(&exec, "echo hi");
     task.spec.image = "ferrum/does-not-exist:0".into();
     let got = run(&exec, task, CancellationToken::new()).await;
     assert!(matches!(got.result, Err(ExecError::ImageMissing(_))));
 }
 
-#[tokio::test]
-async fn dropped_run_still_cleans_up() {
-    let exec = executor("drop", |_| {}).await;
+async fn dropped_run_still_cleans_up(kind: Kind) {
+    let exec = executor(kind, "drop", |_| {}).await;
     let task = sh_task(&exec, "sleep 60");
     let name = format!("ferrum-{}-{}", task.task_id, task.attempt);
     let dir = exec
@@ -260,21 +266,26 @@ async fn dropped_run_still_cleans_up() {
     ));
     handle.abort();
     let _ = handle.await;
+    // The cleanup runs on its own now; wait for it (and for a pool to be full again, so the
+    // only disks left mounted are the parked containers').
+    exec.until_full().await;
+    let tasks = exec.config().work_dir.join("tasks");
     for _ in 0..50 {
-        if !dir.exists() && exec.docker().inspect_container(&name, None).await.is_err() {
+        let gone = exec.docker().inspect_container(&name, None).await.is_err();
+        if gone && !dir.exists() && mounts_under(&tasks).len() == exec.parked() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_gone(&exec, &name, &dir).await;
+    assert_eq!(mounts_under(&tasks).len(), exec.parked());
 }
 
-#[tokio::test]
-async fn cleanup_orphans_removes_only_this_hosts_leftovers() {
+async fn cleanup_orphans_removes_only_this_hosts_leftovers(kind: Kind) {
     use bollard::container::{Config, CreateContainerOptions};
     use std::collections::HashMap;
 
-    let exec = executor("orphans", |_| {}).await;
+    let exec = executor(kind, "orphans", |_| {}).await;
     let create = |name: String, host: String| {
         let docker = exec.docker().clone();
         async move {
@@ -307,7 +318,9 @@ async fn cleanup_orphans_removes_only_this_hosts_leftovers() {
     let stale_dir = exec.config().work_dir.join("tasks").join(format!("{id}-1"));
     std::fs::create_dir_all(stale_dir.join("sub")).unwrap();
 
-    assert_eq!(exec.cleanup_orphans().await.unwrap(), 1);
+    // A restarted runner also removes the containers its pools had parked.
+    exec.until_full().await;
+    assert_eq!(exec.cleanup_orphans().await, 1 + exec.parked());
     assert_gone(&exec, &mine, &stale_dir).await;
     assert!(exec.docker().inspect_container(&other, None).await.is_ok());
     let options = bollard::container::RemoveContainerOptions {
@@ -339,12 +352,11 @@ print(json.dumps({
 "#;
 
 /// Contract §6.5's example, in the real Python stack (built here if missing: ~1-2 minutes).
-#[tokio::test]
-async fn python_example_from_section_6_5() {
+async fn python_example_from_section_6_5(kind: Kind) {
     ferrum_runner::stacks::build(&["python".to_owned()], false)
         .await
         .unwrap();
-    let exec = executor("python", |_| {}).await;
+    let exec = executor_for(kind, "python", &[ferrum_runner::stacks::IMAGE_PYTHON]).await;
     let mut task = sh_task(&exec, "");
     task.zip = Some(make_zip(
         &exec.config().work_dir,
@@ -377,3 +389,21 @@ async fn python_example_from_section_6_5() {
     assert_eq!(seen["version"], 3);
     assert_eq!(seen["write_through"], true, "python -u");
 }
+
+suite!(
+    success_and_exit_codes,
+    timeout_kills_the_container,
+    cancel_stops_within_two_seconds,
+    contract_is_visible_inside,
+    the_worker_gets_exactly_the_contracts_environment,
+    empty_payload_is_written_and_no_config_means_no_file,
+    binary_runtime_and_docker_style_codes,
+    hardening_is_visible_inside,
+    fifty_megabytes_arrive_complete_and_in_order,
+    log_cap_truncates_with_one_note,
+    traversal_zip_is_rejected_and_cleaned_up,
+    missing_image_is_an_error_and_cleaned_up,
+    dropped_run_still_cleans_up,
+    cleanup_orphans_removes_only_this_hosts_leftovers,
+    python_example_from_section_6_5,
+);

@@ -2,38 +2,42 @@
 //! and `$HOME`, all on its own loop-mounted disk; writing past the limit stops it with a clear
 //! `msg`; the rest of its filesystem is read-only; disks are unmounted and removed on every
 //! path, including after a runner crash. Every run also checks (in `common::run`) that the
-//! container, the task dir, the disk image and the mount are gone.
+//! container, the task dir, the disk image and the mount are gone. Each test runs on the cold
+//! and the pooled executor; the disk sizes are the executor's defaults, so pools serve them.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
 
 use common::*;
-use ferrum_runner::executor::{ExecutorConfig, Limits, Outcome, TaskEvent};
+use ferrum_runner::executor::{Limits, Outcome, TaskEvent};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const MIB: i64 = 1024 * 1024;
 
-fn with_disk(mib: i64) -> Option<Limits> {
-    Some(Limits {
-        disk_bytes: mib * MIB,
-        ..Limits::default()
+/// An executor whose tasks get a disk of `mib`.
+async fn with_disk(kind: Kind, tag: &str, mib: i64) -> TestExec {
+    executor(kind, tag, |c| {
+        c.limits = Limits {
+            disk_bytes: mib * MIB,
+            ..Limits::default()
+        }
     })
+    .await
 }
 
 fn disk_full(mib: i64) -> String {
     format!("the task used its whole disk limit of {mib} MiB")
 }
 
-#[tokio::test]
-async fn a_task_writing_past_its_disk_limit_is_stopped_with_a_clear_msg() {
-    let exec = executor("disk-full", |_| {}).await;
+async fn a_task_writing_past_its_disk_limit_is_stopped_with_a_clear_msg(kind: Kind) {
+    let exec = with_disk(kind, "disk-full", 32).await;
     // dd fails at the limit; the task carries on regardless, so the runner has to stop it.
     let script = "dd if=/dev/zero of=/mnt/task/big bs=1M count=100 2>/dev/null; \
                   echo \"dd=$?\"; sleep 600";
     let mut task = sh_task(&exec, script);
-    task.limits = with_disk(32);
     task.timeout = Duration::from_secs(300);
     let got = run(&exec, task, CancellationToken::new()).await;
     assert_eq!(
@@ -47,12 +51,10 @@ async fn a_task_writing_past_its_disk_limit_is_stopped_with_a_clear_msg() {
     );
 }
 
-#[tokio::test]
-async fn tmp_counts_against_the_same_limit() {
-    let exec = executor("disk-tmp", |_| {}).await;
+async fn tmp_counts_against_the_same_limit(kind: Kind) {
+    let exec = with_disk(kind, "disk-tmp", 32).await;
     let script = "dd if=/dev/zero of=/tmp/big bs=1M count=100 || exit 1";
-    let mut task = sh_task(&exec, script);
-    task.limits = with_disk(32);
+    let task = sh_task(&exec, script);
     let got = run(&exec, task, CancellationToken::new()).await;
     let Outcome::Error { msg, .. } = &got.report().outcome else {
         panic!("{:?}", got.report().outcome)
@@ -72,11 +74,9 @@ df -k /tmp | awk 'NR==2 {print "tmp-kb", $2}'
 df -k "$HOME" | awk 'NR==2 {print "home-kb", $2}'
 "#;
 
-#[tokio::test]
-async fn only_the_task_disk_is_writable_and_a_task_within_its_limit_completes() {
-    let exec = executor("disk-layout", |_| {}).await;
-    let mut task = sh_task(&exec, LAYOUT_SCRIPT);
-    task.limits = with_disk(48);
+async fn only_the_task_disk_is_writable_and_a_task_within_its_limit_completes(kind: Kind) {
+    let exec = with_disk(kind, "disk-layout", 48).await;
+    let task = sh_task(&exec, LAYOUT_SCRIPT);
     let got = run(&exec, task, CancellationToken::new()).await;
     let out = got.stdout();
     assert_eq!(got.report().outcome, Outcome::Complete, "{out}");
@@ -102,16 +102,14 @@ async fn only_the_task_disk_is_writable_and_a_task_within_its_limit_completes() 
     assert!(kb("task-kb ") >= 40 * 1024, "{out}");
 }
 
-#[tokio::test]
-async fn a_code_bigger_than_the_disk_is_refused_clearly() {
-    let exec = executor("disk-code", |_| {}).await;
+async fn a_code_bigger_than_the_disk_is_refused_clearly(kind: Kind) {
+    let exec = with_disk(kind, "disk-code", 16).await;
     let mut task = sh_task(&exec, "echo never");
     let big = vec![b'x'; 40 * MIB as usize];
     task.zip = Some(make_zip(
         &exec.config().work_dir,
         &[("run.sh", b"echo never"), ("data.bin", &big)],
     ));
-    task.limits = with_disk(16);
     let got = run(&exec, task, CancellationToken::new()).await;
     let err = got.result.as_ref().expect_err("the run fails").to_string();
     assert_eq!(
@@ -121,20 +119,9 @@ async fn a_code_bigger_than_the_disk_is_refused_clearly() {
     assert!(!got.started);
 }
 
-#[tokio::test]
-async fn a_crashed_runners_disks_are_cleaned_at_the_next_start() {
-    let work = scratch("disk-crash");
-    let host = format!("test-disk-crash-{}", ferrum_model::Id::generate());
-    let config = || {
-        let mut c = ExecutorConfig::new(&work, &host);
-        c.network = ferrum_runner::executor::NetworkMode::None;
-        c.pull_missing = false;
-        c
-    };
-    let exec = ferrum_runner::DockerExecutor::connect(config())
-        .await
-        .unwrap();
-    ensure_sh_image().await;
+async fn a_crashed_runners_disks_are_cleaned_at_the_next_start(kind: Kind) {
+    let exec = executor(kind, "disk-crash", |_| {}).await;
+    let work = exec.config().work_dir.clone();
     let task = sh_task(&exec, "echo up; sleep 600");
     let (tx, mut rx) = mpsc::channel(16);
     let mut running = Box::pin(exec.run(task, tx, CancellationToken::new()));
@@ -144,15 +131,24 @@ async fn a_crashed_runners_disks_are_cleaned_at_the_next_start() {
         _ = async { while !matches!(rx.recv().await, Some(TaskEvent::Started)) {} } => {}
     }
     std::mem::forget(running);
-    assert_eq!(mounts_under(&work).len(), 1, "the disk is mounted");
+    // A pool parks a container in the place of the one taken; its filler then waits.
+    exec.until_full().await;
+    let mounted = mounts_under(&work).len();
+    assert_eq!(mounted, 1 + exec.parked(), "the disks are mounted");
 
-    let restarted = ferrum_runner::DockerExecutor::connect(config())
-        .await
-        .unwrap();
-    assert_eq!(restarted.cleanup_orphans().await.unwrap(), 1);
+    // Parked containers are orphans too.
+    assert_eq!(exec.cleanup_orphans().await, 1 + exec.parked());
     assert!(mounts_under(&work).is_empty(), "{:?}", mounts_under(&work));
     assert_eq!(std::fs::read_dir(work.join("tasks")).unwrap().count(), 0);
     assert!(
         !work.join("disks").exists() || std::fs::read_dir(work.join("disks")).unwrap().count() == 0
     );
 }
+
+suite!(
+    a_task_writing_past_its_disk_limit_is_stopped_with_a_clear_msg,
+    tmp_counts_against_the_same_limit,
+    only_the_task_disk_is_writable_and_a_task_within_its_limit_completes,
+    a_code_bigger_than_the_disk_is_refused_clearly,
+    a_crashed_runners_disks_are_cleaned_at_the_next_start,
+);

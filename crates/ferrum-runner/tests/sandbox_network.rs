@@ -2,8 +2,10 @@
 //! engine and the host's real filter: no host port (on any host address), no other task, no
 //! IPv6; outbound to a test-made "outside" network namespace works, and the API door reaches
 //! a service bound to the host's loopback. Traffic goes only to this machine's own
-//! addresses, a namespace the test makes itself, and Ferrum's own container network.
+//! addresses, a namespace the test makes itself, and Ferrum's own container network. Each
+//! test runs on the cold and the pooled executor.
 
+#[macro_use]
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
@@ -49,9 +51,7 @@ fn serve(listener: TcpListener, answer: &'static str) {
     });
 }
 
-#[tokio::test]
-async fn isolated_task_reaches_no_host_port_but_the_api_door() {
-    let mut exec = executor("net-host", |c| c.network = NetworkMode::Isolated).await;
+async fn isolated_task_reaches_no_host_port_but_the_api_door(kind: Kind) {
     // A host service on every address, as an attacker's target.
     let wide = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
     let wide_port = wide.local_addr().unwrap().port();
@@ -60,11 +60,14 @@ async fn isolated_task_reaches_no_host_port_but_the_api_door() {
     let api = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let api_port = api.local_addr().unwrap().port();
     serve(api, "HTTP/1.0 200 OK\r\nContent-Length: 7\r\n\r\nferrum\n");
-    let door = exec
-        .open_door(&format!("http://127.0.0.1:{api_port}"))
-        .await
-        .unwrap()
-        .expect("isolated mode has a door");
+    let (exec, door) = executor_with_door(
+        kind,
+        "net-host",
+        |c| c.network = NetworkMode::Isolated,
+        &format!("http://127.0.0.1:{api_port}"),
+    )
+    .await;
+    let door = door.expect("isolated mode has a door");
     assert_eq!(door.protocol, "http");
 
     let mut targets = host_addresses();
@@ -93,7 +96,7 @@ async fn isolated_task_reaches_no_host_port_but_the_api_door() {
 /// Starts a task that listens on port 7000 and prints its address; returns the address and
 /// the token that stops it.
 async fn listening_task(
-    exec: &ferrum_runner::executor::DockerExecutor,
+    exec: &TestExec,
 ) -> (String, CancellationToken, tokio::task::JoinHandle<()>) {
     let script = "echo \"ip=$(hostname -i)\"; while true; do echo pong | nc -l -p 7000; done";
     let task = sh_task(exec, script);
@@ -124,8 +127,8 @@ async fn listening_task(
     panic!("the listening task ended early: {seen}");
 }
 
-async fn neighbour_reachable(network: NetworkMode) -> String {
-    let exec = executor("net-peer", |c| c.network = network).await;
+async fn neighbour_reachable(kind: Kind, network: NetworkMode) -> String {
+    let exec = executor(kind, "net-peer", |c| c.network = network).await;
     let (ip, stop, listener) = listening_task(&exec).await;
     // The listener prints its address before `nc -l` binds: retry for a while.
     let script = format!(
@@ -138,20 +141,18 @@ async fn neighbour_reachable(network: NetworkMode) -> String {
     got.stdout()
 }
 
-#[tokio::test]
-async fn tasks_cannot_reach_each_other() {
+async fn tasks_cannot_reach_each_other(kind: Kind) {
     assert_eq!(
-        neighbour_reachable(NetworkMode::Isolated).await,
+        neighbour_reachable(kind, NetworkMode::Isolated).await,
         "unreachable\n"
     );
 }
 
 /// The control for the test above: on Docker's default bridge the same probe gets through,
 /// so "unreachable" is the sandbox's doing, not the probe's.
-#[tokio::test]
-async fn control_on_the_default_bridge_tasks_do_reach_each_other() {
+async fn control_on_the_default_bridge_tasks_do_reach_each_other(kind: Kind) {
     let bridge = NetworkMode::Named("bridge".to_owned());
-    assert_eq!(neighbour_reachable(bridge).await, "reached\n");
+    assert_eq!(neighbour_reachable(kind, bridge).await, "reached\n");
 }
 
 /// A network namespace joined to the host by a veth pair: "the outside world" for a task.
@@ -163,7 +164,8 @@ struct Outside {
 
 impl Outside {
     fn create(octet: u8) -> Outside {
-        let name = format!("ferrum-t{}", std::process::id() % 100_000);
+        // Interface names hold 15 bytes: "ferrum7-12345a".
+        let name = format!("ferrum{octet}-{}", std::process::id() % 100_000);
         let (veth, peer) = (format!("{name}a"), format!("{name}b"));
         let host_ip = format!("10.251.{octet}.1");
         let ns_ip = format!("10.251.{octet}.2");
@@ -250,10 +252,13 @@ impl Drop for Outside {
     }
 }
 
-#[tokio::test]
-async fn outbound_traffic_still_works() {
-    let exec = executor("net-out", |c| c.network = NetworkMode::Isolated).await;
-    let outside = Outside::create(7);
+async fn outbound_traffic_still_works(kind: Kind) {
+    let exec = executor(kind, "net-out", |c| c.network = NetworkMode::Isolated).await;
+    // One namespace per kind: the cold and pooled runs of this test may overlap.
+    let outside = Outside::create(match kind {
+        Kind::Cold => 7,
+        Kind::Pooled => 8,
+    });
     let mut server = outside.listen(9000);
     // The host end of the veth is a host address: a host listener there stays closed.
     let host = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
@@ -275,10 +280,15 @@ async fn outbound_traffic_still_works() {
     );
 }
 
-#[tokio::test]
-async fn none_mode_has_no_network_and_no_door() {
-    let mut exec = executor("net-none", |c| c.network = NetworkMode::None).await;
-    assert_eq!(exec.open_door("http://127.0.0.1:1").await.unwrap(), None);
+async fn none_mode_has_no_network_and_no_door(kind: Kind) {
+    let (exec, door) = executor_with_door(
+        kind,
+        "net-none",
+        |c| c.network = NetworkMode::None,
+        "http://127.0.0.1:1",
+    )
+    .await;
+    assert_eq!(door, None);
     let script = "echo \"iron=${IRON_HOST-unset}\"; ls /sys/class/net | tr '\\n' ' '";
     let got = run(&exec, sh_task(&exec, script), CancellationToken::new()).await;
     assert_eq!(got.stdout(), "iron=unset\nlo ");
@@ -286,9 +296,8 @@ async fn none_mode_has_no_network_and_no_door() {
 
 /// The control for the host test: on Docker's default bridge a task does reach a host port
 /// through its gateway, which is what `isolated` closes.
-#[tokio::test]
-async fn control_on_the_default_bridge_a_host_port_is_open() {
-    let exec = executor("net-ctl", |c| {
+async fn control_on_the_default_bridge_a_host_port_is_open(kind: Kind) {
+    let exec = executor(kind, "net-ctl", |c| {
         c.network = NetworkMode::Named("bridge".into())
     })
     .await;
@@ -303,3 +312,12 @@ async fn control_on_the_default_bridge_a_host_port_is_open() {
     let got = run(&exec, sh_task(&exec, &script), CancellationToken::new()).await;
     assert!(got.stdout().starts_with("open "), "{}", got.stdout());
 }
+
+suite!(
+    isolated_task_reaches_no_host_port_but_the_api_door,
+    tasks_cannot_reach_each_other,
+    control_on_the_default_bridge_tasks_do_reach_each_other,
+    outbound_traffic_still_works,
+    none_mode_has_no_network_and_no_door,
+    control_on_the_default_bridge_a_host_port_is_open,
+);

@@ -53,6 +53,8 @@ pub struct DevArgs {
     /// crons; `ferrum serve` defaults to 60.
     #[arg(long, env = "FERRUM_MIN_SCHEDULE_INTERVAL", default_value_t = 1)]
     min_schedule_interval: u64,
+    #[command(flatten)]
+    pool: crate::runner::PoolArgs,
 }
 
 pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
@@ -115,6 +117,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     }
     runner.drain_timeout = DRAIN;
     runner.executor.network = args.network;
+    args.pool.apply(&mut runner);
 
     println!("Ferrum dev is running (data in {}).", data_dir.display());
     println!("  API:               {api}");

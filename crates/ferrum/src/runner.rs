@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use ferrum_model::{validation, ValidationError};
 use ferrum_runner::executor::NetworkMode;
-use ferrum_runner::{stacks, ExecutorConfig, RunnerConfig};
+use ferrum_runner::{stacks, ExecutorConfig, PoolConfig, RunnerConfig};
 
 #[derive(clap::Args)]
 pub struct RunnerArgs {
@@ -58,6 +58,8 @@ pub struct RunnerArgs {
     health_listen: Option<String>,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    pool: PoolArgs,
 }
 
 /// Resource limits of task containers: defaults for codes that set none, and ceilings no code
@@ -105,6 +107,65 @@ impl LimitArgs {
             self.max_disk_mb,
         );
     }
+}
+
+/// How task containers come to be; `ferrum runner` and `ferrum dev` share these flags.
+#[derive(clap::Args)]
+pub struct PoolArgs {
+    /// `pooled`: keep containers started before tasks arrive, each parked in a waiting init
+    /// and handed one task (tasks that fit no pool run cold); `cold`: create each task's
+    /// container when its task is leased.
+    #[arg(long, env = "FERRUM_EXECUTOR", value_enum, default_value = "pooled")]
+    executor: ExecutorKind,
+    /// Containers kept parked per stack image with `--executor pooled`: `N` for every stack,
+    /// `STACK=N` for one (repeatable or comma-separated, e.g. `--pool 1,python=4`; 0 for
+    /// none) [default: 2].
+    #[arg(long, env = "FERRUM_POOL", value_delimiter = ',', value_name = "[STACK=]N",
+          value_parser = pool_size)]
+    pool: Vec<(Option<&'static str>, usize)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExecutorKind {
+    Pooled,
+    Cold,
+}
+
+impl PoolArgs {
+    pub fn apply(self, runner: &mut RunnerConfig) {
+        if self.executor == ExecutorKind::Cold {
+            runner.pool = None;
+            return;
+        }
+        let pool = runner
+            .pool
+            .get_or_insert_with(|| PoolConfig::per_stack(ferrum_runner::daemon::DEFAULT_POOL));
+        for (image, size) in self.pool {
+            match image {
+                Some(image) => {
+                    pool.sizes.insert(image.to_owned(), size);
+                }
+                None => pool.sizes.values_mut().for_each(|s| *s = size),
+            }
+        }
+    }
+}
+
+/// `N` or `STACK=N`, the stack named as in the catalog (`sh`, `python`, `node`, …).
+fn pool_size(s: &str) -> Result<(Option<&'static str>, usize), String> {
+    let (image, n) = match s.split_once('=') {
+        Some((stack, n)) => {
+            let image = stacks::image_for(stack.trim())
+                .ok_or_else(|| format!("unknown stack {stack:?} (`ferrum stacks list`)"))?;
+            (Some(image), n)
+        }
+        None => (None, s),
+    };
+    let size = n
+        .trim()
+        .parse::<usize>()
+        .map_err(|e| format!("{n:?}: {e}"))?;
+    Ok((image, size))
 }
 
 /// Parses a limit flag and holds it to the floor the API holds codes to (Docker refuses less).
@@ -159,6 +220,7 @@ pub async fn runner(args: RunnerArgs) -> anyhow::Result<()> {
     config.executor.network = args.network;
     config.executor.door_port = args.door_port;
     args.limits.apply(&mut config.executor);
+    args.pool.apply(&mut config);
     config.drain_timeout = Duration::from_secs(args.drain_timeout);
     if let Some(listen) = &args.health_listen {
         crate::runner_health::spawn(listen, config.health.clone()).await?;

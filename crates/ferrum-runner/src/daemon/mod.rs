@@ -24,7 +24,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use client::{ApiClient, ApiError};
 
-use crate::executor::{DockerExecutor, ExecError, ExecutorConfig};
+use crate::executor::{
+    DockerExecutor, ExecError, Executor, ExecutorConfig, PoolConfig, PooledExecutor,
+};
 use crate::health::RunnerHealth;
 use task::TaskContext;
 use zipcache::ZipCache;
@@ -35,6 +37,9 @@ const KILL_GRACE: Duration = Duration::from_secs(30);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// An empty lease answer faster than this means the API did not long-poll; pause this long.
 const EMPTY_POLL_PAUSE: Duration = Duration::from_millis(250);
+/// Parked containers per stack image by default: two tasks arriving together both start
+/// warm, and an idle runner holds a handful of sleeping shells.
+pub const DEFAULT_POOL: usize = 2;
 
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
@@ -57,13 +62,16 @@ pub struct RunnerConfig {
     pub zip_cache_bytes: u64,
     /// Container settings. Its `work_dir` also holds the zip cache (`<work_dir>/zips`).
     pub executor: ExecutorConfig,
+    /// Containers to keep started before tasks arrive, per stack image
+    /// ([`PooledExecutor`]); `None` creates every task's container when it is leased.
+    pub pool: Option<PoolConfig>,
     /// Where the daemon reports its state for probes and metrics.
     pub health: Arc<RunnerHealth>,
 }
 
 impl RunnerConfig {
     /// Defaults: this host's name, one slot per CPU, 60 s drain, 20 s long polls, a 1 GiB zip
-    /// cache, task dirs under `work_dir`. The container label (`ferrum.runner`) is `<hostname>:<work_dir>`:
+    /// cache, task dirs under `work_dir`, [`DEFAULT_POOL`] parked containers per stack. The container label (`ferrum.runner`) is `<hostname>:<work_dir>`:
     /// stable across restarts, so a restarted runner finds its orphans, yet distinct for two
     /// runners on one host (e.g. `ferrum dev` next to `ferrum runner`), so neither removes the
     /// other's containers.
@@ -84,6 +92,7 @@ impl RunnerConfig {
             token: token.into(),
             cluster: None,
             executor: ExecutorConfig::new(work_dir, host_id),
+            pool: Some(PoolConfig::per_stack(DEFAULT_POOL)),
             hostname,
             concurrency,
             drain_timeout: Duration::from_secs(60),
@@ -153,17 +162,22 @@ pub async fn run(
         );
     }
     tracing::info!(runner = %registration.runner_id, cluster = registration.cluster, "registered");
+    let zips = ZipCache::new(
+        executor.config().work_dir.join("zips"),
+        config.zip_cache_bytes,
+    )?;
+    let executor: Arc<dyn Executor> = match &config.pool {
+        Some(pool) => Arc::new(PooledExecutor::start(executor, pool)),
+        None => Arc::new(executor),
+    };
     let health = config.health.clone();
     health.registered(config.concurrency);
     // Every later call is this runner's: it authenticates with its own credential.
     let client = client.with_token(&registration.runner_secret);
     let ctx = Arc::new(TaskContext {
         client: client.clone(),
-        zips: ZipCache::new(
-            executor.config().work_dir.join("zips"),
-            config.zip_cache_bytes,
-        )?,
-        executor,
+        zips,
+        executor: executor.clone(),
         heartbeat: Duration::from_secs(registration.heartbeat_secs.max(1).into()),
     });
     let kill = CancellationToken::new();
@@ -226,6 +240,7 @@ pub async fn run(
         }
     }
     drain(tasks, kill, config.drain_timeout).await;
+    executor.shutdown().await;
     Ok(())
 }
 

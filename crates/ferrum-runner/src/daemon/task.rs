@@ -21,7 +21,7 @@ use super::client::{ApiClient, ApiError};
 use super::logship::{retry, LogShipper};
 use super::zipcache::ZipCache;
 use crate::contract::IronIdentity;
-use crate::executor::{DockerExecutor, Outcome, TaskRun};
+use crate::executor::{Executor, Outcome, TaskRun};
 use crate::result::TaskResult;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +52,7 @@ impl Stop {
 /// What every task of a runner shares.
 pub(crate) struct TaskContext {
     pub client: ApiClient,
-    pub executor: DockerExecutor,
+    pub executor: Arc<dyn Executor>,
     pub zips: ZipCache,
     pub heartbeat: Duration,
 }

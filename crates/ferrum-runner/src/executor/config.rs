@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use ferrum_model::protocol::RunSpec;
 
-use super::{ApiDoor, NetworkMode};
+use super::{ApiDoor, NetworkMode, TaskRun};
 use crate::unpack::UnpackLimits;
 
 const MIB: i64 = 1024 * 1024;
@@ -138,6 +138,12 @@ impl ExecutorConfig {
         self.limits
             .with_settings(code.memory_mb, code.cpus, code.pids, code.disk_mb)
             .clamped_to(self.max_limits)
+    }
+
+    /// The limits `task` runs under: its own, or the defaults clamped to the ceiling.
+    pub fn limits_of(&self, task: &TaskRun) -> Limits {
+        task.limits
+            .unwrap_or_else(|| self.limits.clamped_to(self.max_limits))
     }
 
     pub(crate) fn tasks_dir(&self) -> PathBuf {

@@ -12,7 +12,7 @@ use bollard::models::{HostConfig, HostConfigLogConfig};
 use bollard::Docker;
 use futures_util::StreamExt;
 
-use super::{disk, taskdir, ExecError, ExecutorConfig, Limits, NetworkMode};
+use super::{disk, init, taskdir, ExecError, ExecutorConfig, Limits, NetworkMode};
 use crate::contract::{Invocation, HOME_DIR, TASK_DIR};
 
 /// Label naming the runner host that owns a container (orphan cleanup keys on it).
@@ -21,12 +21,17 @@ pub const LABEL_RUNNER: &str = "ferrum.runner";
 pub const LABEL_TASK: &str = "ferrum.task";
 /// Label naming the attempt a container runs.
 pub const LABEL_ATTEMPT: &str = "ferrum.attempt";
+/// Label of a container created for a pool, before any task (`pool.rs`); a container's
+/// labels cannot change, so a pooled one never carries the task labels (its name does).
+pub const LABEL_POOL: &str = "ferrum.pool";
 
 pub(crate) struct ContainerSpec<'a> {
     pub name: &'a str,
     pub image: &'a str,
-    pub task_id: &'a str,
-    pub attempt: i32,
+    /// The task and attempt it runs; `None` for a container parked in a pool, which also
+    /// gets the pool's control directory (`init.rs`).
+    pub task: Option<(&'a str, i32)>,
+    /// What it runs; the environment is complete (the door's variables included).
     pub invocation: Invocation,
     pub host_dir: &'a Path,
     pub limits: Limits,
@@ -34,38 +39,45 @@ pub(crate) struct ContainerSpec<'a> {
 
 /// The create request: non-root user, no capabilities, no-new-privileges, memory (without
 /// extra swap), CPU and pids limits, a read-only root with the task's disk (`/mnt/task`,
-/// `/tmp` and the home) as the only writable mounts, the runner's network
-/// mode (with the API door's `IRON_*` variables when there is a door), and the `none` log
+/// `/tmp` and the home) as the only writable mounts (and, for a parked container, its control
+/// directory read-only), the runner's network mode, and the `none` log
 /// driver because output is read from the attach stream (no json-file writes, no log-follow
 /// polling).
 pub(crate) fn container_config(
     config: &ExecutorConfig,
     spec: &ContainerSpec<'_>,
 ) -> Config<String> {
-    let labels = HashMap::from([
-        (LABEL_RUNNER.to_owned(), config.host_id.clone()),
-        (LABEL_TASK.to_owned(), spec.task_id.to_owned()),
-        (LABEL_ATTEMPT.to_owned(), spec.attempt.to_string()),
-    ]);
-    let isolated = config.network == NetworkMode::Isolated;
-    let mut env = spec.invocation.env.clone();
-    if let Some(door) = &config.api_door {
-        door.apply(&mut env);
+    let mut labels = HashMap::from([(LABEL_RUNNER.to_owned(), config.host_id.clone())]);
+    let mut binds = vec![
+        format!(
+            "{}:{TASK_DIR}:rw",
+            spec.host_dir.join(disk::TASK_SUBDIR).display()
+        ),
+        format!("{}:/tmp:rw", spec.host_dir.join(disk::TMP_SUBDIR).display()),
+        format!(
+            "{}:{HOME_DIR}:rw",
+            spec.host_dir.join(disk::HOME_SUBDIR).display()
+        ),
+    ];
+    match spec.task {
+        Some((task_id, attempt)) => {
+            labels.insert(LABEL_TASK.to_owned(), task_id.to_owned());
+            labels.insert(LABEL_ATTEMPT.to_owned(), attempt.to_string());
+        }
+        None => {
+            labels.insert(LABEL_POOL.to_owned(), spec.image.to_owned());
+            binds.push(format!(
+                "{}:{}:ro",
+                spec.host_dir.join(init::CONTROL_SUBDIR).display(),
+                init::CONTROL_DIR
+            ));
+        }
     }
+    let isolated = config.network == NetworkMode::Isolated;
     let host_config = HostConfig {
         // The root filesystem is read-only: the task writes only to its disk (`disk.rs`).
         readonly_rootfs: Some(true),
-        binds: Some(vec![
-            format!(
-                "{}:{TASK_DIR}:rw",
-                spec.host_dir.join(disk::TASK_SUBDIR).display()
-            ),
-            format!("{}:/tmp:rw", spec.host_dir.join(disk::TMP_SUBDIR).display()),
-            format!(
-                "{}:{HOME_DIR}:rw",
-                spec.host_dir.join(disk::HOME_SUBDIR).display()
-            ),
-        ]),
+        binds: Some(binds),
         cap_drop: Some(vec!["ALL".to_owned()]),
         security_opt: Some(vec!["no-new-privileges".to_owned()]),
         memory: Some(spec.limits.memory_bytes),
@@ -87,7 +99,7 @@ pub(crate) fn container_config(
     Config {
         image: Some(spec.image.to_owned()),
         user: Some(format!("{}:{}", config.task_uid, config.task_gid)),
-        env: Some(env),
+        env: Some(spec.invocation.env.clone()),
         entrypoint: spec.invocation.entrypoint.clone(),
         cmd: spec.invocation.cmd.clone(),
         working_dir: spec.invocation.working_dir.clone(),

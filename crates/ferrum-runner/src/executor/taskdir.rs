@@ -23,12 +23,11 @@ pub(crate) struct DirContents<'a> {
     pub limits: UnpackLimits,
 }
 
-/// Creates `dir` empty (removing a leftover from a crashed attempt), unpacks the zip, writes
-/// the payload (always, even empty) and the config (only when given), then hands the tree to
-/// the task user. Blocking: run it on the blocking pool.
+/// Fills `dir`, the empty `task/` of a fresh disk, in place (a parked container has it
+/// mounted already, so it is never replaced): unpacks the zip, writes the payload (always,
+/// even empty) and the config (only when given), then hands the tree to the task user.
+/// Blocking: run it on the blocking pool.
 pub(crate) fn prepare(dir: &Path, contents: &DirContents<'_>) -> Result<(), UnpackError> {
-    remove_dir_if_present(dir)?;
-    std::fs::create_dir_all(dir)?;
     if let Some(zip) = contents.zip {
         unpack_zip(zip, dir, contents.limits)?;
     }
@@ -93,6 +92,20 @@ impl Cleanup {
             disk,
             armed: true,
         }
+    }
+
+    /// The container's current name (or id).
+    pub fn container(&self) -> &str {
+        &self.container
+    }
+
+    pub fn disk(&self) -> &TaskDisk {
+        &self.disk
+    }
+
+    /// The container now goes by `name`.
+    pub fn renamed(&mut self, name: String) {
+        self.container = name;
     }
 
     pub async fn finish(mut self) {

@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Context};
 use ferrum_model::protocol::{LogStream, RunSpec};
 use ferrum_model::{stacks, Id};
 use ferrum_runner::result::TaskResult;
-use ferrum_runner::{DockerExecutor, ExecutorConfig, Outcome, TaskEvent, TaskRun};
+use ferrum_runner::{DockerExecutor, Executor, ExecutorConfig, Outcome, TaskEvent, TaskRun};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
