@@ -1,8 +1,10 @@
 //! Runner benchmark: Ferrum's queue→user-code-running latency and no-op task throughput
-//! through API + runner + Docker, beside the raw floor measured in the same run through the
-//! Docker API (create+start of the same image; the same number of containers at the same
-//! concurrency). Run with `scripts/bench-runner`, which builds everything and starts Postgres
-//! and Docker.
+//! through API + runner + Docker, with the cold executor and with the pooled one (pre-started
+//! containers), beside the raw floor measured in the same run through the Docker API
+//! (create+start of the same image; the same number of containers at the same concurrency).
+//! The two runners serve two clusters of one `ferrum serve`, so latency samples interleave
+//! raw, cold and pooled. Run with `scripts/bench-runner`, which builds everything and starts
+//! Postgres and Docker.
 //!
 //! User code marks "running" by printing the wall clock in nanoseconds (a static C program,
 //! `scripts/bench/now.c`, passed as `BENCH_NOW`), so both paths are timed by the same clock
@@ -25,6 +27,9 @@ const IMAGE: &str = ferrum_model::stacks::IMAGE_SH;
 const ADMIN: &str = "bench-admin";
 const RUNNER: &str = "bench-runner";
 const API: &str = "http://127.0.0.1:18999";
+/// The cold runner's cluster (that of the `FERRUM_RUNNER_TOKEN`), and the pooled runner's.
+const COLD: &str = "default";
+const POOLED: &str = "pooled";
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -83,11 +88,20 @@ async fn main() -> Result<(), Error> {
         .ok_or("bad BENCH_NOW")?
         .to_owned();
 
-    let procs = start_ferrum(&work, &db, concurrency)?;
+    let mut procs = start_serve(&work, &db)?;
     let client = Client {
         http: reqwest::Client::new(),
     };
     client.wait_up().await?;
+    let pooled_token = client
+        .post("/2/runner_tokens", json!({"cluster": POOLED}))
+        .await?["token"]
+        .as_str()
+        .ok_or("no runner token")?
+        .to_owned();
+    let runner = |token: &str, executor: &str| start_runner(&work, token, executor, concurrency);
+    procs.0.push(runner(RUNNER, "cold")?);
+    procs.0.push(runner(&pooled_token, "pooled")?);
     let project = client.post("/2/projects", json!({"name": "bench"})).await?["id"]
         .as_str()
         .ok_or("no project id")?
@@ -95,30 +109,24 @@ async fn main() -> Result<(), Error> {
     client
         .upload(&project, &program, &std::fs::read(&now_bin)?)
         .await?;
-    // Warm up: the runner fetches and caches the zip; both paths touch the image once.
-    let warm = client.queue(&project, 1).await?;
-    client.wait_complete(&project, &warm).await?;
+    // Warm up: each runner fetches and caches the zip; every path touches the image once.
+    for cluster in [COLD, POOLED] {
+        let warm = client.queue(&project, cluster, 1).await?;
+        client.wait_complete(&project, &warm).await?;
+    }
     raw_run(&docker, "bench-raw-warm", &mount, &program).await?;
 
-    let mut ferrum_lat = Vec::with_capacity(samples);
-    let mut raw_lat = Vec::with_capacity(samples);
+    let (mut cold_lat, mut pooled_lat, mut raw_lat) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..samples {
-        let t0 = now_ns();
-        let ids = client.queue(&project, 1).await?;
-        client.wait_complete(&project, &ids).await?;
-        let log = client
-            .text(&format!("/2/projects/{project}/tasks/{}/log", ids[0]))
-            .await?;
-        ferrum_lat.push((log.trim().parse::<i128>()? - t0) as f64 / 1e6);
+        cold_lat.push(client.latency(&project, COLD).await?);
+        pooled_lat.push(client.latency(&project, POOLED).await?);
         let t0 = now_ns();
         let out = raw_run(&docker, &format!("bench-raw-{i}"), &mount, &program).await?;
         raw_lat.push((out.trim().parse::<i128>()? - t0) as f64 / 1e6);
     }
 
-    let start = Instant::now();
-    let ids = client.queue(&project, tasks).await?;
-    client.wait_complete(&project, &ids).await?;
-    let ferrum_rate = tasks as f64 / start.elapsed().as_secs_f64();
+    let cold_rate = client.throughput(&project, COLD, tasks).await?;
+    let pooled_rate = client.throughput(&project, POOLED, tasks).await?;
     let raw_rate = raw_throughput(&docker, &mount, &program, tasks, concurrency).await?;
     drop(procs);
 
@@ -127,39 +135,46 @@ async fn main() -> Result<(), Error> {
          concurrency {concurrency}"
     );
     println!(
-        "{:<38} {:>9} {:>9} {:>6}",
-        "measure", "ferrum", "raw", "ratio"
+        "{:<34} {:>8} {:>8} {:>8} {:>6} {:>6}",
+        "measure", "cold", "pooled", "raw", "cold/", "pooled/"
     );
     for (what, q) in [("latency median (ms)", 0.5), ("latency p90 (ms)", 0.9)] {
-        let (f, r) = (
-            quantile(ferrum_lat.clone(), q),
+        let (c, p, r) = (
+            quantile(cold_lat.clone(), q),
+            quantile(pooled_lat.clone(), q),
             quantile(raw_lat.clone(), q),
         );
         println!(
-            "{:<38} {f:>9.1} {r:>9.1} {:>6.2}",
+            "{:<34} {c:>8.1} {p:>8.1} {r:>8.1} {:>6.2} {:>6.2}",
             format!("queue→running {what}"),
-            f / r
+            c / r,
+            p / r
         );
     }
     println!(
-        "{:<38} {ferrum_rate:>9.1} {raw_rate:>9.1} {:>6.2}",
+        "{:<34} {cold_rate:>8.1} {pooled_rate:>8.1} {raw_rate:>8.1} {:>6.2} {:>6.2}",
         "no-op throughput (tasks/s)",
-        ferrum_rate / raw_rate
+        cold_rate / raw_rate,
+        pooled_rate / raw_rate
     );
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }
 
-/// Starts `ferrum serve` and one `ferrum runner` from the same target directory.
-fn start_ferrum(work: &Path, db: &str, concurrency: usize) -> Result<Processes, Error> {
-    let bin = std::env::current_exe()?
+/// The `ferrum` binary of the same target directory.
+fn ferrum_bin() -> Result<PathBuf, Error> {
+    Ok(std::env::current_exe()?
         .parent()
         .and_then(Path::parent)
         .map(|d| d.join("ferrum"))
-        .ok_or("no target dir")?;
+        .ok_or("no target dir")?)
+}
+
+/// Starts `ferrum serve`.
+fn start_serve(work: &Path, db: &str) -> Result<Processes, Error> {
     let mut procs = Processes(Vec::new());
     procs.0.push(
-        Command::new(&bin)
+        Command::new(ferrum_bin()?)
             .args(["serve", "--listen", API.trim_start_matches("http://")])
             .args(["--blob-url", &format!("file://{}/blobs", work.display())])
             .env("DATABASE_URL", db)
@@ -169,24 +184,36 @@ fn start_ferrum(work: &Path, db: &str, concurrency: usize) -> Result<Processes, 
             .stdout(Stdio::null())
             .spawn()?,
     );
-    procs.0.push(
-        Command::new(&bin)
-            .args([
-                "runner",
-                "--api",
-                API,
-                "--token",
-                RUNNER,
-                "--host-id",
-                "bench",
-            ])
-            .args(["--concurrency", &concurrency.to_string()])
-            .args(["--work-dir", &format!("{}/runner", work.display())])
-            .env("FERRUM_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()?,
-    );
     Ok(procs)
+}
+
+/// Starts a `ferrum runner` with the given token and `--executor`; each has its own work dir
+/// and host id.
+fn start_runner(
+    work: &Path,
+    token: &str,
+    executor: &str,
+    concurrency: usize,
+) -> Result<Child, Error> {
+    Ok(Command::new(ferrum_bin()?)
+        .args([
+            "runner",
+            "--api",
+            API,
+            "--token",
+            token,
+            "--executor",
+            executor,
+        ])
+        .args(["--host-id", &format!("bench-{executor}")])
+        .args(["--concurrency", &concurrency.to_string()])
+        .args([
+            "--work-dir",
+            &format!("{}/runner-{executor}", work.display()),
+        ])
+        .env("FERRUM_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()?)
 }
 
 /// `tasks` raw containers, `concurrency` at a time; containers per second.
@@ -332,8 +359,28 @@ impl Client {
         Ok(())
     }
 
-    async fn queue(&self, project: &str, n: usize) -> Result<Vec<String>, Error> {
-        let tasks: Vec<Value> = (0..n).map(|_| json!({"code_name": "now"})).collect();
+    /// From just before queueing one task to the first instruction of its user code, in ms.
+    async fn latency(&self, project: &str, cluster: &str) -> Result<f64, Error> {
+        let t0 = now_ns();
+        let ids = self.queue(project, cluster, 1).await?;
+        self.wait_complete(project, &ids).await?;
+        let log = self
+            .text(&format!("/2/projects/{project}/tasks/{}/log", ids[0]))
+            .await?;
+        Ok((log.trim().parse::<i128>()? - t0) as f64 / 1e6)
+    }
+
+    /// `n` tasks queued at once until all completed; tasks per second.
+    async fn throughput(&self, project: &str, cluster: &str, n: usize) -> Result<f64, Error> {
+        let start = Instant::now();
+        let ids = self.queue(project, cluster, n).await?;
+        self.wait_complete(project, &ids).await?;
+        Ok(n as f64 / start.elapsed().as_secs_f64())
+    }
+
+    async fn queue(&self, project: &str, cluster: &str, n: usize) -> Result<Vec<String>, Error> {
+        let task = json!({"code_name": "now", "cluster": cluster});
+        let tasks: Vec<Value> = (0..n).map(|_| task.clone()).collect();
         let path = format!("/2/projects/{project}/tasks");
         let r = self.post(&path, json!({ "tasks": tasks })).await?;
         Ok(r["tasks"]

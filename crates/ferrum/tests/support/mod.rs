@@ -277,8 +277,16 @@ impl Drop for Ferrum {
         for (mut child, host_id) in self.runners.drain(..).flatten() {
             let _ = child.kill();
             let _ = child.wait();
-            for c in containers_labelled(&host_id) {
+            for c in labelled(&host_id, true) {
                 let _ = Command::new("docker").args(["rm", "-f", &c]).output();
+            }
+        }
+        // The killed runners' task disks (parked containers' included) are still mounted.
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let dir = self.dir.display().to_string();
+        for point in info.lines().filter_map(|l| l.split(' ').nth(4)) {
+            if point.starts_with(&dir) {
+                let _ = Command::new("umount").args(["-l", point]).output();
             }
         }
         let _ = self.serve.kill();
@@ -286,19 +294,21 @@ impl Drop for Ferrum {
     }
 }
 
-/// Container ids carrying `ferrum.runner=<host_id>`, running or not.
+/// Names of the containers carrying `ferrum.runner=<host_id>` that run or ran a task, running
+/// or not; those parked for tasks to come (`ferrum runner --pool`) are not a task's.
 pub fn containers_labelled(host_id: &str) -> Vec<String> {
+    labelled(host_id, false)
+}
+
+fn labelled(host_id: &str, with_parked: bool) -> Vec<String> {
     let out = Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=ferrum.runner={host_id}"),
-        ])
+        .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
+        .arg(format!("label=ferrum.runner={host_id}"))
         .output()
         .expect("docker ps runs");
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
+        .filter(|name| with_parked || !name.starts_with("ferrum-pool-"))
         .map(str::to_owned)
         .collect()
 }
