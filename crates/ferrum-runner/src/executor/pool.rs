@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::container::{self, ContainerSpec};
+use super::disk::TaskDisk;
 use super::docker::{blocking, Output, Supervised};
 use super::taskdir::Cleanup;
 use super::{
@@ -133,10 +134,6 @@ impl PooledExecutor {
             let mut count = pool.count.subscribe();
             let _ = count.wait_for(|n| *n >= pool.size).await;
         }
-    }
-
-    pub fn cold(&self) -> &DockerExecutor {
-        &self.inner.cold
     }
 }
 
@@ -266,19 +263,32 @@ impl Inner {
     }
 
     /// Creates, starts and attaches one parked container with its disk and control
-    /// directory, and waits for its init's marker.
+    /// directory, and waits for its init's marker; removes what it made if that fails.
     async fn park(&self, pool: &Pool) -> Result<Slot, ExecError> {
         let key = format!("pool-{}", Id::generate());
-        let name = format!("ferrum-{key}");
         let disk = self.cold.task_disk(&key);
+        let cleanup = Cleanup::new(
+            self.cold.docker().clone(),
+            format!("ferrum-{key}"),
+            disk.clone(),
+        );
+        match self.park_in(pool, cleanup.container(), &disk).await {
+            Ok(output) => Ok(Slot { cleanup, output }),
+            Err(e) => {
+                cleanup.finish().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn park_in(&self, pool: &Pool, name: &str, disk: &TaskDisk) -> Result<Output, ExecError> {
         let docker = self.cold.docker();
-        let cleanup = Cleanup::new(docker.clone(), name.clone(), disk.clone());
-        self.cold.create_disk(&disk, pool.limits.disk_bytes).await?;
+        self.cold.create_disk(disk, pool.limits.disk_bytes).await?;
         let config = self.cold.config();
         let (mount, uid, gid) = (disk.mount.clone(), config.task_uid, config.task_gid);
         blocking(move || Ok(init::prepare(&mount, uid, gid)?)).await?;
         let spec = ContainerSpec {
-            name: &name,
+            name,
             image: &pool.image,
             task: None,
             invocation: init::invocation(),
@@ -286,12 +296,12 @@ impl Inner {
             limits: pool.limits,
         };
         container::create(docker, config, &spec).await?;
-        let mut output = self.cold.attach(&name).await?;
-        docker.start_container::<String>(&name, None).await?;
+        let mut output = self.cold.attach(name).await?;
+        docker.start_container::<String>(name, None).await?;
         tokio::time::timeout(READY_WAIT, until_ready(&mut output))
             .await
             .map_err(|_| ExecError::Pool("its init did not start".to_owned()))??;
-        Ok(Slot { cleanup, output })
+        Ok(output)
     }
 
     async fn shutdown(&self) {
