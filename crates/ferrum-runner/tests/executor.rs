@@ -115,7 +115,18 @@ async fn the_worker_gets_exactly_the_contracts_environment(kind: Kind) {
     let got = run(&exec, sh_task(&exec, script), CancellationToken::new()).await;
     assert_eq!(
         got.stdout(),
-        "HOME HOSTNAME LANG PATH PAYLOAD_FILE TASK_DIR TASK_ID "
+        "HOME HOSTNAME LANG PATH PAYLOAD_FILE RESULT_FILE TASK_DIR TASK_ID "
+    );
+}
+
+/// The file a worker leaves at `RESULT_FILE` comes back in the report.
+async fn a_workers_result_file_comes_back(kind: Kind) {
+    let exec = executor(kind, "result", |_| {}).await;
+    let task = sh_task(&exec, "printf '{\"n\": 42}' > \"$RESULT_FILE\"");
+    let got = run(&exec, task, CancellationToken::new()).await;
+    assert_eq!(
+        got.report().result,
+        ferrum_runner::result::TaskResult::Bytes(br#"{"n": 42}"#.to_vec())
     );
 }
 
@@ -396,6 +407,7 @@ suite!(
     cancel_stops_within_two_seconds,
     contract_is_visible_inside,
     the_worker_gets_exactly_the_contracts_environment,
+    a_workers_result_file_comes_back,
     empty_payload_is_written_and_no_config_means_no_file,
     binary_runtime_and_docker_style_codes,
     hardening_is_visible_inside,
