@@ -26,6 +26,7 @@ use ferrum_model::{Id, TaskStatus};
 use ferrum_store::{Fenced, LeaseSpec, LeasedTask, Outcome, RunnerIdentity};
 use serde::Deserialize;
 
+use crate::openapi::bodies;
 use crate::routes::Route;
 use crate::{ApiError, AppState};
 
@@ -46,22 +47,26 @@ pub(crate) fn routes() -> Vec<Route> {
             "Runner protocol: register a runner daemon with a runner token; answers the \
              runner's own credential (`runner_secret`) for every later call",
             register,
-        ),
+        )
+        .body(bodies::runner::register()),
         Route::post(
             "/runner/v1/lease",
             "Runner protocol: lease runnable tasks of the runner's cluster (long-poll)",
             lease,
-        ),
+        )
+        .body(bodies::runner::lease()),
         Route::post(
             "/runner/v1/tasks/{id}/started",
             "Runner protocol: the task's container started",
             started,
-        ),
+        )
+        .body(bodies::runner::attempt()),
         Route::post(
             "/runner/v1/tasks/{id}/heartbeat",
             "Runner protocol: renew a lease; answers whether a cancel was requested",
             heartbeat,
-        ),
+        )
+        .body(bodies::runner::attempt()),
         Route::put(
             "/runner/v1/tasks/{id}/log",
             "Runner protocol: one log chunk (?attempt=&seq=&stream=), raw body",
@@ -71,7 +76,8 @@ pub(crate) fn routes() -> Vec<Route> {
             "/runner/v1/tasks/{id}/complete",
             "Runner protocol: how the attempt ended",
             complete,
-        ),
+        )
+        .body(bodies::runner::complete()),
         Route::get(
             "/runner/v1/revisions/{id}/zip",
             "Runner protocol: a code revision's zip",
@@ -341,6 +347,9 @@ async fn complete(
             "{} is not a final status",
             req.status
         )));
+    }
+    if let Some(msg) = &req.msg {
+        ferrum_model::limits::COMPLETE_MSG.check(msg)?;
     }
     let outcome = Outcome {
         status: req.status,

@@ -247,6 +247,9 @@ pub const ENV_TOTAL: Limit = Limit::new(
 pub const WEBHOOK_SECRET: Limit = Limit::new("secret", "webhooks", 256, Chars, Printable);
 pub const SIGNATURE: Limit = Limit::new("signature", "webhooks", 16, Chars, Printable);
 pub const PROGRESS_MSG: Limit = Limit::new("msg", "task progress", 1024, Chars, Text);
+/// A task's final `msg` as its runner reports it (runners cut a worker's last stderr line to
+/// 1000 characters, so a genuine runner never meets it).
+pub const COMPLETE_MSG: Limit = Limit::new("msg", "runner completions", 4096, Chars, Text);
 pub const PROJECT_NAME: Limit = Limit::new("name", "projects", 200, Chars, Printable);
 pub const EMAIL: Limit = Limit::new("email", "users", 254, Chars, Printable);
 /// Delivery keys (`Idempotency-Key`, `X-GitHub-Delivery`, Slack's `event_id`) longer than this
@@ -282,6 +285,7 @@ pub const ALL: &[Limit] = &[
     WEBHOOK_SECRET,
     SIGNATURE,
     PROGRESS_MSG,
+    COMPLETE_MSG,
     PROJECT_NAME,
     EMAIL,
     DELIVERY_KEY,

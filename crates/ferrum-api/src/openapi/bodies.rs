@@ -353,3 +353,58 @@ pub fn quotas() -> Body {
         &[],
     ))
 }
+
+/// The runner protocol's bodies (`ferrum_model::protocol`).
+pub mod runner {
+    use ferrum_model::limits;
+    use serde_json::json;
+
+    use super::{json_body, object, string, Body};
+
+    /// `POST /runner/v1/register`.
+    pub fn register() -> Body {
+        json_body(object(
+            json!({
+                "hostname": string(&limits::HOSTNAME),
+                "concurrency": {"type": "integer", "minimum": 0},
+                "version": {"type": "string"},
+            }),
+            &["hostname", "concurrency", "version"],
+        ))
+    }
+
+    /// `POST /runner/v1/lease`.
+    pub fn lease() -> Body {
+        json_body(object(
+            json!({
+                "max_tasks": {"type": "integer", "minimum": 0},
+                "wait_ms": {"type": "integer", "minimum": 0},
+            }),
+            &["max_tasks", "wait_ms"],
+        ))
+    }
+
+    /// `POST …/started` and `…/heartbeat`: the lease's attempt.
+    pub fn attempt() -> Body {
+        json_body(object(
+            json!({"attempt": {"type": "integer"}}),
+            &["attempt"],
+        ))
+    }
+
+    /// `POST …/complete`.
+    pub fn complete() -> Body {
+        json_body(object(
+            json!({
+                "attempt": {"type": "integer"},
+                "status": {
+                    "type": "string",
+                    "enum": ["complete", "error", "timeout", "cancelled", "killed"],
+                },
+                "exit_code": {"type": "integer", "nullable": true},
+                "msg": string(&limits::COMPLETE_MSG),
+            }),
+            &["attempt", "status"],
+        ))
+    }
+}

@@ -137,6 +137,22 @@ async fn runners_act_only_on_the_leases_they_hold() {
     .await
     .expect(409);
     let complete = format!("/runner/v1/tasks/{task}/complete");
+    // Even the holder's word is bounded: an oversized msg is refused, naming the field.
+    let huge = json!({"attempt": held.attempt, "status": "error", "msg": "x".repeat(5000)});
+    let refused = call(
+        &app,
+        Method::POST,
+        &complete,
+        Some(&holder.secret),
+        Some(huge),
+    )
+    .await
+    .expect(400);
+    assert!(
+        String::from_utf8_lossy(&refused.body).contains("msg is 5000 characters"),
+        "{:?}",
+        refused.body
+    );
     let done = json!({"attempt": held.attempt, "status": "complete", "exit_code": 0});
     call(
         &app,
