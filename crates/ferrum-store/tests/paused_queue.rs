@@ -34,6 +34,30 @@ async fn begin_set_paused(
     tx
 }
 
+/// Waits until another session of this database waits for a lock: the racing call has
+/// reached the code row the test's transaction holds. Explicit synchronisation with the
+/// database, not a guess at how long the call takes.
+async fn until_blocked(store: &PgStore) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the racing call never waited for the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// The second statement of `set_paused` (the code's queued rows), then the commit.
 async fn finish_set_paused(mut tx: Transaction<'static, Postgres>, code: Id, paused: bool) {
     sqlx::query("UPDATE task_queue SET paused = $2 WHERE code_id = $1 AND NOT leased")
@@ -62,7 +86,7 @@ async fn a_task_queued_during_a_resume_is_leasable_after_it() {
                 .unwrap()
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_blocked(&store).await;
     finish_set_paused(resume, code, false).await;
     let queued = queueing.await.unwrap();
 
@@ -92,7 +116,7 @@ async fn cancelling_all_waits_for_a_pause_in_progress() {
         let store = store.clone();
         tokio::spawn(async move { store.cancel_all(project, code).await })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_blocked(&store).await;
     assert!(
         !cancelling.is_finished(),
         "the cancel waits for the pause to commit"
