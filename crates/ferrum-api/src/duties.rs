@@ -13,9 +13,12 @@
 //! and sleeps until then, so a slot fires within a few milliseconds of its time. The sleep is
 //! capped at [`TICK`] so that schedules created or resumed on another replica are seen soon.
 
+use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::ops::metrics::{metrics, Source, SourceLabels};
 use crate::AppState;
@@ -30,17 +33,49 @@ const DELIVERY_MEMORY: chrono::Duration = chrono::Duration::hours(24);
 /// How often old delivery keys are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 
-/// Starts the duties on the current runtime. They run until the process ends.
-pub fn spawn(state: AppState) {
-    tokio::spawn(reap_expired_leases(state.clone()));
-    tokio::spawn(fire_schedules(state.clone()));
-    tokio::spawn(wake_for_delayed_tasks(state.clone()));
-    tokio::spawn(crate::task_events::consume(
+/// The running duties of this process; [`Duties::stop`] ends them.
+pub struct Duties {
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Duties {
+    /// Starts a duty that runs until [`Duties::stop`].
+    fn start(&mut self, duty: impl Future<Output = ()> + Send + 'static) {
+        let shutdown = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = duty => {}
+            }
+        });
+    }
+
+    /// Stops every duty at its next await point and waits until they have stopped. A pass cut
+    /// short loses nothing: each pass's writes are one transaction, rolled back if dropped,
+    /// and what it claimed comes back when its claim runs out.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Starts the duties on the current runtime; they run until [`Duties::stop`].
+pub fn spawn(state: AppState) -> Duties {
+    let mut duties = Duties {
+        shutdown: CancellationToken::new(),
+        tasks: JoinSet::new(),
+    };
+    duties.start(reap_expired_leases(state.clone()));
+    duties.start(fire_schedules(state.clone()));
+    duties.start(wake_for_delayed_tasks(state.clone()));
+    duties.start(crate::task_events::consume(
         state.clone(),
         crate::task_events::handlers(),
     ));
-    tokio::spawn(crate::zip_gc::run(state.clone()));
-    tokio::spawn(purge_deliveries(state));
+    duties.start(crate::zip_gc::run(state.clone()));
+    duties.start(purge_deliveries(state));
+    duties
 }
 
 async fn reap_expired_leases(state: AppState) {

@@ -125,3 +125,18 @@ async fn a_failed_batch_is_neither_deleted_nor_handed_out_while_claimed() {
         "the failed batch is still claimed, not deleted or free"
     );
 }
+
+/// Shutdown reaches every duty: `stop` returns once they all ended, and with them ended a
+/// final state is no longer handed on (its event stays for the next process).
+#[tokio::test]
+async fn stopping_the_duties_ends_them_all() {
+    let (store, state, project, id) = setup().await;
+    let duties = ferrum_api::duties::spawn(state.clone());
+    duties.stop().await;
+    store.cancel(project, id).await.unwrap();
+    let pending = store
+        .claim_task_events(10, std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1, "no duty took the event after stop");
+}

@@ -77,7 +77,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         None => kept_token(&data_dir.join("admin-token"))?,
     };
     let blob_url = format!("file://{}", data_dir.join("blobs").display());
-    let state = server::start(
+    let started = server::start(
         Arc::new(store.clone()),
         &admin_token,
         &blob_url,
@@ -141,7 +141,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         let _ = drained.send(true);
         result
     });
-    server::serve(state, listener, flips(runner_gone)).await?;
+    server::serve(started, listener, flips(runner_gone)).await?;
     runner.await?.context("the built-in runner failed")?;
     store.close().await;
     println!("Ferrum dev stopped.");

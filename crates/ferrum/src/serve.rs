@@ -103,7 +103,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         keep_revisions: args.keep_revisions,
         ..ApiConfig::default()
     };
-    let state = server::start(
+    let started = server::start(
         Arc::new(store.clone()),
         &admin_token,
         &args.blob_url,
@@ -111,10 +111,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )
     .await?;
     // Other replicas queue work too: their NOTIFYs wake this replica's held lease requests.
-    let queue = state.queue.clone();
+    let queue = started.0.queue.clone();
     store.watch_queue(move || queue.wake());
     let listener = server::bind(&args.listen).await?;
-    server::serve(state, listener, server::shutdown_signal()).await
+    server::serve(started, listener, server::shutdown_signal()).await
 }
 
 pub async fn runner_token(args: RunnerTokenArgs) -> anyhow::Result<()> {

@@ -6,18 +6,20 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
+use ferrum_api::duties::Duties;
 use ferrum_api::{ApiConfig, AppState};
 use ferrum_store::Store;
 
 /// Makes `admin_token` the admin's token, opens the object store at `blob_url`, and starts the
-/// background duties on the current runtime. Queue wakeups within this process go through the
-/// returned state's `queue`; a backend shared by several processes must forward its own.
+/// background duties on the current runtime ([`serve`] stops them). Queue wakeups within this
+/// process go through the returned state's `queue`; a backend shared by several processes
+/// must forward its own.
 pub async fn start(
     store: Arc<dyn Store>,
     admin_token: &str,
     blob_url: &str,
     config: ApiConfig,
-) -> anyhow::Result<AppState> {
+) -> anyhow::Result<(AppState, Duties)> {
     store.bootstrap_admin(admin_token).await?;
     let blobs = ferrum_blob::open(blob_url)
         .await
@@ -28,8 +30,8 @@ pub async fn start(
         config: Arc::new(config),
         queue: Default::default(),
     };
-    ferrum_api::duties::spawn(state.clone());
-    Ok(state)
+    let duties = ferrum_api::duties::spawn(state.clone());
+    Ok((state, duties))
 }
 
 /// Accepts a runner token for the `default` cluster (idempotent).
@@ -47,16 +49,19 @@ pub async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
         .with_context(|| format!("cannot listen on {listen}"))
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, then finishes open requests.
+/// Serves the API on `listener` until `shutdown` resolves, then finishes open requests and
+/// stops the duties.
 pub async fn serve(
-    state: AppState,
+    (state, duties): (AppState, Duties),
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "ferrum API listening");
-    axum::serve(listener, ferrum_api::router(state))
+    let served = axum::serve(listener, ferrum_api::router(state))
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+    duties.stop().await;
+    served?;
     Ok(())
 }
 
