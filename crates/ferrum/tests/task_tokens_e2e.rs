@@ -175,33 +175,42 @@ async fn result_of(f: &Ferrum, id: &str) -> Value {
     serde_json::from_str(&r).expect("a JSON result")
 }
 
-#[tokio::test]
-async fn a_master_task_queues_children_with_the_official_client_and_sums_their_results() {
-    let mut f = Ferrum::start(&[]).await;
-    f.start_runner(RUNNER, 4, &[]);
-    let py = |name: &str| json!({"name": name, "runtime": "python", "file_name": "worker.py"});
-    f.upload(py("double"), &[("worker.py", DOUBLE.as_bytes())])
-        .await;
+/// A Python worker's upload JSON.
+fn py(name: &str) -> Value {
+    json!({"name": name, "runtime": "python", "file_name": "worker.py"})
+}
+
+/// Uploads `master` (with the official client bundled), queues it with `numbers`, and
+/// answers its id and its result once it completed.
+async fn run_master(f: &Ferrum, master: &str, numbers: Value) -> (String, Value) {
     let mut files = bundled_client();
-    files.push(("worker.py".into(), MASTER.as_bytes().to_vec()));
+    files.push(("worker.py".into(), master.as_bytes().to_vec()));
     let files: Vec<(&str, &[u8])> = files
         .iter()
         .map(|(n, d)| (n.as_str(), d.as_slice()))
         .collect();
     f.upload(py("master"), &files).await;
-
-    let numbers = json!({"numbers": [1, 2, 3, 4]}).to_string();
-    let master = f
-        .queue(json!({"code_name": "master", "payload": numbers}))
+    let payload = json!({ "numbers": numbers }).to_string();
+    let id = f
+        .queue(json!({"code_name": "master", "payload": payload}))
         .await;
-    let done = f.wait_for(&master, None, WAIT).await;
-    assert_eq!(
-        done["status"],
-        "complete",
-        "{done}\n{}",
-        f.log(&master).await
+    let done = f.wait_for(&id, None, WAIT).await;
+    assert_eq!(done["status"], "complete", "{done}\n{}", f.log(&id).await);
+    assert!(
+        done.get("parent_id").is_none(),
+        "a user's task has no parent"
     );
-    let result = result_of(&f, &master).await;
+    let result = result_of(f, &id).await;
+    (id, result)
+}
+
+#[tokio::test]
+async fn a_master_task_queues_children_with_the_official_client_and_sums_their_results() {
+    let mut f = Ferrum::start(&[]).await;
+    f.start_runner(RUNNER, 4, &[]);
+    f.upload(py("double"), &[("worker.py", DOUBLE.as_bytes())])
+        .await;
+    let (master, result) = run_master(&f, MASTER, json!([1, 2, 3, 4])).await;
     assert_eq!(result["total"], 20, "{result}");
 
     // The children carry their parent and are listed by it.
@@ -227,40 +236,17 @@ async fn a_master_task_queues_children_with_the_official_client_and_sums_their_r
     let mut expected = children.clone();
     expected.sort();
     assert_eq!(listed, expected);
-    assert!(
-        done.get("parent_id").is_none(),
-        "a user's task has no parent"
-    );
 }
 
 #[tokio::test]
 async fn a_master_task_queues_a_batch_from_its_container_and_returns_the_total() {
     let mut f = Ferrum::start(&[]).await;
     f.start_runner(RUNNER, 4, &[]);
-    let py = |name: &str| json!({"name": name, "runtime": "python", "file_name": "worker.py"});
     f.upload(py("double"), &[("worker.py", DOUBLE.as_bytes())])
         .await;
     f.upload(py("sum"), &[("worker.py", SUM.as_bytes())]).await;
-    let mut files = bundled_client();
-    files.push(("worker.py".into(), BATCH_MASTER.as_bytes().to_vec()));
-    let files: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(n, d)| (n.as_str(), d.as_slice()))
-        .collect();
-    f.upload(py("master"), &files).await;
-
-    let numbers = json!({"numbers": (1..=10).collect::<Vec<i64>>()}).to_string();
-    let master = f
-        .queue(json!({"code_name": "master", "payload": numbers}))
-        .await;
-    let done = f.wait_for(&master, None, WAIT).await;
-    assert_eq!(
-        done["status"],
-        "complete",
-        "{done}\n{}",
-        f.log(&master).await
-    );
-    let result = result_of(&f, &master).await;
+    let (master, result) =
+        run_master(&f, BATCH_MASTER, json!((1..=10).collect::<Vec<i64>>())).await;
     assert_eq!(result["total"], 110, "{result}");
 
     // The batch, its items and its reduce are the master's children.
