@@ -1,5 +1,6 @@
 //! What a runner tells its operator: whether it is alive and ready, and its own metrics
-//! (slots used and available, leases, lease failures), in the Prometheus text format.
+//! (slots used and available, leases, lease failures, task containers parked or cold), in the
+//! Prometheus text format.
 //!
 //! The daemon updates a [`RunnerHealth`]; `ferrum runner --health-listen` serves it
 //! (`/healthz`, `/readyz`, `/metrics`). It holds no secrets and names no tasks, so it is as
@@ -19,6 +20,12 @@ struct SlotLabels {
     state: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StartLabels {
+    /// `pooled` (a parked container) or `cold` (created for the task).
+    start: &'static str,
+}
+
 /// The daemon's state, as probes and Prometheus see it.
 #[derive(Debug)]
 pub struct RunnerHealth {
@@ -26,6 +33,7 @@ pub struct RunnerHealth {
     slots: Family<SlotLabels, Gauge>,
     leased: Counter,
     lease_failures: Counter,
+    containers: Family<StartLabels, Counter>,
     capacity: AtomicI64,
     running: AtomicI64,
     registered: AtomicBool,
@@ -39,6 +47,7 @@ impl Default for RunnerHealth {
             slots: Family::default(),
             leased: Counter::default(),
             lease_failures: Counter::default(),
+            containers: Family::default(),
             capacity: AtomicI64::new(0),
             running: AtomicI64::new(0),
             registered: AtomicBool::new(false),
@@ -55,6 +64,11 @@ impl Default for RunnerHealth {
             "lease_failures",
             "Lease calls that failed (the API unreachable or refusing)",
             h.lease_failures.clone(),
+        );
+        r.register(
+            "task_containers",
+            "Containers that ran a task, by how they started: pooled (parked before the task) or cold",
+            h.containers.clone(),
         );
         h
     }
@@ -113,6 +127,12 @@ impl RunnerHealth {
 
     pub(crate) fn task_started(&self) {
         self.running.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A task's user code ran in a container from a pool (`pooled`) or created for it.
+    pub(crate) fn container_ran(&self, pooled: bool) {
+        let start = if pooled { "pooled" } else { "cold" };
+        self.containers.get_or_create(&StartLabels { start }).inc();
     }
 
     pub(crate) fn task_ended(&self) {

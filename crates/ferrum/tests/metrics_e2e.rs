@@ -153,6 +153,10 @@ async fn prometheus_scrapes_queue_depth_and_completed_tasks() {
         .await;
     prom.wait_for(&http, "ferrum_runner_leased_tasks_total", 3.0)
         .await;
+    // Each task ran in a container of its own, parked or cold (which depends on how soon
+    // the pool was full).
+    prom.wait_for(&http, "sum(ferrum_runner_task_containers_total)", 3.0)
+        .await;
     // HTTP requests are counted by route template, never by concrete path.
     prom.wait_for(
         &http,

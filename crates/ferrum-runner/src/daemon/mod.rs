@@ -178,6 +178,7 @@ pub async fn run(
         client: client.clone(),
         zips,
         executor: executor.clone(),
+        health: config.health.clone(),
         heartbeat: Duration::from_secs(registration.heartbeat_secs.max(1).into()),
     });
     let kill = CancellationToken::new();

@@ -22,6 +22,7 @@ use super::logship::{retry, LogShipper};
 use super::zipcache::ZipCache;
 use crate::contract::IronIdentity;
 use crate::executor::{Executor, Outcome, TaskRun};
+use crate::health::RunnerHealth;
 use crate::result::TaskResult;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +54,7 @@ impl Stop {
 pub(crate) struct TaskContext {
     pub client: ApiClient,
     pub executor: Arc<dyn Executor>,
+    pub health: Arc<RunnerHealth>,
     pub zips: ZipCache,
     pub heartbeat: Duration,
 }
@@ -199,6 +201,7 @@ async fn execute(
         Ok(report) => report,
         Err(e) => return failed(format!("runner could not run the task: {e}")),
     };
+    ctx.health.container_ran(report.pooled);
     let (status, exit_code, msg) = match report.outcome {
         Outcome::Complete => (TaskStatus::Complete, Some(0), None),
         Outcome::Error { exit_code, msg } => (TaskStatus::Error, Some(exit_code), Some(msg)),

@@ -177,16 +177,13 @@ impl Inner {
             (Some(_), Some(pool)) => pool.take(),
             _ => None,
         };
-        let (
-            Some(script),
-            Some(Slot {
-                mut cleanup,
-                output,
-            }),
-        ) = (script, slot)
-        else {
+        let (Some(script), Some(slot)) = (script, slot) else {
             return self.cold.run_cold(task, events, cancel).await;
         };
+        let Slot {
+            mut cleanup,
+            output,
+        } = slot;
         let handed = self.hand_over(&mut cleanup, &task, &script, limits).await;
         let result = match handed {
             Ok(true) => {
