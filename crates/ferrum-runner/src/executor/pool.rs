@@ -292,7 +292,14 @@ impl Inner {
             host_dir: &disk.mount,
             limits: pool.limits,
         };
-        container::create(docker, config, &spec).await?;
+        // A pool never pulls: a stack image is built on the runner (`ferrum stacks build`),
+        // and a filler retrying a pull every backoff would only load the registry. A missing
+        // image leaves the pool empty and its tasks cold (which pull if allowed).
+        let config = ExecutorConfig {
+            pull_missing: false,
+            ..config.clone()
+        };
+        container::create(docker, &config, &spec).await?;
         let mut output = self.cold.attach(name).await?;
         docker.start_container::<String>(name, None).await?;
         tokio::time::timeout(READY_WAIT, until_ready(&mut output))
@@ -361,8 +368,14 @@ async fn fill(inner: Arc<Inner>, pool: Arc<Pool>) {
                     backoff = FIRST_BACKOFF;
                 }
                 Err(e) => {
-                    tracing::warn!(image = pool.image, error = %e, retry_in = ?backoff,
-                        "could not park a container");
+                    // Said once per run of failures; the retries in between only at debug.
+                    if backoff == FIRST_BACKOFF {
+                        tracing::warn!(image = pool.image, error = %e,
+                            "could not park a container; retrying with a growing pause");
+                    } else {
+                        tracing::debug!(image = pool.image, error = %e, retry_in = ?backoff,
+                            "could not park a container");
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = inner.stop.cancelled() => return,
