@@ -54,12 +54,22 @@ fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
     v[i]
 }
 
-/// Kills the spawned server and runner when the benchmark ends, however it ends.
+/// Stops the spawned server and runners when the benchmark ends, however it ends: runners
+/// first, with SIGTERM, so a pooled one removes its parked containers and their disks on the
+/// way out (a killed runner leaves them to its next start); whatever is still up a minute
+/// later is killed.
 struct Processes(Vec<Child>);
 
 impl Drop for Processes {
     fn drop(&mut self) {
-        for c in &mut self.0 {
+        for c in self.0.iter_mut().rev() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }

@@ -145,6 +145,8 @@ impl Ferrum {
             .args(["--concurrency", &concurrency.to_string()])
             .args(["--host-id", host_id])
             .args(["--work-dir", &format!("{}/work-{work}", self.dir.display())])
+            // Stopping at the end of a test waits a second for running tasks, not a minute.
+            .args(["--drain-timeout", "1"])
             .args(extra)
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -274,9 +276,21 @@ impl Ferrum {
 
 impl Drop for Ferrum {
     fn drop(&mut self) {
-        for (mut child, host_id) in self.runners.drain(..).flatten() {
+        let runners: Vec<_> = self.runners.drain(..).flatten().collect();
+        // SIGTERM first: a runner drains, then removes its parked containers and their disks.
+        for (child, _) in &runners {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        }
+        for (mut child, host_id) in runners {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             let _ = child.kill();
             let _ = child.wait();
+            // What a runner killed earlier (or past the deadline) left behind.
             for c in labelled(&host_id, true) {
                 let _ = Command::new("docker").args(["rm", "-f", &c]).output();
             }
