@@ -141,7 +141,7 @@ impl ExecutorConfig {
     }
 
     /// The limits `task` runs under: its own, or the defaults clamped to the ceiling.
-    pub fn limits_of(&self, task: &TaskRun) -> Limits {
+    pub(crate) fn limits_of(&self, task: &TaskRun) -> Limits {
         task.limits
             .unwrap_or_else(|| self.limits.clamped_to(self.max_limits))
     }

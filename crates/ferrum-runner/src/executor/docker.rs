@@ -49,7 +49,8 @@ pub(crate) struct Supervised<'a> {
     pub pooled: bool,
 }
 
-/// The Docker executor. Cheap to clone; share one per runner.
+/// The cold Docker executor: each task's container is created when the task runs. Cheap to
+/// clone; share one per runner. A [`PooledExecutor`](super::PooledExecutor) wraps one.
 #[derive(Clone)]
 pub struct DockerExecutor {
     docker: Docker,
@@ -387,8 +388,9 @@ impl DockerExecutor {
         }
     }
 
-    /// Removes this host's containers, task disks and task dirs left by a previous runner
-    /// process (crash recovery). Call before leasing. Returns how many containers were removed.
+    /// Removes this host's containers (parked ones included: they carry the same label), task
+    /// disks and task dirs left by a previous runner process (crash recovery). Call before
+    /// leasing and before parking. Returns how many containers were removed.
     pub async fn cleanup_orphans(&self) -> Result<usize, ExecError> {
         let filters = HashMap::from([(
             "label".to_owned(),
