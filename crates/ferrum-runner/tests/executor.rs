@@ -292,6 +292,48 @@ async fn dropped_run_still_cleans_up(kind: Kind) {
     assert_eq!(mounts_under(&tasks).len(), exec.parked());
 }
 
+/// A parked container that died while it waited (here: killed) is found out when its task
+/// is handed over; the task then runs in a container created for it.
+async fn a_task_whose_parked_container_died_runs_cold(kind: Kind) {
+    use bollard::container::ListContainersOptions;
+    use std::collections::HashMap;
+
+    let exec = executor(kind, "dead-init", |_| {}).await;
+    exec.until_full().await;
+    let filters = HashMap::from([(
+        "label".to_owned(),
+        vec![format!("ferrum.runner={}", exec.config().host_id)],
+    )]);
+    let options = ListContainersOptions {
+        filters,
+        ..Default::default()
+    };
+    let parked = exec.docker().list_containers(Some(options)).await.unwrap();
+    assert_eq!(parked.len(), exec.parked());
+    for container in parked {
+        let id = container.id.unwrap();
+        exec.docker()
+            .kill_container::<String>(&id, None)
+            .await
+            .unwrap();
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let collect = tokio::spawn(async move {
+        let mut out = Vec::new();
+        while let Some(event) = rx.recv().await {
+            if let ferrum_runner::executor::TaskEvent::Output { data, .. } = event {
+                out.extend_from_slice(&data);
+            }
+        }
+        out
+    });
+    let task = sh_task(&exec, "echo ran");
+    let report = exec.run(task, tx, CancellationToken::new()).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Complete);
+    assert!(!report.pooled, "ran in a dead parked container");
+    assert_eq!(collect.await.unwrap(), b"ran\n");
+}
+
 async fn cleanup_orphans_removes_only_this_hosts_leftovers(kind: Kind) {
     use bollard::container::{Config, CreateContainerOptions};
     use std::collections::HashMap;
@@ -416,6 +458,7 @@ suite!(
     traversal_zip_is_rejected_and_cleaned_up,
     missing_image_is_an_error_and_cleaned_up,
     dropped_run_still_cleans_up,
+    a_task_whose_parked_container_died_runs_cold,
     cleanup_orphans_removes_only_this_hosts_leftovers,
     python_example_from_section_6_5,
 );
