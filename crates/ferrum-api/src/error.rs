@@ -85,7 +85,7 @@ impl From<StoreError> for ApiError {
             StoreError::UnknownCode(name) => {
                 ApiError::not_found(format!("Code {name:?} not found"))
             }
-            StoreError::Conflict(msg) => ApiError::new(StatusCode::BAD_REQUEST, msg),
+            StoreError::Conflict(msg) => ApiError::new(StatusCode::CONFLICT, msg),
             StoreError::LimitReached(msg) => ApiError::new(StatusCode::FORBIDDEN, msg),
             // Refused before anything was written: a 429 the client may retry (never a 503,
             // which the official clients retry on their own).

@@ -71,16 +71,16 @@ pub enum Charset {
 }
 
 impl Charset {
-    /// The OpenAPI `pattern` of the charset (`None` where it cannot be said as a regex simply).
-    pub fn pattern(self, max: usize) -> Option<String> {
+    /// The OpenAPI `pattern` of the charset.
+    pub fn pattern(self, max: usize) -> String {
         match self {
-            Charset::Text | Charset::Printable => None,
+            // ECMA-262 patterns, as JSON Schema reads them: no NUL; no Unicode control
+            // character (`char::is_control`: U+0000–U+001F, U+007F–U+009F).
+            Charset::Text => "^[^\\u0000]*$".to_owned(),
+            Charset::Printable => "^[^\\u0000-\\u001f\\u007f-\\u009f]*$".to_owned(),
             // Empty means "the default cluster", so the pattern admits it.
-            Charset::ClusterName => Some(format!("^[A-Za-z0-9_.-]{{0,{max}}}$")),
-            Charset::EnvName => Some(format!(
-                "^[A-Za-z_][A-Za-z0-9_.-]{{0,{}}}$",
-                max.saturating_sub(1)
-            )),
+            Charset::ClusterName => format!("^[A-Za-z0-9_.-]{{0,{max}}}$"),
+            Charset::EnvName => format!("^[A-Za-z_][A-Za-z0-9_.-]{{0,{}}}$", max.saturating_sub(1)),
         }
     }
 

@@ -14,9 +14,21 @@ pub fn string(limit: &Limit) -> Value {
     if limit.unit == Unit::Bytes {
         schema["description"] = json!(format!("at most {} bytes of UTF-8", limit.max));
     }
-    if let Some(pattern) = limit.charset.pattern(limit.max) {
-        schema["pattern"] = json!(pattern);
-    }
+    schema["pattern"] = json!(limit.charset.pattern(limit.max));
+    schema
+}
+
+/// [`string`] that must hold at least one character.
+fn nonempty(limit: &Limit) -> Value {
+    let mut schema = string(limit);
+    schema["minLength"] = json!(1);
+    schema
+}
+
+/// [`nonempty`] that may also be `null` (the field's default then applies).
+fn nullable(limit: &Limit) -> Value {
+    let mut schema = nonempty(limit);
+    schema["nullable"] = json!(true);
     schema
 }
 
@@ -33,6 +45,12 @@ fn object(properties: Value, required: &[&str]) -> Value {
     if !required.is_empty() {
         schema["required"] = json!(required);
     }
+    schema
+}
+
+/// `schema` that refuses unknown fields (400), as Ferrum's own admin routes do.
+fn closed(mut schema: Value) -> Value {
+    schema["additionalProperties"] = json!(false);
     schema
 }
 
@@ -236,20 +254,26 @@ pub fn upload() -> Body {
 
 /// `POST /2/projects`.
 pub fn project() -> Body {
-    json_body(object(
-        json!({"name": string(&limits::PROJECT_NAME)}),
+    json_body(closed(object(
+        json!({"name": nonempty(&limits::PROJECT_NAME)}),
         &["name"],
-    ))
+    )))
 }
 
 /// `POST /2/users`.
 pub fn user() -> Body {
-    json_body(object(json!({"email": string(&limits::EMAIL)}), &["email"]))
+    json_body(closed(object(
+        json!({"email": nonempty(&limits::EMAIL)}),
+        &["email"],
+    )))
 }
 
 /// `POST /2/runner_tokens`.
 pub fn runner_token() -> Body {
-    json_body(object(json!({"cluster": string(&limits::CLUSTER)}), &[]))
+    json_body(closed(object(
+        json!({"cluster": nullable(&limits::CLUSTER)}),
+        &[],
+    )))
 }
 
 /// A body the route reads but whose fields it ignores or does not describe.
@@ -341,9 +365,8 @@ pub fn download_query() -> Vec<Value> {
 
 /// `PUT /2/projects/{project_id}/quotas`.
 pub fn quotas() -> Body {
-    let bound =
-        |what: &str| json!({"type": ["integer", "null"], "minimum": 1, "description": what});
-    json_body(object(
+    let bound = |what: &str| json!({"type": ["integer", "null"], "minimum": 1, "maximum": i32::MAX, "description": what});
+    let schema = object(
         json!({
             "max_concurrency": bound("most tasks running at once"),
             "max_queued": bound("most tasks waiting in the queue"),
@@ -351,7 +374,9 @@ pub fn quotas() -> Body {
             "retention_days": bound("days finished tasks are to be kept; recorded only: no retention duty deletes tasks yet"),
         }),
         &[],
-    ))
+    );
+    // Unknown fields are refused (400), not ignored: a typo must not look applied.
+    json_body(closed(schema))
 }
 
 /// The runner protocol's bodies (`ferrum_model::protocol`).

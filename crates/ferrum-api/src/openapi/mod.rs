@@ -38,8 +38,13 @@ pub fn document(routes: &[Route]) -> Value {
             "x-ferrum-auth": auth.as_str(),
         });
         if let Some(body) = r.request_body() {
+            // A JSON body is optional (IronWorker's clients send none for `{}`) unless its
+            // schema requires a field.
+            let requires_field = body.schema["required"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty());
             operation["requestBody"] = json!({
-                "required": body.content_type != "application/json",
+                "required": body.content_type != "application/json" || requires_field,
                 "content": {body.content_type: {"schema": body.schema}},
             });
         }
@@ -116,6 +121,8 @@ fn responses(route: &Route) -> Value {
         "text/plain; charset=utf-8"
     } else if path.ends_with("/download") || path.ends_with("/zip") {
         "application/zip"
+    } else if path == "/metrics" {
+        "application/openmetrics-text"
     } else {
         "application/json"
     };
@@ -141,6 +148,8 @@ pub fn error_statuses(route: &Route) -> Vec<u16> {
     let mut statuses: Vec<u16> = match route.auth_kind() {
         Auth::Public => vec![],
         Auth::Tenant => vec![400, 401, 404],
+        // An admin route about one object answers 404 when there is none.
+        Auth::Admin if route.path().contains('{') => vec![400, 401, 403, 404],
         Auth::Admin => vec![400, 401, 403],
         // axum's JSON extractor answers 415 and 422 for bodies it cannot take.
         Auth::Runner => vec![400, 401, 404, 409, 415, 422],

@@ -29,6 +29,7 @@ pub fn routes() -> Vec<Route> {
             create_user,
         )
         .body(bodies::user())
+        .errors(&[409])
         .auth(Auth::Admin),
         Route::post(
             "/2/tokens",
@@ -69,7 +70,9 @@ pub(super) fn name(value: Option<String>, limit: &Limit) -> Result<String, ApiEr
     Ok(value.to_owned())
 }
 
+/// Admin routes are Ferrum's own: unknown fields are refused, not ignored.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewUser {
     email: Option<String>,
 }
@@ -119,6 +122,7 @@ async fn create_token(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewRunnerToken {
     cluster: Option<String>,
 }

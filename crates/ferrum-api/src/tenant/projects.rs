@@ -53,7 +53,9 @@ async fn list(
     }))
 }
 
+/// Ferrum's own route, with no client to be lenient with: unknown fields are refused.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CreateBody {
     name: Option<String>,
 }

@@ -102,7 +102,7 @@ async fn only_admins_create_users_and_runner_tokens() {
         Body::Json(json!({"email": "x@y"})),
     )
     .await
-    .expect(400);
+    .expect(409);
 }
 
 #[tokio::test]
