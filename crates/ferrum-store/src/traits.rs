@@ -34,13 +34,15 @@ pub trait AccountStore {
     async fn authenticate_runner(&self, token: &str) -> StoreResult<Option<String>>;
     /// Records a runner daemon that just started, if `token` is a valid, unrevoked runner
     /// token: the runner belongs to the token's cluster, and `secret` (stored hashed) is its
-    /// credential from now on. `None` if the token is not valid.
+    /// credential from now on; `version` is the daemon's, for the fleet list. `None` if the
+    /// token is not valid.
     async fn register_runner(
         &self,
         token: &str,
         secret: &str,
         hostname: &str,
         concurrency: i32,
+        version: &str,
     ) -> StoreResult<Option<RunnerIdentity>>;
     /// The runner whose credential is `secret`, while the token it registered with is valid.
     async fn authenticate_runner_secret(&self, secret: &str)
@@ -388,6 +390,7 @@ pub trait Store:
     + crate::QuotaStore
     + crate::ResultStore
     + crate::TaskTokenStore
+    + crate::FleetStore
     + Send
     + Sync
 {
@@ -406,6 +409,7 @@ impl<T> Store for T where
         + crate::QuotaStore
         + crate::ResultStore
         + crate::TaskTokenStore
+        + crate::FleetStore
         + Send
         + Sync
 {

@@ -160,6 +160,7 @@ impl AccountStore for PgStore {
         secret: &str,
         hostname: &str,
         concurrency: i32,
+        version: &str,
     ) -> StoreResult<Option<RunnerIdentity>> {
         // One statement: a token revoked concurrently either registers nothing or is seen
         // revoked by every later call of the runner.
@@ -167,8 +168,9 @@ impl AccountStore for PgStore {
             "WITH tok AS ( \
                UPDATE runner_tokens SET last_used_at = now() \
                WHERE token_hash = $2 AND revoked_at IS NULL RETURNING token_hash, cluster) \
-             INSERT INTO runners (id, cluster, hostname, concurrency, token_hash, secret_hash) \
-             SELECT $1, tok.cluster, $3, $4, tok.token_hash, $5 FROM tok \
+             INSERT INTO runners (id, cluster, hostname, concurrency, token_hash, secret_hash, \
+               version) \
+             SELECT $1, tok.cluster, $3, $4, tok.token_hash, $5, $6 FROM tok \
              RETURNING id, cluster",
         )
         .bind(Id::generate().to_string())
@@ -176,6 +178,7 @@ impl AccountStore for PgStore {
         .bind(hostname)
         .bind(concurrency)
         .bind(hash_token(secret))
+        .bind(version)
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(rows::runner_identity).transpose()

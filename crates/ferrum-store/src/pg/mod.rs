@@ -62,6 +62,7 @@ mod codes;
 mod completions;
 mod dispatch;
 mod events;
+mod fleet;
 mod ops;
 mod quotas;
 mod results;

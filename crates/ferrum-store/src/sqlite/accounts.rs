@@ -176,6 +176,7 @@ impl AccountStore for SqliteStore {
         secret: &str,
         hostname: &str,
         concurrency: i32,
+        version: &str,
     ) -> StoreResult<Option<RunnerIdentity>> {
         let mut tx = self.write().await?;
         let at = now();
@@ -193,8 +194,8 @@ impl AccountStore for SqliteStore {
         let id = Id::generate();
         sqlx::query(
             "INSERT INTO runners (id, cluster, hostname, concurrency, started_at, last_seen_at, \
-               token_hash, secret_hash) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
+               token_hash, secret_hash, version) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8)",
         )
         .bind(id.to_string())
         .bind(&cluster)
@@ -203,6 +204,7 @@ impl AccountStore for SqliteStore {
         .bind(at)
         .bind(hash_token(token))
         .bind(hash_token(secret))
+        .bind(version)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -16,6 +16,7 @@ mod batches;
 mod codes;
 mod dispatch;
 mod events;
+mod fleet;
 mod ops;
 mod quotas;
 mod results;

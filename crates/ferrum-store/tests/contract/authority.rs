@@ -113,18 +113,18 @@ pub async fn runner_tokens_register_runners_and_revoking_ends_their_authority(ba
     let gpu = s.add_runner_token("gpu", "token-gpu").await.unwrap();
     let cpu = s.add_runner_token("default", "token-cpu").await.unwrap();
     assert!(s
-        .register_runner("nope", "s0", "h", 1)
+        .register_runner("nope", "s0", "h", 1, "1.0")
         .await
         .unwrap()
         .is_none());
     let a = s
-        .register_runner("token-gpu", "secret-a", "h", 2)
+        .register_runner("token-gpu", "secret-a", "h", 2, "1.0")
         .await
         .unwrap();
     let a = a.expect("a valid token registers");
     assert_eq!(a.cluster, "gpu");
     let b = s
-        .register_runner("token-gpu", "secret-b", "h", 2)
+        .register_runner("token-gpu", "secret-b", "h", 2, "1.0")
         .await
         .unwrap();
     assert_ne!(
@@ -162,7 +162,7 @@ pub async fn runner_tokens_register_runners_and_revoking_ends_their_authority(ba
         .is_none());
     assert!(s.authenticate_runner("token-gpu").await.unwrap().is_none());
     assert!(s
-        .register_runner("token-gpu", "s2", "h", 1)
+        .register_runner("token-gpu", "s2", "h", 1, "1.0")
         .await
         .unwrap()
         .is_none());

@@ -7,6 +7,7 @@ mod batches;
 mod dispatch;
 mod events;
 mod firing;
+mod fleet;
 mod limits;
 mod ops;
 mod records;
@@ -19,6 +20,7 @@ use batches::*;
 use dispatch::*;
 use events::*;
 use firing::*;
+use fleet::*;
 use limits::*;
 use ops::*;
 use records::*;
@@ -101,4 +103,5 @@ contract!(
     a_requeued_task_runs_before_a_backlog_queued_after_it,
     runner_tokens_register_runners_and_revoking_ends_their_authority,
     zips_go_when_no_task_needs_them,
+    a_draining_runner_drains_once_its_last_lease_ends,
 );
