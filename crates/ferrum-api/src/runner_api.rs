@@ -18,9 +18,11 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
+use ferrum_model::limits::{self, MAX_RUNNER_CONCURRENCY};
 use ferrum_model::protocol::{
     AttemptRef, CompleteRequest, CompleteResponse, HeartbeatResponse, Lease, LeaseRequest,
-    LeaseResponse, LogAck, LogStream, RegisterRequest, RegisterResponse, RunSpec,
+    LeaseResponse, LogAck, LogStream, RegisterRequest, RegisterResponse, RunSpec, RunnerHeartbeat,
+    RunnerHeartbeatResponse,
 };
 use ferrum_model::{Id, TaskStatus};
 use ferrum_store::{Fenced, LeaseSpec, LeasedTask, Outcome, RunnerIdentity};
@@ -50,8 +52,16 @@ pub(crate) fn routes() -> Vec<Route> {
         )
         .body(bodies::runner::register()),
         Route::post(
+            "/runner/v1/heartbeat",
+            "Runner protocol: the runner's own heartbeat (tasks running); answers whether it \
+             is asked to drain and whether it counts as drained",
+            runner_heartbeat,
+        )
+        .body(bodies::runner::runner_heartbeat()),
+        Route::post(
             "/runner/v1/lease",
-            "Runner protocol: lease runnable tasks of the runner's cluster (long-poll)",
+            "Runner protocol: lease runnable tasks of the runner's cluster (long-poll); a \
+             runner asked to drain gets none and `draining: true`",
             lease,
         )
         .body(bodies::runner::lease()),
@@ -147,13 +157,19 @@ async fn register(
     RunnerToken(token): RunnerToken,
     Json(req): Json<RegisterRequest>,
 ) -> Result<Json<RegisterResponse>, ApiError> {
-    ferrum_model::limits::HOSTNAME.check(&req.hostname)?;
-    let concurrency = i32::try_from(req.concurrency).unwrap_or(i32::MAX);
+    limits::HOSTNAME.check(&req.hostname)?;
+    limits::RUNNER_VERSION.check(&req.version)?;
+    if !(1..=MAX_RUNNER_CONCURRENCY).contains(&req.concurrency) {
+        return Err(ApiError::bad_request(format!(
+            "concurrency must be between 1 and {MAX_RUNNER_CONCURRENCY}"
+        )));
+    }
+    let concurrency = req.concurrency as i32;
     let secret = ferrum_model::token::generate();
     let hostname: String = req.hostname.chars().take(MAX_HOSTNAME_CHARS).collect();
     let RunnerIdentity { runner_id, cluster } = state
         .store
-        .register_runner(&token, &secret, &hostname, concurrency)
+        .register_runner(&token, &secret, &hostname, concurrency, &req.version)
         .await?
         .ok_or_else(ApiError::unauthorized)?;
     tracing::info!(%runner_id, %cluster, host = %hostname, "runner registered");
@@ -166,8 +182,39 @@ async fn register(
     }))
 }
 
+/// The runner's own heartbeat: records it (`last_seen_at`, `running`) and answers its drain
+/// state, so a runner asked to drain learns it even while it leases nothing.
+async fn runner_heartbeat(
+    State(state): State<AppState>,
+    RunnerAuth(runner): RunnerAuth,
+    Json(req): Json<RunnerHeartbeat>,
+) -> Result<Json<RunnerHeartbeatResponse>, ApiError> {
+    if req.running > MAX_RUNNER_CONCURRENCY {
+        return Err(ApiError::bad_request(format!(
+            "running must be at most {MAX_RUNNER_CONCURRENCY}"
+        )));
+    }
+    let recorded = state
+        .store
+        .runner_heartbeat(runner.runner_id, req.running as i32)
+        .await?;
+    // The runner authenticated, so its row exists; gone since means it was deleted.
+    let s = recorded.ok_or_else(ApiError::unauthorized)?;
+    if s.drained {
+        tracing::info!(runner = %runner.runner_id, "runner drained");
+    }
+    Ok(Json(RunnerHeartbeatResponse {
+        draining: s.draining,
+        drained: s.drained,
+    }))
+}
+
 /// Long-polls: answers as soon as something is leased, or empty after `wait_ms`. The runner
-/// and its cluster come from its credential, never from the request.
+/// and its cluster come from its credential, never from the request. A runner asked to
+/// drain is answered at once with no tasks and `draining`; the flag is read before every
+/// look at the queue, so a held poll stops leasing within one look of the drain request (a
+/// lease already being taken in that instant still reaches the runner, which runs it: the
+/// runner counts as drained only once no lease of it is left).
 async fn lease(
     State(state): State<AppState>,
     RunnerAuth(runner): RunnerAuth,
@@ -185,6 +232,12 @@ async fn lease(
         let woken = state.queue.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
+        if state.store.runner_draining(spec.runner_id).await? {
+            return Ok(Json(LeaseResponse {
+                leases: Vec::new(),
+                draining: true,
+            }));
+        }
         let leased = state.store.lease(&spec).await?;
         let mut leases = Vec::with_capacity(leased.len());
         for l in leased {
@@ -195,7 +248,8 @@ async fn lease(
         crate::task_tokens::issue(&state, &mut leases).await?;
         let now = tokio::time::Instant::now();
         if !leases.is_empty() || now >= deadline {
-            return Ok(Json(LeaseResponse { leases }));
+            let draining = false;
+            return Ok(Json(LeaseResponse { leases, draining }));
         }
         tokio::select! {
             _ = &mut woken => {}

@@ -24,6 +24,9 @@ pub const MIN_RUN_EVERY_SECS: i32 = 60;
 pub const MAX_RETRIES: i32 = 10;
 /// Largest page a list endpoint returns (contract §2).
 pub const MAX_PER_PAGE: u32 = 100;
+/// Most tasks one runner may run at once (its registered `concurrency`, and so the `running`
+/// its heartbeat reports): far above what one host runs, low enough to sum without care.
+pub const MAX_RUNNER_CONCURRENCY: u32 = 1024;
 /// Page size when the client gives none (contract §2).
 pub const DEFAULT_PER_PAGE: u32 = 30;
 /// The cluster a task runs on when it names none.
@@ -262,6 +265,8 @@ pub const DELIVERY_KEY: Limit = Limit::new(
     Text,
 );
 pub const HOSTNAME: Limit = Limit::new("hostname", "runner registration", 255, Chars, Printable);
+pub const RUNNER_VERSION: Limit =
+    Limit::new("version", "runner registration", 64, Chars, Printable);
 
 /// Every bound, in the order `docs/LIMITS.md` lists them.
 pub const ALL: &[Limit] = &[
@@ -290,6 +295,7 @@ pub const ALL: &[Limit] = &[
     EMAIL,
     DELIVERY_KEY,
     HOSTNAME,
+    RUNNER_VERSION,
 ];
 
 /// Numeric bounds the docs table lists beside the string limits: (field, where, bound).
@@ -322,6 +328,8 @@ pub fn numeric() -> Vec<(&'static str, &'static str, String)> {
         ),
         ("percent", "task progress", "0 to 100".into()),
         ("per_page", "every list", format!("at most {MAX_PER_PAGE}; default {DEFAULT_PER_PAGE}")),
+        ("concurrency", "runner registration", format!("1 to {MAX_RUNNER_CONCURRENCY}")),
+        ("running", "runner heartbeat", format!("0 to {MAX_RUNNER_CONCURRENCY}")),
     ]
 }
 

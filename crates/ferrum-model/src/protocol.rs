@@ -7,6 +7,7 @@
 //! | call | body | answer |
 //! |---|---|---|
 //! | `POST /runner/v1/register` | [`RegisterRequest`] | [`RegisterResponse`] |
+//! | `POST /runner/v1/heartbeat` | [`RunnerHeartbeat`] | [`RunnerHeartbeatResponse`] |
 //! | `POST /runner/v1/lease` | [`LeaseRequest`] | [`LeaseResponse`] (long-poll up to `wait_ms`) |
 //! | `POST /runner/v1/tasks/{id}/started` | [`AttemptRef`] | [`HeartbeatResponse`] |
 //! | `POST /runner/v1/tasks/{id}/heartbeat` | [`AttemptRef`] | [`HeartbeatResponse`] |
@@ -61,6 +62,25 @@ pub struct LeaseRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LeaseResponse {
     pub leases: Vec<Lease>,
+    /// An admin asked this runner to drain: it gets no tasks from now on, and should finish
+    /// what it runs and stop asking. Defaulted for servers of versions before it.
+    #[serde(default)]
+    pub draining: bool,
+}
+
+/// The runner's own heartbeat, every `heartbeat_secs`: it is alive, and runs this many tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunnerHeartbeat {
+    /// Tasks in progress on the runner (at most the concurrency it registered with).
+    pub running: u32,
+}
+
+/// What the API knows of the runner: whether it is asked to drain, and whether it counts as
+/// drained (it reported nothing running and holds no lease).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunnerHeartbeatResponse {
+    pub draining: bool,
+    pub drained: bool,
 }
 
 /// One task handed to a runner, with everything needed to run it.

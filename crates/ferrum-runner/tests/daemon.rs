@@ -77,7 +77,10 @@ async fn lease(State(s): State<Shared>, Json(req): Json<LeaseRequest>) -> Json<L
             fake.queue.drain(..n).collect()
         };
         if !leases.is_empty() || Instant::now() >= until {
-            return Json(LeaseResponse { leases });
+            return Json(LeaseResponse {
+                leases,
+                draining: false,
+            });
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

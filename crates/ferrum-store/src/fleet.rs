@@ -102,8 +102,7 @@ pub trait FleetStore {
     /// Records a runner's own heartbeat (now, `running` tasks) and, when it was asked to
     /// drain, reports nothing running and holds no lease, that it drained. `None` if there is
     /// no such runner.
-    async fn runner_heartbeat(&self, runner: Id, running: i32)
-        -> StoreResult<Option<RunnerState>>;
+    async fn runner_heartbeat(&self, runner: Id, running: i32) -> StoreResult<Option<RunnerState>>;
     /// Whether the runner was asked to drain (a lease answers it nothing).
     async fn runner_draining(&self, runner: Id) -> StoreResult<bool>;
     /// Asks a runner to drain (again is a no-op); the runner as it now stands, or `None` if
@@ -199,8 +198,14 @@ mod tests {
     fn drained_outlasts_silence_but_draining_does_not() {
         let since = DateTime::from_timestamp(1_700_000_050, 0).unwrap();
         assert_eq!(runner(false, false, 60).status(since), RunnerStatus::Active);
-        assert_eq!(runner(false, false, 10).status(since), RunnerStatus::Offline);
-        assert_eq!(runner(true, false, 60).status(since), RunnerStatus::Draining);
+        assert_eq!(
+            runner(false, false, 10).status(since),
+            RunnerStatus::Offline
+        );
+        assert_eq!(
+            runner(true, false, 60).status(since),
+            RunnerStatus::Draining
+        );
         assert_eq!(runner(true, false, 10).status(since), RunnerStatus::Offline);
         assert_eq!(runner(true, true, 10).status(since), RunnerStatus::Drained);
     }

@@ -391,8 +391,10 @@ pub mod runner {
         json_body(object(
             json!({
                 "hostname": string(&limits::HOSTNAME),
-                "concurrency": {"type": "integer", "minimum": 0},
-                "version": {"type": "string"},
+                "concurrency": {
+                    "type": "integer", "minimum": 1, "maximum": limits::MAX_RUNNER_CONCURRENCY,
+                },
+                "version": string(&limits::RUNNER_VERSION),
             }),
             &["hostname", "concurrency", "version"],
         ))
@@ -406,6 +408,19 @@ pub mod runner {
                 "wait_ms": {"type": "integer", "minimum": 0},
             }),
             &["max_tasks", "wait_ms"],
+        ))
+    }
+
+    /// `POST /runner/v1/heartbeat`: the runner's own.
+    pub fn runner_heartbeat() -> Body {
+        json_body(object(
+            json!({
+                "running": {
+                    "type": "integer", "minimum": 0, "maximum": limits::MAX_RUNNER_CONCURRENCY,
+                    "description": "tasks in progress",
+                },
+            }),
+            &["running"],
         ))
     }
 

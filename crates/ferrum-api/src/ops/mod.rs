@@ -1,7 +1,7 @@
 //! What operators and their tools call: `GET /healthz` (the process answers), `GET /readyz`
 //! (it can do its work: database reachable, schema current, object store reachable) and
-//! `GET /metrics` (Prometheus text format, admin token); and a project's quotas
-//! ([`quotas`]).
+//! `GET /metrics` (Prometheus text format, admin token); a project's quotas ([`quotas`]); and
+//! the runner fleet ([`fleet`]).
 //!
 //! Who may scrape: `/metrics` takes an admin token (`Authorization: Bearer …`, which
 //! Prometheus sends with `authorization: {credentials: …}` in its scrape config), because the
@@ -9,6 +9,7 @@
 //! load balancers and Kubernetes probe without credentials.
 
 pub mod events;
+pub mod fleet;
 pub mod http;
 pub mod metrics;
 pub mod quotas;
@@ -65,6 +66,7 @@ pub fn routes() -> Vec<Route> {
     ]
     .into_iter()
     .chain(quotas::routes())
+    .chain(fleet::routes())
     .collect()
 }
 

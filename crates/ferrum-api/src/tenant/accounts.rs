@@ -46,7 +46,7 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-pub(super) fn require_admin(caller: &Principal, what: &str) -> Result<(), ApiError> {
+pub(crate) fn require_admin(caller: &Principal, what: &str) -> Result<(), ApiError> {
     if caller.is_admin {
         Ok(())
     } else {

@@ -13,7 +13,7 @@
 //! Each module declares its routes in a [`Route`] table; [`routes`] is the tenant API's table in
 //! the crate's one registry ([`crate::routes`]), which builds the router and the OpenAPI document.
 
-mod accounts;
+pub(crate) mod accounts;
 pub(crate) mod auth;
 pub(crate) mod batches;
 mod codes;

@@ -8,5 +8,6 @@
 mod common;
 
 mod authority;
+mod fleet;
 mod support;
 mod sweep;

@@ -38,7 +38,7 @@ fn body(held: &Held) -> Value {
     json!({
         "attempt": held.attempt, "status": "complete", "exit_code": 0, "msg": "forged",
         "hostname": "sweep", "concurrency": 1, "version": "sweep",
-        "max_tasks": 10, "wait_ms": 0,
+        "max_tasks": 10, "wait_ms": 0, "running": 0,
     })
 }
 

@@ -9,7 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferrum_model::protocol::{
     AttemptRef, CompleteRequest, CompleteResponse, HeartbeatResponse, LeaseRequest, LeaseResponse,
-    LogAck, LogStream, RegisterRequest, RegisterResponse, ResultAck,
+    LogAck, LogStream, RegisterRequest, RegisterResponse, ResultAck, RunnerHeartbeat,
+    RunnerHeartbeatResponse,
 };
 use ferrum_model::Id;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -100,6 +101,14 @@ impl ApiClient {
 
     pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, ApiError> {
         self.post("/register", req, CALL_TIMEOUT).await
+    }
+
+    /// The runner's own heartbeat: alive, running this many tasks; answers its drain state.
+    pub async fn runner_heartbeat(
+        &self,
+        req: &RunnerHeartbeat,
+    ) -> Result<RunnerHeartbeatResponse, ApiError> {
+        self.post("/heartbeat", req, CALL_TIMEOUT).await
     }
 
     pub async fn lease(&self, req: &LeaseRequest) -> Result<LeaseResponse, ApiError> {

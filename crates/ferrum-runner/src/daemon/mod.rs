@@ -1,5 +1,11 @@
 //! The runner daemon: register, then long-poll for leases with as many free slots as there
-//! are, run each lease concurrently, and drain on shutdown.
+//! are, run each lease concurrently, heartbeat as a runner ([`fleet`]), and drain on shutdown.
+//!
+//! An admin's drain (`POST /2/runners/{id}/drain`) reaches the daemon in a lease answer or a
+//! heartbeat answer (`draining`): it leases nothing more, lets its running tasks run to their
+//! own end (no drain timeout: nothing is being stopped), heartbeats once more at once so the
+//! API sees it drained, and then idles, heartbeating, until it is shut down. It does not exit
+//! by itself: a supervisor restarting it would register a fresh runner that leases again.
 //!
 //! Shutdown (the `shutdown` future resolves, e.g. on SIGTERM): leasing stops at once (an
 //! open long poll is abandoned), running tasks get `drain_timeout` to finish and report, then
@@ -8,6 +14,7 @@
 //! final `killed` that would lose the work.
 
 mod client;
+mod fleet;
 mod logship;
 mod task;
 mod zipcache;
@@ -18,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrum_model::protocol::{LeaseRequest, RegisterRequest, RegisterResponse};
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -182,17 +189,33 @@ pub async fn run(
         heartbeat: Duration::from_secs(registration.heartbeat_secs.max(1).into()),
     });
     let kill = CancellationToken::new();
+    let (draining, mut drain_asked) = watch::channel(false);
+    let nudge = Arc::new(Notify::new());
+    let stop_heartbeat = CancellationToken::new();
+    let heartbeat = tokio::spawn(fleet::heartbeat_loop(
+        client.clone(),
+        health.clone(),
+        ctx.heartbeat,
+        draining.clone(),
+        nudge.clone(),
+        stop_heartbeat.clone(),
+    ));
     let mut tasks = JoinSet::new();
     let slots = Arc::new(Semaphore::new(config.concurrency as usize));
     let mut backoff = Duration::from_millis(500);
-    loop {
+    // Leases until shutdown (true) or until the API asks this runner to drain (false).
+    let shut_down = loop {
         while tasks.try_join_next().is_some() {}
+        if *drain_asked.borrow_and_update() {
+            break false;
+        }
         let first = tokio::select! {
             permit = slots.clone().acquire_owned() => match permit {
                 Ok(p) => p,
-                Err(_) => break,
+                Err(_) => break true,
             },
-            _ = &mut shutdown => break,
+            _ = drain_asked.changed() => continue,
+            _ = &mut shutdown => break true,
         };
         let mut permits = vec![first];
         while let Ok(p) = slots.clone().try_acquire_owned() {
@@ -205,13 +228,19 @@ pub async fn run(
         let asked = Instant::now();
         let leased = tokio::select! {
             r = client.lease(&request) => r,
-            _ = &mut shutdown => break,
+            _ = &mut shutdown => break true,
         };
         match leased {
             Ok(response) => {
                 health.lease_answered(response.leases.len());
                 backoff = Duration::from_millis(500);
-                if response.leases.is_empty() && asked.elapsed() < EMPTY_POLL_PAUSE {
+                if response.draining {
+                    draining.send_if_modified(|d| !std::mem::replace(d, true));
+                }
+                if response.leases.is_empty()
+                    && !response.draining
+                    && asked.elapsed() < EMPTY_POLL_PAUSE
+                {
                     // The API answered "nothing" without holding the poll: don't spin.
                     tokio::time::sleep(EMPTY_POLL_PAUSE).await;
                 }
@@ -234,15 +263,42 @@ pub async fn run(
                 tracing::warn!(error = %e, retry_in = ?backoff, "lease failed");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = &mut shutdown => break,
+                    _ = &mut shutdown => break true,
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
+    };
+    if !shut_down {
+        finish_then_idle(&mut tasks, &nudge, &mut shutdown).await;
     }
     drain(tasks, kill, config.drain_timeout).await;
+    stop_heartbeat.cancel();
+    let _ = heartbeat.await;
     executor.shutdown().await;
     Ok(())
+}
+
+/// Asked to drain: lets the running tasks end on their own, has the API told at once that
+/// nothing runs, then waits for shutdown. Shutdown meanwhile goes on to the ordinary drain.
+async fn finish_then_idle(
+    tasks: &mut JoinSet<()>,
+    nudge: &Notify,
+    shutdown: &mut (impl Future<Output = ()> + Unpin),
+) {
+    tracing::info!(
+        running = tasks.len(),
+        "asked to drain: leasing nothing more"
+    );
+    loop {
+        tokio::select! {
+            ended = tasks.join_next() => if ended.is_none() { break },
+            _ = &mut *shutdown => return,
+        }
+    }
+    nudge.notify_one();
+    tracing::info!("every task ended: idle until shut down");
+    shutdown.await;
 }
 
 /// Registers, retrying transient failures; auth and other client errors are fatal.

@@ -14,11 +14,7 @@ use crate::StoreResult;
 
 #[async_trait]
 impl FleetStore for PgStore {
-    async fn runner_heartbeat(
-        &self,
-        runner: Id,
-        running: i32,
-    ) -> StoreResult<Option<RunnerState>> {
+    async fn runner_heartbeat(&self, runner: Id, running: i32) -> StoreResult<Option<RunnerState>> {
         // The lease check runs only for a draining runner reporting nothing running (CASE
         // evaluates its subquery lazily); `task_queue_leased` holds exactly the leased rows.
         let row = sqlx::query(
@@ -41,12 +37,11 @@ impl FleetStore for PgStore {
     }
 
     async fn runner_draining(&self, runner: Id) -> StoreResult<bool> {
-        let draining: Option<bool> = sqlx::query_scalar(
-            "SELECT drain_requested_at IS NOT NULL FROM runners WHERE id = $1",
-        )
-        .bind(runner.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
+        let draining: Option<bool> =
+            sqlx::query_scalar("SELECT drain_requested_at IS NOT NULL FROM runners WHERE id = $1")
+                .bind(runner.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(draining.unwrap_or(false))
     }
 

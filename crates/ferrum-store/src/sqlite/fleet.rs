@@ -15,11 +15,7 @@ use crate::StoreResult;
 
 #[async_trait]
 impl FleetStore for SqliteStore {
-    async fn runner_heartbeat(
-        &self,
-        runner: Id,
-        running: i32,
-    ) -> StoreResult<Option<RunnerState>> {
+    async fn runner_heartbeat(&self, runner: Id, running: i32) -> StoreResult<Option<RunnerState>> {
         // One statement on the one writer: no lease is taken between the check and the mark.
         let row = sqlx::query(
             "UPDATE runners SET last_seen_at = ?3, running = ?2, \
@@ -42,12 +38,11 @@ impl FleetStore for SqliteStore {
     }
 
     async fn runner_draining(&self, runner: Id) -> StoreResult<bool> {
-        let draining: Option<bool> = sqlx::query_scalar(
-            "SELECT drain_requested_at IS NOT NULL FROM runners WHERE id = ?1",
-        )
-        .bind(runner.to_string())
-        .fetch_optional(&self.reader)
-        .await?;
+        let draining: Option<bool> =
+            sqlx::query_scalar("SELECT drain_requested_at IS NOT NULL FROM runners WHERE id = ?1")
+                .bind(runner.to_string())
+                .fetch_optional(&self.reader)
+                .await?;
         Ok(draining.unwrap_or(false))
     }
 

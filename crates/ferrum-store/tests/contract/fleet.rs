@@ -61,7 +61,11 @@ pub async fn a_draining_runner_drains_once_its_last_lease_ends(backend: Backend)
     assert_eq!(s.runner_heartbeat(a, 0).await.unwrap(), state(true, true));
     assert_eq!(s.runner_heartbeat(a, 0).await.unwrap(), state(true, true));
     let again = s.drain_runner(a).await.unwrap().unwrap();
-    assert_eq!(again.status(since), RunnerStatus::Drained, "drain is idempotent");
+    assert_eq!(
+        again.status(since),
+        RunnerStatus::Drained,
+        "drain is idempotent"
+    );
     assert_eq!(again.drain_requested_at, drained.drain_requested_at);
     assert_eq!(s.runner_heartbeat(b, 2).await.unwrap(), state(false, false));
 

@@ -7,6 +7,7 @@ mod bulk;
 mod client;
 mod code;
 mod config;
+mod fleet;
 mod local;
 mod output;
 mod package;
@@ -84,6 +85,11 @@ pub enum Command {
     /// Batches: one task per item of a JSON-lines file, then an optional reduce task.
     #[command(subcommand)]
     Batch(batch::BatchCommand),
+    /// Lists runners (admin token): version, status (active, draining, drained, offline),
+    /// running tasks; `ferrum runners drain ID` drains one.
+    Runners(fleet::RunnersArgs),
+    /// Lists clusters (admin token), each with its live runners summed up.
+    Clusters,
     /// Runs a worker directory once on this machine, in the same stack image and under the
     /// same contract as on the service (needs Docker, not the API).
     RunLocal(local::RunLocalArgs),
@@ -143,5 +149,7 @@ pub async fn run(command: Command, format: Format) -> anyhow::Result<()> {
         Command::Batch(cmd) => batch::run(&api()?, cmd, format).await,
         Command::RunLocal(args) => local::run_local(args, format).await,
         Command::Quota(cmd) => quotas::command(&api()?, cmd, format).await,
+        Command::Runners(args) => fleet::runners(&api()?, args, format).await,
+        Command::Clusters => fleet::clusters(&api()?, format).await,
     }
 }
