@@ -45,8 +45,7 @@ pub fn routes() -> Vec<Route> {
             "Drain a runner (admin only): it leases nothing more, finishes what it runs, then \
              shows as drained",
             drain,
-        )
-        .errors(&[404]),
+        ),
         Route::get(
             "/2/clusters",
             "IronWorker: list clusters (admin only), each with its live runners summed up",
@@ -56,8 +55,7 @@ pub fn routes() -> Vec<Route> {
             "/2/clusters/{id}",
             "IronWorker: a cluster (admin only); its id is its name",
             cluster,
-        )
-        .errors(&[404]),
+        ),
     ]
     .into_iter()
     .map(|r| r.auth(Auth::Admin))
