@@ -74,6 +74,7 @@ pub fn spawn(state: AppState) -> Duties {
         crate::task_events::handlers(),
     ));
     duties.start(crate::zip_gc::run(state.clone()));
+    duties.start(crate::retention::run(state.clone()));
     duties.start(purge_deliveries(state));
     duties
 }

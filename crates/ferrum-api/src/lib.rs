@@ -6,6 +6,7 @@
 //! - [`duties`]: background work every replica runs (reaping expired leases, firing schedules);
 //!   each step is claimed in the database, so any number of replicas may run them.
 //! - [`task_events`]: the duty that hands each task's final state to its handlers.
+//! - [`retention`]: the duty that deletes finished tasks past their retention.
 //! - [`ops`]: `/healthz`, `/readyz` and `/metrics`, for operators and their tools.
 //!
 //! [`routes`] is the one registry of every route (with its auth kind); [`router`] builds the
@@ -17,6 +18,7 @@ mod openapi;
 pub mod ops;
 pub mod queue_signal;
 pub mod results;
+pub mod retention;
 pub mod routes;
 pub mod runner_api;
 pub mod state;

@@ -48,6 +48,9 @@ pub struct ApiConfig {
     /// Keep only the zips of each code's last N revisions (older ones are deleted from the
     /// blob store once no unfinished task needs them); `None` keeps every revision's zip.
     pub keep_revisions: Option<u32>,
+    /// Days finished tasks are kept in projects that set no `retention_days` of their own
+    /// (`crate::retention`); `None` keeps them until deleted.
+    pub retention_days: Option<u32>,
 }
 
 impl Default for ApiConfig {
@@ -73,6 +76,7 @@ impl Default for ApiConfig {
             max_children_per_task: 1000,
             max_task_depth: 5,
             keep_revisions: None,
+            retention_days: None,
         }
     }
 }

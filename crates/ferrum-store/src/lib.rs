@@ -19,6 +19,7 @@ pub mod ops;
 pub mod pg;
 pub mod quotas;
 pub mod results;
+pub mod retention;
 mod rows;
 pub mod sqlite;
 pub mod testing;
@@ -33,6 +34,7 @@ pub use ops::{OpsStore, QueueDepth, SchemaState, TaskTiming};
 pub use pg::PgStore;
 pub use quotas::{ProjectQuotas, QuotaStore};
 pub use results::{NewTaskToken, ResultStore, StoredResult, TaskGrant, TaskTokenStore};
+pub use retention::{Deleted, RetentionStore};
 pub use sqlite::SqliteStore;
 pub use traits::{
     AccountStore, CodeStore, Delivery, DispatchStore, Fenced, LeaseSpec, LeasedTask, Outcome,

@@ -1,7 +1,7 @@
 //! Per-project quotas an operator sets: concurrency (enforced by leasing), a cap on queued
 //! tasks and a task-creation rate (enforced when the API queues tasks, in the enqueue's own
 //! transaction, so a refused request writes nothing), and the retention of finished tasks
-//! (recorded; not enforced yet).
+//! (enforced by the retention duty, `crate::retention`).
 //!
 //! Only tasks queued through the API (`enqueue`, `enqueue_once`) are refused. A schedule's
 //! tasks count towards the queued cap but are never refused: schedules are bounded by their
@@ -13,8 +13,8 @@ use ferrum_model::Id;
 
 use crate::{StoreError, StoreResult};
 
-/// A project's quotas; `None` is "no limit". `retention_days` is recorded for the retention
-/// duty to come; nothing deletes finished tasks yet.
+/// A project's quotas; `None` is "no limit" (for `retention_days`: the operator's default
+/// retention, which may keep tasks forever).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProjectQuotas {
     pub max_concurrency: Option<i32>,

@@ -391,6 +391,7 @@ pub trait Store:
     + crate::ResultStore
     + crate::TaskTokenStore
     + crate::FleetStore
+    + crate::RetentionStore
     + Send
     + Sync
 {
@@ -410,6 +411,7 @@ impl<T> Store for T where
         + crate::ResultStore
         + crate::TaskTokenStore
         + crate::FleetStore
+        + crate::RetentionStore
         + Send
         + Sync
 {

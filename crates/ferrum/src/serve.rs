@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// zips always go.
     #[arg(long, env = "FERRUM_KEEP_REVISIONS", value_parser = clap::value_parser!(u32).range(1..))]
     keep_revisions: Option<u32>,
+    /// Delete finished tasks (with their logs and results) this many days after they ended,
+    /// in projects that set no `retention_days` of their own (default: keep them).
+    #[arg(long, env = "FERRUM_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    retention_days: Option<u32>,
 }
 
 #[derive(clap::Args)]
@@ -101,6 +105,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_children_per_task: args.max_children_per_task.max(0),
         max_task_depth: args.max_task_depth.max(0),
         keep_revisions: args.keep_revisions,
+        retention_days: args.retention_days,
         ..ApiConfig::default()
     };
     let started = server::start(

@@ -371,7 +371,7 @@ pub fn quotas() -> Body {
             "max_concurrency": bound("most tasks running at once"),
             "max_queued": bound("most tasks waiting in the queue"),
             "tasks_per_minute": bound("most tasks queued per minute (API and webhooks)"),
-            "retention_days": bound("days finished tasks are to be kept; recorded only: no retention duty deletes tasks yet"),
+            "retention_days": bound("days finished tasks are kept, then deleted with their logs and results; null: the operator's default"),
         }),
         &[],
     );

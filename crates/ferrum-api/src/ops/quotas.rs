@@ -1,7 +1,8 @@
 //! A project's quotas: `GET /2/projects/{project_id}/quotas` (the project's tenant or an
 //! admin) and `PUT` (admin only) with `{"max_concurrency", "max_queued", "tasks_per_minute",
-//! "retention_days"}`, each a positive integer or null for "no limit" (`retention_days` is
-//! recorded only: no duty deletes finished tasks yet). A `PUT` replaces all four: a field
+//! "retention_days"}`, each a positive integer or null for "no limit" (for `retention_days`,
+//! the operator's default; the retention duty, `crate::retention`, deletes finished tasks
+//! past it). A `PUT` replaces all four: a field
 //! left out is null.
 
 use axum::extract::{Path, State};

@@ -20,6 +20,7 @@ mod fleet;
 mod ops;
 mod quotas;
 mod results;
+mod retention;
 mod rows;
 mod schedules;
 mod tasks;

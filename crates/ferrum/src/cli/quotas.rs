@@ -33,8 +33,8 @@ pub struct SetArgs {
     /// Most tasks the project may queue per minute; past it, queueing answers 429.
     #[arg(long, value_parser = limit)]
     tasks_per_minute: Option<Value>,
-    /// Days the project's finished tasks are to be kept. Recorded only: no retention duty
-    /// deletes finished tasks yet.
+    /// Days the project's finished tasks are kept (with their logs and results); then they
+    /// are deleted. `none`: the operator's default (`ferrum serve --retention-days`).
     #[arg(long, value_parser = limit)]
     retention_days: Option<Value>,
 }

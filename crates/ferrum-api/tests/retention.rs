@@ -1,0 +1,167 @@
+//! The retention duty: a project's own `retention_days`, else the operator's default; large
+//! results leave the blob store with their tasks; a task that cannot be deleted is skipped
+//! without stopping the rest, and goes on a later pass.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use ferrum_api::queue_signal::QueueSignal;
+use ferrum_api::retention::pass;
+use ferrum_api::{ApiConfig, AppState};
+use ferrum_blob::{BlobStore, LocalDir};
+use ferrum_model::{CodeSpec, Id, NewRevision, NewTask, TaskStatus};
+use ferrum_store::testing::fresh_store;
+use ferrum_store::{
+    AccountStore, CodeStore, DispatchStore, LeaseSpec, Outcome, PgStore, ProjectQuotas, QuotaStore,
+    ResultStore, StoredResult, TaskStore,
+};
+
+fn state(store: &PgStore, blobs: Arc<dyn BlobStore>, default_days: Option<u32>) -> AppState {
+    AppState {
+        store: Arc::new(store.clone()),
+        blobs,
+        config: Arc::new(ApiConfig {
+            retention_days: default_days,
+            ..ApiConfig::default()
+        }),
+        queue: QueueSignal::default(),
+    }
+}
+
+/// A project with a code, and `n` of its tasks run to `complete`; the first one returned a
+/// large result, stored under `results/{task}/{attempt}` in `blobs`.
+async fn finished_tasks(
+    store: &PgStore,
+    blobs: &dyn BlobStore,
+    name: &str,
+    n: usize,
+) -> (Id, Vec<Id>) {
+    let user = store
+        .create_user(&format!("{name}@example.com"), false)
+        .await
+        .unwrap();
+    let project = store.create_project(user, name).await.unwrap().id;
+    let rev = NewRevision {
+        name: "c".into(),
+        spec: CodeSpec::default(),
+        zip: None,
+    };
+    store.put_revision(project, rev).await.unwrap();
+    let task = NewTask {
+        code_name: "c".into(),
+        payload: b"{}".to_vec(),
+        timeout: 60,
+        cluster: "default".into(),
+        ..NewTask::default()
+    };
+    let ids = store.enqueue(project, vec![task; n]).await.unwrap();
+    let runner = Id::generate();
+    let spec = LeaseSpec {
+        runner_id: runner,
+        cluster: "default".into(),
+        max_tasks: n as u32,
+        lease_for: Duration::from_secs(30),
+    };
+    for l in store.lease(&spec).await.unwrap() {
+        if l.id == ids[0] {
+            let key = format!("results/{}/{}", l.id, l.attempt);
+            blobs.put(&key, "big".into()).await.unwrap();
+            let result = StoredResult {
+                size: 3,
+                content_type: "application/octet-stream".into(),
+                data: None,
+                blob_key: Some(key),
+            };
+            store
+                .put_result(l.id, runner, l.attempt, result)
+                .await
+                .unwrap();
+        }
+        let outcome = Outcome {
+            status: TaskStatus::Complete,
+            exit_code: Some(0),
+            msg: None,
+        };
+        store
+            .complete(l.id, runner, l.attempt, outcome)
+            .await
+            .unwrap();
+    }
+    (project, ids)
+}
+
+#[tokio::test]
+async fn retention_deletes_by_each_projects_days_and_skips_a_task_it_cannot_delete() {
+    let (store, _) = fresh_store().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("ferrum-retention-{}", Id::generate()));
+    let blobs: Arc<dyn BlobStore> = Arc::new(LocalDir::new(&dir).await.unwrap());
+    let (kept2, kept_ids) = finished_tasks(&store, &*blobs, "keeps", 1).await;
+    let (short, ids) = finished_tasks(&store, &*blobs, "short", 3).await;
+    let two_days = ProjectQuotas {
+        retention_days: Some(2),
+        ..ProjectQuotas::default()
+    };
+    assert!(store.set_project_quotas(short, &two_days).await.unwrap());
+    let large = format!("results/{}/1", ids[0]);
+    assert!(blobs.get(&large).await.unwrap().is_some());
+    // A row the duty cannot delete, as a broken row or a failing disk would make it.
+    let poison = format!(
+        "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           IF OLD.id = '{}' THEN RAISE EXCEPTION 'poisoned row'; END IF; RETURN OLD; END $$",
+        ids[1]
+    );
+    for sql in [
+        poison.as_str(),
+        "CREATE TRIGGER poison BEFORE DELETE ON tasks FOR EACH ROW EXECUTE FUNCTION poison()",
+    ] {
+        sqlx::query(sql).execute(store.pool()).await.unwrap();
+    }
+
+    let no_default = state(&store, blobs.clone(), None);
+    let now = Utc::now();
+    let nothing = pass(&no_default, now).await.unwrap();
+    assert_eq!(nothing.tasks, 0, "nothing is two days old yet");
+    let later = now + chrono::Duration::days(3);
+    let report = pass(&no_default, later).await.unwrap();
+    assert_eq!(
+        (report.tasks, report.blobs, report.skipped),
+        (2, 1, 1),
+        "{report:?}"
+    );
+    assert!(store.task(short, ids[0]).await.unwrap().is_none());
+    assert!(store.task(short, ids[2]).await.unwrap().is_none());
+    assert!(
+        store.task(short, ids[1]).await.unwrap().is_some(),
+        "the poisoned task stays"
+    );
+    assert!(
+        blobs.get(&large).await.unwrap().is_none(),
+        "its large result left the blob store"
+    );
+    assert!(
+        store.task(kept2, kept_ids[0]).await.unwrap().is_some(),
+        "no retention, no deletion"
+    );
+
+    sqlx::query("DROP TRIGGER poison ON tasks")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let again = pass(&no_default, later).await.unwrap();
+    assert_eq!(
+        (again.tasks, again.skipped),
+        (1, 0),
+        "a later pass takes it"
+    );
+
+    let default_one_day = state(&store, blobs.clone(), Some(1));
+    let report = pass(&default_one_day, now + chrono::Duration::days(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        report.tasks, 1,
+        "the operator's default applies to the other project"
+    );
+    assert!(store.task(kept2, kept_ids[0]).await.unwrap().is_none());
+}
