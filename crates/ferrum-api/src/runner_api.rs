@@ -167,7 +167,9 @@ async fn register(
     let concurrency = req.concurrency as i32;
     let secret = ferrum_model::token::generate();
     let hostname: String = req.hostname.chars().take(MAX_HOSTNAME_CHARS).collect();
-    let RunnerIdentity { runner_id, cluster } = state
+    let RunnerIdentity {
+        runner_id, cluster, ..
+    } = state
         .store
         .register_runner(&token, &secret, &hostname, concurrency, &req.version)
         .await?
@@ -211,8 +213,9 @@ async fn runner_heartbeat(
 
 /// Long-polls: answers as soon as something is leased, or empty after `wait_ms`. The runner
 /// and its cluster come from its credential, never from the request. A runner asked to
-/// drain is answered at once with no tasks and `draining`; the flag is read before every
-/// look at the queue, so a held poll stops leasing within one look of the drain request (a
+/// drain is answered at once with no tasks and `draining`; the flag is read with the
+/// credential and again before every later look at the queue, so a held poll stops leasing
+/// within one look of the drain request (a
 /// lease already being taken in that instant still reaches the runner, which runs it: the
 /// runner counts as drained only once no lease of it is left).
 async fn lease(
@@ -221,6 +224,8 @@ async fn lease(
     Json(req): Json<LeaseRequest>,
 ) -> Result<Json<LeaseResponse>, ApiError> {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.wait_ms).min(MAX_WAIT);
+    // The first look uses the flag read with the credential: a lease call costs no extra query.
+    let mut known_draining = Some(runner.draining);
     let spec = LeaseSpec {
         runner_id: runner.runner_id,
         cluster: runner.cluster,
@@ -232,7 +237,11 @@ async fn lease(
         let woken = state.queue.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        if state.store.runner_draining(spec.runner_id).await? {
+        let draining = match known_draining.take() {
+            Some(draining) => draining,
+            None => state.store.runner_draining(spec.runner_id).await?,
+        };
+        if draining {
             return Ok(Json(LeaseResponse {
                 leases: Vec::new(),
                 draining: true,

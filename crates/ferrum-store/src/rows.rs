@@ -282,5 +282,6 @@ pub(crate) fn runner_identity(row: &impl Cols) -> StoreResult<crate::RunnerIdent
     Ok(crate::RunnerIdentity {
         runner_id: id(row, "id")?,
         cluster: row.text("cluster")?,
+        draining: row.flag("draining")?,
     })
 }

@@ -59,6 +59,9 @@ pub trait AccountStore {
 pub struct RunnerIdentity {
     pub runner_id: Id,
     pub cluster: String,
+    /// An admin asked it to drain (`crate::fleet`): read with the credential, so a lease
+    /// call of a draining runner is answered without another query.
+    pub draining: bool,
 }
 
 /// A runner token as admins see it: never the token itself.

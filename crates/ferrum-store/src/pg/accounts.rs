@@ -171,7 +171,7 @@ impl AccountStore for PgStore {
              INSERT INTO runners (id, cluster, hostname, concurrency, token_hash, secret_hash, \
                version) \
              SELECT $1, tok.cluster, $3, $4, tok.token_hash, $5, $6 FROM tok \
-             RETURNING id, cluster",
+             RETURNING id, cluster, false AS draining",
         )
         .bind(Id::generate().to_string())
         .bind(hash_token(token))
@@ -189,7 +189,7 @@ impl AccountStore for PgStore {
         secret: &str,
     ) -> StoreResult<Option<RunnerIdentity>> {
         let row = sqlx::query(
-            "SELECT r.id, r.cluster FROM runners r \
+            "SELECT r.id, r.cluster, r.drain_requested_at IS NOT NULL AS draining FROM runners r \
              JOIN runner_tokens k ON k.token_hash = r.token_hash \
              WHERE r.secret_hash = $1 AND k.revoked_at IS NULL",
         )

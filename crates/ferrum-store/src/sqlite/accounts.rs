@@ -211,6 +211,7 @@ impl AccountStore for SqliteStore {
         Ok(Some(RunnerIdentity {
             runner_id: id,
             cluster,
+            draining: false,
         }))
     }
 
@@ -219,7 +220,7 @@ impl AccountStore for SqliteStore {
         secret: &str,
     ) -> StoreResult<Option<RunnerIdentity>> {
         let row = sqlx::query(
-            "SELECT r.id, r.cluster FROM runners r \
+            "SELECT r.id, r.cluster, r.drain_requested_at IS NOT NULL AS draining FROM runners r \
              JOIN runner_tokens k ON k.token_hash = r.token_hash \
              WHERE r.secret_hash = ?1 AND k.revoked_at IS NULL",
         )

@@ -44,6 +44,11 @@ pub async fn a_draining_runner_drains_once_its_last_lease_ends(backend: Backend)
     let drained = s.drain_runner(a).await.unwrap().expect("a exists");
     assert_eq!(drained.status(since), RunnerStatus::Draining);
     assert!(s.runner_draining(a).await.unwrap());
+    let identity = s.authenticate_runner_secret("sa").await.unwrap().unwrap();
+    assert!(
+        identity.draining,
+        "the credential's check reads the flag too"
+    );
     assert!(!s.runner_draining(b).await.unwrap(), "only a drains");
 
     // Reporting nothing running is not enough while the store holds a's lease (a lease
