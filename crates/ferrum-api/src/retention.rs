@@ -4,6 +4,10 @@
 //! none of whose tasks is left (`ferrum_store::retention` says what qualifies and why the
 //! candidates are read by id).
 //!
+//! With `ferrum serve --archive-logs` each task's log (its last attempt's, both streams, as
+//! `GET …/log` served it) is first written to the blob store under
+//! `archive/logs/{project}/{task}`; a task whose log cannot be archived is not deleted.
+//!
 //! Small pages ([`PAGE`] tasks, one short transaction each) keep locks brief, so a busy queue
 //! does not notice. No tenant's rows can stop it: a project whose pass fails is logged and the
 //! next project goes on; a page whose delete fails is retried one task at a time, and a task
@@ -79,6 +83,11 @@ async fn project_pass(
             return Ok(());
         };
         after = Some(*last);
+        let page = if state.config.archive_logs {
+            archive_logs(state, project, page, report).await
+        } else {
+            page
+        };
         let blobs = match state.store.delete_tasks(project, &page).await {
             Ok(d) => {
                 let blobs = d.result_blobs.clone();
@@ -99,6 +108,39 @@ async fn project_pass(
             }
         }
     }
+}
+
+/// Writes each task's log to the blob store; answers the tasks whose log is archived (or
+/// that have none), skipping (and logging) those whose log could not be.
+async fn archive_logs(
+    state: &AppState,
+    project: Id,
+    page: Vec<Id>,
+    report: &mut Report,
+) -> Vec<Id> {
+    let mut archived = Vec::with_capacity(page.len());
+    for task in page {
+        let saved = match state.store.read_log(project, task, false).await {
+            Ok(Some(log)) if !log.is_empty() => {
+                let key = format!("archive/logs/{project}/{task}");
+                state
+                    .blobs
+                    .put(&key, log.into())
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        };
+        match saved {
+            Ok(()) => archived.push(task),
+            Err(e) => {
+                tracing::error!(%project, %task, error = %e, "an expired task's log could not be archived; the task is kept");
+                report.skipped += 1;
+            }
+        }
+    }
+    archived
 }
 
 /// Deletes each task on its own; one that fails is logged and skipped. Answers the result

@@ -51,6 +51,8 @@ pub struct ApiConfig {
     /// Days finished tasks are kept in projects that set no `retention_days` of their own
     /// (`crate::retention`); `None` keeps them until deleted.
     pub retention_days: Option<u32>,
+    /// Write an expired task's log to the blob store before retention deletes the task.
+    pub archive_logs: bool,
 }
 
 impl Default for ApiConfig {
@@ -77,6 +79,7 @@ impl Default for ApiConfig {
             max_task_depth: 5,
             keep_revisions: None,
             retention_days: None,
+            archive_logs: false,
         }
     }
 }

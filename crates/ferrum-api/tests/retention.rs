@@ -1,6 +1,6 @@
 //! The retention duty: a project's own `retention_days`, else the operator's default; large
-//! results leave the blob store with their tasks; a task that cannot be deleted is skipped
-//! without stopping the rest, and goes on a later pass.
+//! results leave the blob store with their tasks, logs are archived there when asked; a task
+//! that cannot be deleted is skipped without stopping the rest, and goes on a later pass.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +10,7 @@ use ferrum_api::queue_signal::QueueSignal;
 use ferrum_api::retention::pass;
 use ferrum_api::{ApiConfig, AppState};
 use ferrum_blob::{BlobStore, LocalDir};
+use ferrum_model::protocol::LogStream;
 use ferrum_model::{CodeSpec, Id, NewRevision, NewTask, TaskStatus};
 use ferrum_store::testing::fresh_store;
 use ferrum_store::{
@@ -17,20 +18,26 @@ use ferrum_store::{
     ResultStore, StoredResult, TaskStore,
 };
 
-fn state(store: &PgStore, blobs: Arc<dyn BlobStore>, default_days: Option<u32>) -> AppState {
+fn state(
+    store: &PgStore,
+    blobs: Arc<dyn BlobStore>,
+    default_days: Option<u32>,
+    archive_logs: bool,
+) -> AppState {
     AppState {
         store: Arc::new(store.clone()),
         blobs,
         config: Arc::new(ApiConfig {
             retention_days: default_days,
+            archive_logs,
             ..ApiConfig::default()
         }),
         queue: QueueSignal::default(),
     }
 }
 
-/// A project with a code, and `n` of its tasks run to `complete`; the first one returned a
-/// large result, stored under `results/{task}/{attempt}` in `blobs`.
+/// A project with a code, and `n` of its tasks run to `complete`; the first one logged a
+/// line and returned a large result, stored under `results/{task}/{attempt}` in `blobs`.
 async fn finished_tasks(
     store: &PgStore,
     blobs: &dyn BlobStore,
@@ -65,6 +72,10 @@ async fn finished_tasks(
     };
     for l in store.lease(&spec).await.unwrap() {
         if l.id == ids[0] {
+            let log = b"its log\n";
+            let chunk =
+                store.append_log(l.id, runner, l.attempt, 0, LogStream::Stdout, log, 1 << 20);
+            chunk.await.unwrap();
             let key = format!("results/{}/{}", l.id, l.attempt);
             blobs.put(&key, "big".into()).await.unwrap();
             let result = StoredResult {
@@ -118,7 +129,7 @@ async fn retention_deletes_by_each_projects_days_and_skips_a_task_it_cannot_dele
         sqlx::query(sql).execute(store.pool()).await.unwrap();
     }
 
-    let no_default = state(&store, blobs.clone(), None);
+    let no_default = state(&store, blobs.clone(), None, false);
     let now = Utc::now();
     let nothing = pass(&no_default, now).await.unwrap();
     assert_eq!(nothing.tasks, 0, "nothing is two days old yet");
@@ -155,7 +166,12 @@ async fn retention_deletes_by_each_projects_days_and_skips_a_task_it_cannot_dele
         "a later pass takes it"
     );
 
-    let default_one_day = state(&store, blobs.clone(), Some(1));
+    let archived = format!("archive/logs/{short}/{}", ids[0]);
+    assert!(
+        blobs.get(&archived).await.unwrap().is_none(),
+        "no archive unless asked"
+    );
+    let default_one_day = state(&store, blobs.clone(), Some(1), true);
     let report = pass(&default_one_day, now + chrono::Duration::days(2))
         .await
         .unwrap();
@@ -164,4 +180,11 @@ async fn retention_deletes_by_each_projects_days_and_skips_a_task_it_cannot_dele
         "the operator's default applies to the other project"
     );
     assert!(store.task(kept2, kept_ids[0]).await.unwrap().is_none());
+    let archived = format!("archive/logs/{kept2}/{}", kept_ids[0]);
+    let log = blobs
+        .get(&archived)
+        .await
+        .unwrap()
+        .expect("the log was archived first");
+    assert_eq!(&log[..], b"its log\n");
 }

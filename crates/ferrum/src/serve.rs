@@ -69,6 +69,10 @@ pub struct ServeArgs {
     /// in projects that set no `retention_days` of their own (default: keep them).
     #[arg(long, env = "FERRUM_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
     retention_days: Option<u32>,
+    /// Before retention deletes a task, write its log to the blob store under
+    /// `archive/logs/{project}/{task}`.
+    #[arg(long, env = "FERRUM_ARCHIVE_LOGS")]
+    archive_logs: bool,
 }
 
 #[derive(clap::Args)]
@@ -106,6 +110,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_task_depth: args.max_task_depth.max(0),
         keep_revisions: args.keep_revisions,
         retention_days: args.retention_days,
+        archive_logs: args.archive_logs,
         ..ApiConfig::default()
     };
     let started = server::start(
