@@ -12,6 +12,7 @@
 //! [`routes`] is the one registry of every route (with its auth kind); [`router`] builds the
 //! whole app from it and an [`AppState`], and `GET /openapi.json` documents every route in it.
 
+mod dashboard;
 pub mod duties;
 pub mod error;
 mod openapi;

@@ -32,6 +32,10 @@ pub enum Auth {
     Runner,
     /// The secret in the path is the credential (webhook deliveries). A wrong secret: 404.
     WebhookSecret,
+    /// The dashboard's session cookie (`dashboard::Session`). No session: a redirect to
+    /// `/login`; another tenant's project or object: "Not found". HTML, so not in the
+    /// OpenAPI document.
+    Session,
 }
 
 impl Auth {
@@ -43,6 +47,7 @@ impl Auth {
             Auth::Admin => "admin",
             Auth::Runner => "runner",
             Auth::WebhookSecret => "webhook-secret",
+            Auth::Session => "session",
         }
     }
 }
@@ -194,6 +199,7 @@ fn registry_with(config: &ApiConfig, document: Arc<OnceLock<Bytes>>) -> Vec<Rout
         .chain(table(Auth::Runner, crate::results::runner_routes(config)))
         .chain(table(Auth::Public, vec![openapi::route(document)]))
         .chain(table(Auth::Public, ops::routes()))
+        .chain(table(Auth::Session, crate::dashboard::routes()))
         .collect()
 }
 

@@ -96,5 +96,7 @@ pub struct TaskFilter {
     pub schedule_id: Option<Id>,
     /// Only the children of this task (queued with its task token).
     pub parent_id: Option<Id>,
+    /// Only the tasks of this batch (its items and its reduce).
+    pub batch_id: Option<Id>,
     pub page: Page,
 }

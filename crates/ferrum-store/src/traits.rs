@@ -20,6 +20,8 @@ pub trait AccountStore {
     async fn bootstrap_admin(&self, token: &str) -> StoreResult<Principal>;
     async fn create_user(&self, email: &str, is_admin: bool) -> StoreResult<Id>;
     async fn add_user_token(&self, user_id: Id, token: &str) -> StoreResult<()>;
+    /// Deletes a user token (a dashboard session's, at logout); false if there was none.
+    async fn remove_user_token(&self, token: &str) -> StoreResult<bool>;
     /// Who holds this token, if anyone.
     async fn authenticate(&self, token: &str) -> StoreResult<Option<Principal>>;
     async fn create_project(&self, owner: Id, name: &str) -> StoreResult<Project>;

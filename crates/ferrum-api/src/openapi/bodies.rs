@@ -320,6 +320,16 @@ pub fn task_filters() -> Vec<Value> {
             json!({"type": "string", "pattern": "^[0-9a-f]{24}$"}),
             false,
         ),
+        query(
+            "parent_id",
+            json!({"type": "string", "pattern": "^[0-9a-f]{24}$"}),
+            false,
+        ),
+        query(
+            "batch_id",
+            json!({"type": "string", "pattern": "^[0-9a-f]{24}$"}),
+            false,
+        ),
     ]);
     for status in ferrum_model::TaskStatus::ALL {
         params.push(query(

@@ -26,7 +26,8 @@ pub struct Body {
 /// The document for `routes`.
 pub fn document(routes: &[Route]) -> Value {
     let mut paths = Map::new();
-    for r in routes {
+    // The dashboard's pages are HTML for browsers, not API operations.
+    for r in routes.iter().filter(|r| r.auth_kind() != Auth::Session) {
         let auth = r.auth_kind();
         let mut operation = json!({
             "summary": r.summary(),
@@ -52,7 +53,7 @@ pub fn document(routes: &[Route]) -> Value {
             // Webhook deliveries carry their secret in the path, not a token.
             Auth::Public | Auth::WebhookSecret => operation["security"] = json!([]),
             Auth::Runner => operation["security"] = json!([{"runner": []}]),
-            Auth::Tenant | Auth::Admin => {}
+            Auth::Tenant | Auth::Admin | Auth::Session => {}
         }
         let entry = paths.entry(r.path()).or_insert_with(|| json!({}));
         entry[r.method().as_str().to_ascii_lowercase()] = operation;
@@ -154,6 +155,7 @@ pub fn error_statuses(route: &Route) -> Vec<u16> {
         // axum's JSON extractor answers 415 and 422 for bodies it cannot take.
         Auth::Runner => vec![400, 401, 404, 409, 415, 422],
         Auth::WebhookSecret => vec![400, 401, 404],
+        Auth::Session => vec![400, 403, 404],
     };
     let has_body =
         route.request_body().is_some() || matches!(route.method().as_str(), "POST" | "PUT");

@@ -28,7 +28,7 @@ mod stacks;
 mod task_auth;
 mod tasks;
 mod upload;
-mod webhooks;
+pub(crate) mod webhooks;
 mod webhooks_sig;
 mod zipcheck;
 

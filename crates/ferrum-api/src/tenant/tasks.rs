@@ -24,7 +24,7 @@ pub fn routes() -> Vec<Route> {
     vec![
         Route::get(
             "/2/projects/{project_id}/tasks",
-            "List tasks, newest first (filters: code_name, status flags such as queued=1, from_time, to_time, cluster, label, schedule_id, parent_id)",
+            "List tasks, newest first (filters: code_name, status flags such as queued=1, from_time, to_time, cluster, label, schedule_id, parent_id, batch_id)",
             list,
         )
         .query(bodies::task_filters()),
@@ -105,6 +105,7 @@ struct ListArgs {
     label: Option<String>,
     schedule_id: Option<String>,
     parent_id: Option<String>,
+    batch_id: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -149,6 +150,12 @@ async fn list(
                 .transpose()
                 .map_err(|e| ApiError::bad_request(format!("parent_id: {e}")))?,
         },
+        batch_id: args
+            .batch_id
+            .filter(|b| !b.is_empty())
+            .map(|s| s.parse::<Id>())
+            .transpose()
+            .map_err(|e| ApiError::bad_request(format!("batch_id: {e}")))?,
         page: Page::new(args.page, args.per_page),
     };
     let tasks = state.store.tasks(project.id, &filter).await?;

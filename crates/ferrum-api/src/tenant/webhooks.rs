@@ -208,7 +208,7 @@ struct CreatedWebhook {
 }
 
 /// Where this API is reachable, as the caller reached it (`X-Forwarded-Proto` behind a proxy).
-fn base_url(headers: &HeaderMap) -> String {
+pub(crate) fn base_url(headers: &HeaderMap) -> String {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let host = text(HOST.as_str()).unwrap_or("localhost");
     let scheme = text("x-forwarded-proto").unwrap_or("http");

@@ -6,6 +6,7 @@ mod bad_input;
 mod batches;
 mod bounds;
 mod common;
+mod dashboard;
 mod duties;
 mod isolation;
 mod limits;

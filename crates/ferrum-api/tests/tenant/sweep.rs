@@ -39,6 +39,8 @@ impl Victim {
                 "schedule_id" => &self.schedule,
                 "webhook_id" => &self.webhook,
                 "batch_id" => &self.batch,
+                // The dashboard's buttons: the harmless-looking one.
+                "action" => "cancel",
                 // Runner routes name a task or a revision; the victim's task id serves both.
                 "id" => &self.task,
                 // A webhook's secret is its credential: the sweep's caller does not know it.
@@ -126,6 +128,7 @@ async fn every_registered_route_refuses_another_tenant_and_changes_nothing() {
         victim.tenant.project.to_string(),
         attacker.project.to_string(),
     );
+    let session = crate::dashboard::login(&app, &attacker.token).await;
     let mut swept = 0;
     for route in &routes {
         let method = Method::from_bytes(route.method().as_str().as_bytes()).unwrap();
@@ -142,6 +145,8 @@ async fn every_registered_route_refuses_another_tenant_and_changes_nothing() {
                 .call(method.clone(), filled, token, body_for(&method))
                 .await;
             let want = match route.auth_kind() {
+                // `POST /login` reads a form, not this JSON: refused, nothing written.
+                Auth::Public if method == Method::POST => resp.status,
                 Auth::Public => 200,
                 Auth::Tenant if path.contains('{') => 404,
                 // Routes that name nothing (`/2/projects`, `/2/tokens`, `/2/stacks`) act on
@@ -150,12 +155,30 @@ async fn every_registered_route_refuses_another_tenant_and_changes_nothing() {
                 Auth::Admin => 403,
                 Auth::Runner => 401,
                 Auth::WebhookSecret => 404,
+                // A token header is no session: the login page. `dashboard.rs` sweeps these
+                // routes with a real session cookie.
+                Auth::Session => resp.status,
             };
             assert_eq!(resp.status, want, "{method} {filled}: {}", describe(&resp));
-            if resp.status >= 400 {
+            // The API answers JSON with a `msg`; the dashboard's pages are HTML.
+            let api = !matches!(route.auth_kind(), Auth::Session | Auth::Public);
+            if resp.status >= 400 && api {
                 assert!(!resp.msg().is_empty(), "{method} {filled}: no msg");
             }
             swept += 1;
+        }
+        // The dashboard, with the attacker's own session and a valid CSRF token: every page and
+        // button about the victim's project or objects is "Not found". (`/logout` would end
+        // the session; `dashboard.rs` tests it.)
+        if route.auth_kind() == Auth::Session && path != "/logout" {
+            for filled in &paths {
+                let status = session.call(&app, method.clone(), filled).await.0;
+                if path.contains("{project_id}") {
+                    assert_eq!(status, 404, "{method} {filled} with the attacker's session");
+                } else {
+                    assert!(status < 500, "{method} {filled}: {status}");
+                }
+            }
         }
         // Without a token: 401 wherever a credential is needed.
         if matches!(route.auth_kind(), Auth::Tenant | Auth::Admin | Auth::Runner) {

@@ -62,6 +62,14 @@ impl AccountStore for PgStore {
         Ok(id)
     }
 
+    async fn remove_user_token(&self, token: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM tokens WHERE token_hash = $1")
+            .bind(hash_token(token))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn add_user_token(&self, user_id: Id, token: &str) -> StoreResult<()> {
         sqlx::query("INSERT INTO tokens (token_hash, user_id) VALUES ($1, $2)")
             .bind(hash_token(token))

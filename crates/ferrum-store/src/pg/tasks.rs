@@ -291,6 +291,7 @@ impl TaskStore for PgStore {
              AND ($7::text IS NULL OR label = $7) \
              AND ($8::text IS NULL OR schedule_id = $8) \
              AND ($11::text IS NULL OR parent_id = $11) \
+             AND ($12::text IS NULL OR batch_id = $12) \
              ORDER BY id DESC LIMIT $9 OFFSET $10",
         )
         .bind(project.to_string())
@@ -304,6 +305,7 @@ impl TaskStore for PgStore {
         .bind(f.page.limit())
         .bind(f.page.offset())
         .bind(f.parent_id.map(|i| i.to_string()))
+        .bind(f.batch_id.map(|i| i.to_string()))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(rows::task).collect()

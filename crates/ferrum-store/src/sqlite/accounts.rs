@@ -67,6 +67,14 @@ impl AccountStore for SqliteStore {
         Ok(id)
     }
 
+    async fn remove_user_token(&self, token: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM tokens WHERE token_hash = ?1")
+            .bind(hash_token(token))
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn add_user_token(&self, user_id: Id, token: &str) -> StoreResult<()> {
         sqlx::query("INSERT INTO tokens (token_hash, user_id, created_at) VALUES (?1, ?2, ?3)")
             .bind(hash_token(token))

@@ -188,6 +188,7 @@ impl TaskStore for SqliteStore {
              AND (?7 IS NULL OR label = ?7) \
              AND (?8 IS NULL OR schedule_id = ?8) \
              AND (?11 IS NULL OR parent_id = ?11) \
+             AND (?12 IS NULL OR batch_id = ?12) \
              ORDER BY id DESC LIMIT ?9 OFFSET ?10",
         )
         .bind(project.to_string())
@@ -201,6 +202,7 @@ impl TaskStore for SqliteStore {
         .bind(f.page.limit())
         .bind(f.page.offset())
         .bind(f.parent_id.map(|i| i.to_string()))
+        .bind(f.batch_id.map(|i| i.to_string()))
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(rows::task).collect()

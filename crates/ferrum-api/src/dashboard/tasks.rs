@@ -1,0 +1,666 @@
+//! Tasks: the filtered list with bulk Cancel/Retry, a task's page with its live log, and the
+//! Cancel/Retry buttons.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use chrono::{NaiveDate, TimeZone, Utc};
+use ferrum_model::{Id, Page, Task, TaskFilter, TaskStatus};
+use futures_util::stream::{self, Stream};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::layout::{message_page, page, status, when, Ctx};
+use super::session::internal;
+use super::Session;
+use crate::routes::{Auth, Route};
+use crate::AppState;
+
+/// Tasks per list page.
+const PER_PAGE: u32 = 50;
+/// Most tasks one "everything matching" bulk action touches.
+const BULK_MAX: u32 = 10_000;
+/// How often a live log looks for more.
+const POLL: Duration = Duration::from_millis(500);
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/projects/{project_id}/tasks", "Dashboard: tasks", list).auth(Auth::Session),
+        Route::post(
+            "/projects/{project_id}/tasks/bulk",
+            "Dashboard: cancel or retry the selected tasks, or every task the filter matches",
+            bulk,
+        )
+        .auth(Auth::Session),
+        Route::get(
+            "/projects/{project_id}/tasks/{task_id}",
+            "Dashboard: a task",
+            detail,
+        )
+        .auth(Auth::Session),
+        Route::get(
+            "/projects/{project_id}/tasks/{task_id}/stream",
+            "Dashboard: a task's log and status as server-sent events",
+            stream_log,
+        )
+        .auth(Auth::Session),
+        Route::post(
+            "/projects/{project_id}/tasks/{task_id}/{action}",
+            "Dashboard: cancel or retry a task",
+            act,
+        )
+        .auth(Auth::Session),
+    ]
+}
+
+/// The list's filters, as the form sends them (empty fields mean "any").
+#[derive(Debug, Default, Deserialize)]
+pub struct Filters {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    label: String,
+    #[serde(default)]
+    schedule: String,
+    #[serde(default)]
+    batch: String,
+    #[serde(default)]
+    parent: String,
+    /// `YYYY-MM-DD`, created on or after.
+    #[serde(default)]
+    from: String,
+    /// `YYYY-MM-DD`, created on or before.
+    #[serde(default)]
+    to: String,
+    /// A field of the payload (a JSON object) and the value it must hold.
+    #[serde(default)]
+    field: String,
+    #[serde(default)]
+    value: String,
+    #[serde(default)]
+    page: u32,
+}
+
+impl Filters {
+    fn to_filter(&self, page: Page) -> Result<TaskFilter, String> {
+        let id = |name: &str, v: &str| -> Result<Option<Id>, String> {
+            let v = v.trim();
+            (!v.is_empty())
+                .then(|| v.parse::<Id>().map_err(|e| format!("{name}: {e}")))
+                .transpose()
+        };
+        let day = |name: &str, v: &str, end: bool| -> Result<_, String> {
+            let v = v.trim();
+            if v.is_empty() {
+                return Ok(None);
+            }
+            let d = NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                .map_err(|_| format!("{name}: a date such as 2026-12-31"))?;
+            let t = if end {
+                d.and_hms_opt(23, 59, 59)
+            } else {
+                d.and_hms_opt(0, 0, 0)
+            };
+            Ok(t.map(|t| Utc.from_utc_datetime(&t)))
+        };
+        let statuses = match self.status.trim() {
+            "" => vec![],
+            s => vec![s
+                .parse::<TaskStatus>()
+                .map_err(|e| format!("status: {e}"))?],
+        };
+        let text = |v: &str| Some(v.trim().to_owned()).filter(|v| !v.is_empty());
+        Ok(TaskFilter {
+            code_name: text(&self.code),
+            statuses,
+            from_time: day("from", &self.from, false)?,
+            to_time: day("to", &self.to, true)?,
+            cluster: None,
+            label: text(&self.label),
+            schedule_id: id("schedule", &self.schedule)?,
+            parent_id: id("parent", &self.parent)?,
+            batch_id: id("batch", &self.batch)?,
+            page,
+        })
+    }
+
+    /// Whether `task`'s payload (a JSON object) holds `value` at `field`.
+    fn payload_matches(&self, task: &Task) -> bool {
+        let field = self.field.trim();
+        if field.is_empty() {
+            return true;
+        }
+        let Ok(payload) = serde_json::from_slice::<serde_json::Value>(&task.payload) else {
+            return false;
+        };
+        match payload.get(field) {
+            Some(serde_json::Value::String(s)) => s == self.value.trim(),
+            // A number, boolean or null matches its JSON text (`42`, `true`).
+            Some(v) => {
+                let text = v.to_string();
+                text == self.value.trim()
+            }
+            None => false,
+        }
+    }
+
+    /// The filters as a query string (for paging links).
+    fn query(&self, page: u32) -> String {
+        let pairs = [
+            ("status", &self.status),
+            ("code", &self.code),
+            ("label", &self.label),
+            ("schedule", &self.schedule),
+            ("batch", &self.batch),
+            ("parent", &self.parent),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("field", &self.field),
+            ("value", &self.value),
+        ];
+        let mut q: String = pairs
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("{k}={}&", urlencode(v)))
+            .collect();
+        q.push_str(&format!("page={page}"));
+        q
+    }
+}
+
+fn urlencode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// One page of the tasks `f` matches, the payload field filter applied to the page read.
+async fn matching(
+    state: &AppState,
+    project: Id,
+    f: &Filters,
+    page: Page,
+) -> Result<Vec<Task>, Response> {
+    let filter = f
+        .to_filter(page)
+        .map_err(|msg| message_page(StatusCode::BAD_REQUEST, "Bad filter", &msg))?;
+    let tasks = state
+        .store
+        .tasks(project, &filter)
+        .await
+        .map_err(internal)?;
+    Ok(tasks.into_iter().filter(|t| f.payload_matches(t)).collect())
+}
+
+async fn list(
+    session: Session,
+    State(state): State<AppState>,
+    Path(pid): Path<String>,
+    Query(f): Query<Filters>,
+) -> Response {
+    let ctx = match session.ctx(&state, &pid).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let project = ctx.project.as_ref().expect("a project page").id;
+    let tasks = match matching(&state, project, &f, Page::new(Some(f.page), Some(PER_PAGE))).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let body = html! {
+        (filter_form(&ctx, &f))
+        form method="post" action=(ctx.path("/tasks/bulk")) {
+            (ctx.csrf_field())
+            input type="hidden" name="query" value=(f.query(0));
+            fieldset {
+                legend { "With the selected tasks, or every task the filter matches" }
+                label { input type="radio" name="scope" value="selected" checked; " Selected" }
+                label { input type="radio" name="scope" value="matching"; " Everything matching the filter" }
+                button type="submit" name="action" value="cancel" { "Cancel" }
+                " "
+                button type="submit" name="action" value="retry" { "Retry" }
+            }
+            (task_table(&ctx, &tasks, true))
+        }
+        nav aria-label="Pages" {
+            @if f.page > 0 { a href=(format!("?{}", f.query(f.page - 1))) { "Newer" } " " }
+            @if tasks.len() as u32 >= PER_PAGE || !f.field.is_empty() {
+                a href=(format!("?{}", f.query(f.page + 1))) { "Older" }
+            }
+        }
+    };
+    page(&ctx, "Tasks", body)
+}
+
+fn filter_form(ctx: &Ctx, f: &Filters) -> Markup {
+    let text = |name: &'static str, label: &'static str, value: &str| {
+        html! { label { (label) " " input type="text" name=(name) value=(value) size="14"; } }
+    };
+    html! {
+        form method="get" action=(ctx.path("/tasks")) {
+            fieldset {
+                legend { "Filter" }
+                label {
+                    "Status "
+                    select name="status" {
+                        option value="" { "any" }
+                        @for st in TaskStatus::ALL {
+                            option value=(st.as_str()) selected[f.status == st.as_str()] { (st.as_str()) }
+                        }
+                    }
+                }
+                (text("code", "Code", &f.code))
+                (text("label", "Label", &f.label))
+                (text("schedule", "Schedule", &f.schedule))
+                (text("batch", "Batch", &f.batch))
+                (text("parent", "Parent", &f.parent))
+                label { "From " input type="date" name="from" value=(f.from); }
+                label { "To " input type="date" name="to" value=(f.to); }
+                (text("field", "Payload field", &f.field))
+                (text("value", "Payload value", &f.value))
+                button type="submit" { "Filter" }
+            }
+        }
+    }
+}
+
+pub fn task_table(ctx: &Ctx, tasks: &[Task], selectable: bool) -> Markup {
+    html! {
+        table {
+            thead {
+                tr {
+                    @if selectable {
+                        th { input type="checkbox" id="select-all" aria-label="Select all"; }
+                    }
+                    th { "Task" } th { "Code" } th { "Status" } th { "Created" } th { "Ended" } th { "Payload" }
+                }
+            }
+            tbody {
+                @for t in tasks {
+                    tr {
+                        @if selectable {
+                            td { input type="checkbox" name="ids" value=(t.id) aria-label=(format!("Select task {}", t.id)); }
+                        }
+                        td { a href=(ctx.path(&format!("/tasks/{}", t.id))) { (t.id) } }
+                        td { (t.code_name) }
+                        td { (status(t.status.as_str())) }
+                        td { (when(Some(t.created_at))) }
+                        td { (when(t.end_time)) }
+                        td { code { (preview(&t.payload)) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn preview(payload: &[u8]) -> String {
+    let s = String::from_utf8_lossy(payload);
+    let mut out: String = s.chars().take(80).collect();
+    if s.chars().count() > 80 {
+        out.push('…');
+    }
+    out
+}
+
+/// `POST …/tasks/bulk`: a urlencoded form with repeated `ids`, so it is parsed by hand.
+async fn bulk(
+    session: Session,
+    State(state): State<AppState>,
+    Path(pid): Path<String>,
+    body: Bytes,
+) -> Response {
+    let pairs: Vec<(String, String)> = form_pairs(&body);
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    if let Err(refused) = session.check_csrf(&get("csrf")) {
+        return refused;
+    }
+    let ctx = match session.ctx(&state, &pid).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let project = ctx.project.as_ref().expect("a project page").id;
+    let action = get("action");
+    let ids: Vec<Id> = if get("scope") == "matching" {
+        let f = filters_of(&get("query"));
+        match every_match(&state, project, &f).await {
+            Ok(ids) => ids,
+            Err(r) => return r,
+        }
+    } else {
+        pairs
+            .iter()
+            .filter(|(n, _)| n == "ids")
+            .filter_map(|(_, v)| v.parse().ok())
+            .collect()
+    };
+    for id in ids {
+        let done = match action.as_str() {
+            "cancel" => state.store.cancel(project, id).await.map(|_| ()),
+            "retry" => state.store.retry(project, id, 0).await.map(|_| ()),
+            _ => return message_page(StatusCode::BAD_REQUEST, "Bad request", "Unknown action."),
+        };
+        if let Err(e) = done {
+            return internal(e);
+        }
+    }
+    state.queue.wake();
+    Redirect::to(&format!("{}?{}", ctx.path("/tasks"), get("query"))).into_response()
+}
+
+fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(body);
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (urldecode(k), urldecode(v))
+        })
+        .collect()
+}
+
+fn urldecode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 2;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Every task `f` matches, up to [`BULK_MAX`], newest first.
+async fn every_match(state: &AppState, project: Id, f: &Filters) -> Result<Vec<Id>, Response> {
+    let mut ids = Vec::new();
+    let mut page = 0;
+    while (ids.len() as u32) < BULK_MAX {
+        let filter = f
+            .to_filter(Page::new(Some(page), Some(100)))
+            .map_err(|msg| message_page(StatusCode::BAD_REQUEST, "Bad filter", &msg))?;
+        let tasks = state
+            .store
+            .tasks(project, &filter)
+            .await
+            .map_err(internal)?;
+        let last = tasks.len() < 100;
+        ids.extend(tasks.iter().filter(|t| f.payload_matches(t)).map(|t| t.id));
+        if last {
+            break;
+        }
+        page += 1;
+    }
+    ids.truncate(BULK_MAX as usize);
+    Ok(ids)
+}
+
+/// The filters of a list's query string (as the bulk form carries it).
+fn filters_of(query: &str) -> Filters {
+    let pairs = form_pairs(query.as_bytes());
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    Filters {
+        status: get("status"),
+        code: get("code"),
+        label: get("label"),
+        schedule: get("schedule"),
+        batch: get("batch"),
+        parent: get("parent"),
+        from: get("from"),
+        to: get("to"),
+        field: get("field"),
+        value: get("value"),
+        page: 0,
+    }
+}
+
+async fn find(state: &AppState, ctx: &Ctx, id: &str) -> Result<Task, Response> {
+    let project = ctx.project.as_ref().expect("a project page").id;
+    let not_found = || message_page(StatusCode::NOT_FOUND, "Not found", "No such task.");
+    let id: Id = id.parse().map_err(|_| not_found())?;
+    state
+        .store
+        .task(project, id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(not_found)
+}
+
+async fn detail(
+    session: Session,
+    State(state): State<AppState>,
+    Path((pid, tid)): Path<(String, String)>,
+) -> Response {
+    let ctx = match session.ctx(&state, &pid).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let task = match find(&state, &ctx, &tid).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let project = task.project_id;
+    let log = state.store.read_log(project, task.id, false).await;
+    let log = match log {
+        Ok(l) => String::from_utf8_lossy(&l.unwrap_or_default()).into_owned(),
+        Err(e) => return internal(e),
+    };
+    let result = match crate::results::load(&state, project, task.id).await {
+        Ok(r) => r.map(|(_, bytes)| String::from_utf8_lossy(&bytes).into_owned()),
+        Err(_) => None,
+    };
+    let children = state
+        .store
+        .tasks(
+            project,
+            &TaskFilter {
+                parent_id: Some(task.id),
+                ..TaskFilter::default()
+            },
+        )
+        .await
+        .unwrap_or_default();
+    let live = !task.status.is_terminal();
+    let action = |name: &'static str, label: &'static str| {
+        html! {
+            form.inline method="post" action=(ctx.path(&format!("/tasks/{}/{name}", task.id))) {
+                (ctx.csrf_field())
+                button type="submit" { (label) }
+            }
+        }
+    };
+    let body = html! {
+        p {
+            @if live { (action("cancel", "Cancel")) " " }
+            (action("retry", "Retry"))
+        }
+        table {
+            tbody {
+                tr { th { "Status" } td { span id="task-status" class=(format!("status-{}", task.status.as_str())) { (task.status.as_str()) } } }
+                tr { th { "Code" } td { (task.code_name) " (revision " (task.code_rev) ")" } }
+                tr { th { "Message" } td { (task.msg.clone().unwrap_or_default()) } }
+                tr { th { "Progress" } td { (task.percent.map(|p| format!("{p}%")).unwrap_or_else(|| "–".into())) } }
+                tr { th { "Attempts" } td { (task.attempt) } }
+                tr { th { "Created" } td { (when(Some(task.created_at))) } }
+                tr { th { "Started" } td { (when(task.start_time)) } }
+                tr { th { "Ended" } td { (when(task.end_time)) } }
+                tr { th { "Exit code" } td { (task.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "–".into())) } }
+                @if let Some(o) = task.origin.original_task_id {
+                    tr { th { "Retry of" } td { a href=(ctx.path(&format!("/tasks/{o}"))) { (o) } " (retry " (task.origin.retry_count) ")" } }
+                }
+                @if let Some(p) = task.origin.parent_id {
+                    tr { th { "Parent" } td { a href=(ctx.path(&format!("/tasks/{p}"))) { (p) } } }
+                }
+                @if let Some(b) = task.origin.batch_id {
+                    tr { th { "Batch" } td { a href=(ctx.path(&format!("/batches/{b}"))) { (b) } } }
+                }
+                @if let Some(s) = task.origin.schedule_id {
+                    tr { th { "Schedule" } td { a href=(ctx.path(&format!("/tasks?schedule={s}"))) { (s) } } }
+                }
+            }
+        }
+        h2 { "Payload" }
+        pre { (String::from_utf8_lossy(&task.payload)) }
+        h2 { "Result" }
+        pre id="task-result" { (result.unwrap_or_else(|| "(none)".into())) }
+        h2 { "Log" }
+        @if live {
+            pre id="task-log" data-stream=(ctx.path(&format!("/tasks/{}/stream", task.id))) aria-live="polite" { (log) }
+        } @else {
+            pre id="task-log" { (log) }
+        }
+        @if !children.is_empty() {
+            h2 { "Children" }
+            (task_table(&ctx, &children, false))
+        }
+    };
+    page(&ctx, &format!("Task {}", task.id), body)
+}
+
+/// The task's log (whole, each time it grew) and status until it ends.
+async fn stream_log(
+    session: Session,
+    State(state): State<AppState>,
+    Path((pid, tid)): Path<(String, String)>,
+) -> Response {
+    let ctx = match session.ctx(&state, &pid).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let task = match find(&state, &ctx, &tid).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let events = log_events(state, task.project_id, task.id);
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+fn log_events(
+    state: AppState,
+    project: Id,
+    id: Id,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    // (last log length sent, last status sent, ended)
+    stream::unfold(
+        (state, None::<usize>, None::<TaskStatus>, false),
+        move |(state, sent, last, ended)| async move {
+            if ended {
+                return None;
+            }
+            loop {
+                let task = state.store.task(project, id).await.ok().flatten();
+                let log = state
+                    .store
+                    .read_log(project, id, false)
+                    .await
+                    .ok()
+                    .flatten();
+                let Some(task) = task else {
+                    return Some((
+                        Ok(Event::default().event("end").data("gone")),
+                        (state, sent, last, true),
+                    ));
+                };
+                let log = String::from_utf8_lossy(&log.unwrap_or_default()).into_owned();
+                let done = task.status.is_terminal();
+                if sent != Some(log.len()) {
+                    let data = serde_json::to_string(&log).unwrap_or_default();
+                    let ev = Event::default().event("log").data(data);
+                    return Some((Ok(ev), (state, Some(log.len()), last, false)));
+                }
+                if last != Some(task.status) {
+                    let ev = Event::default().event("status").data(task.status.as_str());
+                    return Some((Ok(ev), (state, sent, Some(task.status), false)));
+                }
+                if done {
+                    return Some((
+                        Ok(Event::default().event("end").data("")),
+                        (state, sent, last, true),
+                    ));
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn act(
+    session: Session,
+    State(state): State<AppState>,
+    Path((pid, tid, action)): Path<(String, String, String)>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Err(refused) = session.check_csrf(&form.csrf) {
+        return refused;
+    }
+    let ctx = match session.ctx(&state, &pid).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let task = match find(&state, &ctx, &tid).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let target = match action.as_str() {
+        "cancel" => state
+            .store
+            .cancel(task.project_id, task.id)
+            .await
+            .map(|_| task.id),
+        "retry" => state
+            .store
+            .retry(task.project_id, task.id, 0)
+            .await
+            .map(|r| r.unwrap_or(task.id)),
+        _ => return message_page(StatusCode::NOT_FOUND, "Not found", "No such action."),
+    };
+    match target {
+        Ok(id) => {
+            state.queue.wake();
+            Redirect::to(&ctx.path(&format!("/tasks/{id}"))).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}

@@ -1,0 +1,138 @@
+//! The dashboard over HTTP: logging in sets an `HttpOnly`, `SameSite` session cookie; a form
+//! without the session's CSRF token changes nothing; logging out ends the session on the
+//! server; another tenant's project is "Not found" (the registry sweep tries every page).
+
+use hmac::{Hmac, Mac};
+use reqwest::{Method, StatusCode};
+use sha2::Sha256;
+
+use crate::common::TestApp;
+
+/// A logged-in browser: its session cookie and CSRF token.
+pub struct Session {
+    cookie: String,
+    pub csrf: String,
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Logs in with `token` through the login form.
+pub async fn login(app: &TestApp, token: &str) -> Session {
+    let resp = client()
+        .post(format!("{}/login", app.base))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let set = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax"),
+        "{set}"
+    );
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let value = cookie.split_once('=').unwrap().1.to_owned();
+    let mut mac = Hmac::<Sha256>::new_from_slice(value.as_bytes()).unwrap();
+    mac.update(b"ferrum-dashboard-csrf");
+    let csrf = hex::encode(mac.finalize().into_bytes());
+    Session { cookie, csrf }
+}
+
+impl Session {
+    /// Calls `path` with this session; a POST carries the CSRF token. Status and body.
+    pub async fn call(&self, app: &TestApp, method: Method, path: &str) -> (u16, String) {
+        let form = [("csrf", self.csrf.as_str())];
+        self.send(app, method, path, &form).await
+    }
+
+    pub async fn send(
+        &self,
+        app: &TestApp,
+        method: Method,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, String) {
+        let mut req = client()
+            .request(method.clone(), format!("{}{path}", app.base))
+            .header("Cookie", &self.cookie);
+        if method == Method::POST {
+            req = req.form(form);
+        }
+        let resp = req.send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn a_form_without_the_csrf_token_changes_nothing_and_logout_ends_the_session() {
+    let app = TestApp::start().await;
+    let t = app.tenant("alpha").await;
+    app.hello_code(&t, "hello").await;
+    let task = app.queue(&t, "hello", "{}").await;
+    let session = login(&app, &t.token).await;
+    let page = format!("/projects/{}/tasks/{task}", t.project);
+    let (status, body) = session.call(&app, Method::GET, &page).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("queued") && body.contains("Cancel"), "{body}");
+
+    let cancel = format!("{page}/cancel");
+    let forged = [("csrf", "00")];
+    assert_eq!(
+        session.send(&app, Method::POST, &cancel, &forged).await.0,
+        403
+    );
+    assert_eq!(session.send(&app, Method::POST, &cancel, &[]).await.0, 403);
+    let api = format!("/2/projects/{}/tasks/{task}", t.project);
+    assert_eq!(
+        app.get(&t, &api).await.expect(200).json()["status"],
+        "queued"
+    );
+
+    assert_eq!(session.call(&app, Method::POST, &cancel).await.0, 303);
+    assert_eq!(
+        app.get(&t, &api).await.expect(200).json()["status"],
+        "cancelled"
+    );
+
+    assert_eq!(session.call(&app, Method::POST, "/logout").await.0, 303);
+    let (status, _) = session.call(&app, Method::GET, &page).await;
+    assert_eq!(status, 303, "after logout the cookie is no session");
+}
+
+#[tokio::test]
+async fn a_wrong_token_does_not_log_in_and_pages_need_a_session() {
+    let app = TestApp::start().await;
+    let resp = client()
+        .post(format!("{}/login", app.base))
+        .form(&[("token", "not-a-token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(resp.headers().get("set-cookie").is_none());
+    let resp = client()
+        .get(format!("{}/projects", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()["location"], "/login");
+    let form = client()
+        .get(format!("{}/login", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        form.contains(r#"<label for="token">Token</label>"#),
+        "{form}"
+    );
+    assert!(form.contains("Log in"), "{form}");
+}
