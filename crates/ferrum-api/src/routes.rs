@@ -66,6 +66,9 @@ pub struct Route {
     errors: &'static [u16],
     /// Query parameters, for the OpenAPI document (OpenAPI parameter objects).
     query: Vec<serde_json::Value>,
+    /// False for the dashboard's pages and script: for browsers, not API operations, so not
+    /// in the OpenAPI document.
+    api: bool,
     handler: MethodRouter<AppState>,
 }
 
@@ -84,6 +87,7 @@ impl Route {
             body: None,
             errors: &[],
             query: Vec::new(),
+            api: true,
             handler: axum::routing::on(filter, handler),
         }
     }
@@ -178,6 +182,17 @@ impl Route {
     pub(crate) fn extra_errors(&self) -> &'static [u16] {
         self.errors
     }
+
+    /// Marks a route as a page for browsers, kept out of the OpenAPI document.
+    pub(crate) fn page(mut self) -> Self {
+        self.api = false;
+        self
+    }
+
+    /// Whether the OpenAPI document lists this route.
+    pub fn is_api(&self) -> bool {
+        self.api
+    }
 }
 
 /// A table's routes, each given `default` unless it named its own auth kind.
@@ -199,7 +214,7 @@ fn registry_with(config: &ApiConfig, document: Arc<OnceLock<Bytes>>) -> Vec<Rout
         .chain(table(Auth::Runner, crate::results::runner_routes(config)))
         .chain(table(Auth::Public, vec![openapi::route(document)]))
         .chain(table(Auth::Public, ops::routes()))
-        .chain(table(Auth::Session, crate::dashboard::routes()))
+        .chain(table(Auth::Session, crate::dashboard::routes()).map(Route::page))
         .collect()
 }
 

@@ -27,7 +27,7 @@ pub struct Body {
 pub fn document(routes: &[Route]) -> Value {
     let mut paths = Map::new();
     // The dashboard's pages are HTML for browsers, not API operations.
-    for r in routes.iter().filter(|r| r.auth_kind() != Auth::Session) {
+    for r in routes.iter().filter(|r| r.is_api()) {
         let auth = r.auth_kind();
         let mut operation = json!({
             "summary": r.summary(),

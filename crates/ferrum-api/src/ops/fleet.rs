@@ -78,7 +78,7 @@ struct RunnerView {
 }
 
 /// Runners heard from before this count as offline: their leases have run out.
-fn seen_since(state: &AppState) -> DateTime<Utc> {
+pub(crate) fn seen_since(state: &AppState) -> DateTime<Utc> {
     let lease = chrono::Duration::from_std(state.config.lease_for).unwrap_or_default();
     Utc::now() - lease
 }

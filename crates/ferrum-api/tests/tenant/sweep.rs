@@ -39,6 +39,8 @@ impl Victim {
                 "schedule_id" => &self.schedule,
                 "webhook_id" => &self.webhook,
                 "batch_id" => &self.batch,
+                // A runner (admins only): no tenant reaches one, whatever its id.
+                "runner_id" => &self.task,
                 // The dashboard's buttons: the harmless-looking one.
                 "action" => "cancel",
                 // Runner routes name a task or a revision; the victim's task id serves both.
