@@ -98,5 +98,8 @@ pub struct TaskFilter {
     pub parent_id: Option<Id>,
     /// Only the tasks of this batch (its items and its reduce).
     pub batch_id: Option<Id>,
+    /// Keyset paging: only tasks older than this id (the last id of the previous page).
+    /// Unlike `page`, a cursor costs the same however deep it is.
+    pub before: Option<Id>,
     pub page: Page,
 }

@@ -22,6 +22,7 @@ pub mod results;
 pub mod retention;
 mod rows;
 pub mod sqlite;
+mod task_list;
 pub mod testing;
 mod traits;
 

@@ -128,6 +128,7 @@ impl Filters {
             schedule_id: id("schedule", &self.schedule)?,
             parent_id: id("parent", &self.parent)?,
             batch_id: id("batch", &self.batch)?,
+            before: None,
             page,
         })
     }

@@ -330,6 +330,12 @@ pub fn task_filters() -> Vec<Value> {
             json!({"type": "string", "pattern": "^[0-9a-f]{24}$"}),
             false,
         ),
+        query(
+            "cursor",
+            json!({"type": "string", "pattern": "^[0-9a-f]{24}$",
+                   "description": "The next_cursor of the previous page"}),
+            false,
+        ),
     ]);
     for status in ferrum_model::TaskStatus::ALL {
         params.push(query(

@@ -466,3 +466,35 @@ async fn projects_stacks_openapi_and_unknown_routes() {
         .await;
     assert_eq!(wrong.expect(405).msg(), "Method not allowed");
 }
+
+/// `next_cursor` walks the list page by page (keyset), ends on the last page, and a cursor
+/// that is not an id is a 400 naming it.
+#[tokio::test]
+async fn the_task_list_pages_by_cursor() {
+    let app = TestApp::start().await;
+    let t = app.tenant("alpha").await;
+    app.hello_code(&t, "hello").await;
+    let p = t.project;
+    let mut queued = Vec::new();
+    for _ in 0..5 {
+        queued.push(app.queue(&t, "hello", "{}").await);
+    }
+    queued.reverse();
+    let mut seen = Vec::new();
+    let mut url = format!("/2/projects/{p}/tasks?per_page=2");
+    loop {
+        let page = app.get(&t, &url).await.expect(200).json();
+        let ids = page["tasks"].as_array().unwrap();
+        seen.extend(ids.iter().map(|t| t["id"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(c) => url = format!("/2/projects/{p}/tasks?per_page=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, queued);
+    let bad = app
+        .get(&t, &format!("/2/projects/{p}/tasks?cursor=zzz"))
+        .await
+        .expect(400);
+    assert!(bad.msg().starts_with("cursor"), "{}", bad.msg());
+}

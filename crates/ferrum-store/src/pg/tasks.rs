@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use crate::task_list::{list_query, Bind, Dialect};
 use async_trait::async_trait;
 use ferrum_model::{Id, NewTask, Task, TaskFilter, TaskOrigin, TaskStatus};
 use sqlx::{PgConnection, Row};
@@ -280,34 +281,15 @@ impl TaskStore for PgStore {
     }
 
     async fn tasks(&self, project: Id, f: &TaskFilter) -> StoreResult<Vec<Task>> {
-        let statuses: Vec<&str> = f.statuses.iter().map(|s| s.as_str()).collect();
-        let rows = sqlx::query(
-            "SELECT * FROM task_records WHERE project_id = $1 \
-             AND ($2::text IS NULL OR code_name = $2) \
-             AND (cardinality($3::text[]) = 0 OR status = ANY($3)) \
-             AND ($4::timestamptz IS NULL OR created_at >= $4) \
-             AND ($5::timestamptz IS NULL OR created_at <= $5) \
-             AND ($6::text IS NULL OR cluster = $6) \
-             AND ($7::text IS NULL OR label = $7) \
-             AND ($8::text IS NULL OR schedule_id = $8) \
-             AND ($11::text IS NULL OR parent_id = $11) \
-             AND ($12::text IS NULL OR batch_id = $12) \
-             ORDER BY id DESC LIMIT $9 OFFSET $10",
-        )
-        .bind(project.to_string())
-        .bind(&f.code_name)
-        .bind(&statuses)
-        .bind(f.from_time)
-        .bind(f.to_time)
-        .bind(&f.cluster)
-        .bind(&f.label)
-        .bind(f.schedule_id.map(|i| i.to_string()))
-        .bind(f.page.limit())
-        .bind(f.page.offset())
-        .bind(f.parent_id.map(|i| i.to_string()))
-        .bind(f.batch_id.map(|i| i.to_string()))
-        .fetch_all(&self.pool)
-        .await?;
+        let q = list_query(Dialect::Postgres, project, f);
+        let mut query = sqlx::query(&q.sql);
+        for b in q.binds {
+            query = match b {
+                Bind::Text(s) => query.bind(s),
+                Bind::Time(t) => query.bind(t),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(rows::task).collect()
     }
 

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use crate::task_list::{list_query, Bind, Dialect};
 use async_trait::async_trait;
 use ferrum_model::{Id, NewTask, Task, TaskFilter, TaskOrigin, TaskStatus};
 use sqlx::{Row, SqliteConnection};
@@ -175,36 +176,15 @@ impl TaskStore for SqliteStore {
     }
 
     async fn tasks(&self, project: Id, f: &TaskFilter) -> StoreResult<Vec<Task>> {
-        let statuses: Vec<&str> = f.statuses.iter().map(|s| s.as_str()).collect();
-        let statuses =
-            serde_json::to_string(&statuses).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let rows = sqlx::query(
-            "SELECT * FROM tasks WHERE project_id = ?1 \
-             AND (?2 IS NULL OR code_name = ?2) \
-             AND (json_array_length(?3) = 0 OR status IN (SELECT value FROM json_each(?3))) \
-             AND (?4 IS NULL OR created_at >= ?4) \
-             AND (?5 IS NULL OR created_at <= ?5) \
-             AND (?6 IS NULL OR cluster = ?6) \
-             AND (?7 IS NULL OR label = ?7) \
-             AND (?8 IS NULL OR schedule_id = ?8) \
-             AND (?11 IS NULL OR parent_id = ?11) \
-             AND (?12 IS NULL OR batch_id = ?12) \
-             ORDER BY id DESC LIMIT ?9 OFFSET ?10",
-        )
-        .bind(project.to_string())
-        .bind(&f.code_name)
-        .bind(statuses)
-        .bind(f.from_time.map(micros))
-        .bind(f.to_time.map(micros))
-        .bind(&f.cluster)
-        .bind(&f.label)
-        .bind(f.schedule_id.map(|i| i.to_string()))
-        .bind(f.page.limit())
-        .bind(f.page.offset())
-        .bind(f.parent_id.map(|i| i.to_string()))
-        .bind(f.batch_id.map(|i| i.to_string()))
-        .fetch_all(&self.reader)
-        .await?;
+        let q = list_query(Dialect::Sqlite, project, f);
+        let mut query = sqlx::query(&q.sql);
+        for b in q.binds {
+            query = match b {
+                Bind::Text(s) => query.bind(s),
+                Bind::Time(t) => query.bind(micros(t)),
+            };
+        }
+        let rows = query.fetch_all(&self.reader).await?;
         rows.iter().map(rows::task).collect()
     }
 

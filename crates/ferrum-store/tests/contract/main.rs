@@ -9,6 +9,7 @@ mod events;
 mod firing;
 mod fleet;
 mod limits;
+mod listing;
 mod ops;
 mod records;
 mod results;
@@ -23,6 +24,7 @@ use events::*;
 use firing::*;
 use fleet::*;
 use limits::*;
+use listing::*;
 use ops::*;
 use records::*;
 use results::*;
@@ -109,4 +111,5 @@ contract!(
     retention_deletes_exactly_what_ended_before_the_cutoff_while_leasing_goes_on,
     retention_applies_a_projects_own_days_else_the_default,
     retention_keeps_a_running_batchs_tasks_and_deletes_an_ended_batch_with_its_last,
+    every_list_filter_answers_its_tasks_newest_first_by_cursor_or_page,
 );
