@@ -26,6 +26,12 @@ use crate::AppState;
 const PER_PAGE: u32 = 50;
 /// Most tasks one "everything matching" bulk action touches.
 const BULK_MAX: u32 = 10_000;
+/// Rows read per store call while scanning for a page (or a bulk action) by cursor.
+const SCAN_BATCH: u32 = 100;
+/// Most rows one list page reads looking for payload-field matches; past it the page ends
+/// early and "Older" carries on from where the scan stopped, so a rare value costs more
+/// clicks, never an unbounded read.
+const SCAN_MAX: u32 = 5_000;
 /// How often a live log looks for more.
 const POLL: Duration = Duration::from_millis(500);
 
@@ -85,12 +91,14 @@ pub struct Filters {
     field: String,
     #[serde(default)]
     value: String,
+    /// Keyset paging: list only tasks older than this id (the "Older" link's cursor).
     #[serde(default)]
-    page: u32,
+    cursor: String,
 }
 
 impl Filters {
-    fn to_filter(&self, page: Page) -> Result<TaskFilter, String> {
+    /// The store filter for one read of `per_page` rows older than `before`.
+    fn to_filter(&self, before: Option<Id>, per_page: u32) -> Result<TaskFilter, String> {
         let id = |name: &str, v: &str| -> Result<Option<Id>, String> {
             let v = v.trim();
             (!v.is_empty())
@@ -128,8 +136,8 @@ impl Filters {
             schedule_id: id("schedule", &self.schedule)?,
             parent_id: id("parent", &self.parent)?,
             batch_id: id("batch", &self.batch)?,
-            before: None,
-            page,
+            before,
+            page: Page::new(None, Some(per_page)),
         })
     }
 
@@ -153,8 +161,17 @@ impl Filters {
         }
     }
 
-    /// The filters as a query string (for paging links).
-    fn query(&self, page: u32) -> String {
+    /// The cursor the list starts after (none: the newest tasks).
+    fn cursor(&self) -> Result<Option<Id>, String> {
+        let c = self.cursor.trim();
+        (!c.is_empty())
+            .then(|| c.parse::<Id>().map_err(|e| format!("cursor: {e}")))
+            .transpose()
+    }
+
+    /// The filters as a query string (for paging links and the bulk form), starting after
+    /// `cursor` when given.
+    fn query(&self, cursor: Option<Id>) -> String {
         let pairs = [
             ("status", &self.status),
             ("code", &self.code),
@@ -167,13 +184,15 @@ impl Filters {
             ("field", &self.field),
             ("value", &self.value),
         ];
-        let mut q: String = pairs
+        let mut q: Vec<String> = pairs
             .iter()
             .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| format!("{k}={}&", urlencode(v)))
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
             .collect();
-        q.push_str(&format!("page={page}"));
-        q
+        if let Some(c) = cursor {
+            q.push(format!("cursor={c}"));
+        }
+        q.join("&")
     }
 }
 
@@ -188,22 +207,52 @@ fn urlencode(v: &str) -> String {
         .collect()
 }
 
-/// One page of the tasks `f` matches, the payload field filter applied to the page read.
+/// A page of the tasks `f` matches, read by cursor newest first, and the cursor of the
+/// next page (none when nothing older remains). The payload field is matched here, on the
+/// rows read, so the scan goes on past non-matching rows up to `max_rows`.
 async fn matching(
     state: &AppState,
     project: Id,
     f: &Filters,
-    page: Page,
-) -> Result<Vec<Task>, Response> {
-    let filter = f
-        .to_filter(page)
-        .map_err(|msg| message_page(StatusCode::BAD_REQUEST, "Bad filter", &msg))?;
-    let tasks = state
-        .store
-        .tasks(project, &filter)
-        .await
-        .map_err(internal)?;
-    Ok(tasks.into_iter().filter(|t| f.payload_matches(t)).collect())
+    want: u32,
+    max_rows: u32,
+) -> Result<(Vec<Task>, Option<Id>), Response> {
+    let bad = |msg: String| message_page(StatusCode::BAD_REQUEST, "Bad filter", &msg);
+    let mut before = f.cursor().map_err(bad)?;
+    let mut found = Vec::new();
+    let mut read = 0;
+    loop {
+        let batch = if f.field.trim().is_empty() {
+            (want - found.len() as u32).min(SCAN_BATCH)
+        } else {
+            SCAN_BATCH
+        };
+        let filter = f.to_filter(before, batch).map_err(bad)?;
+        // The store clamps a page to its maximum; a short read means the end only below it.
+        let batch = filter.page.limit() as u32;
+        let tasks = state
+            .store
+            .tasks(project, &filter)
+            .await
+            .map_err(internal)?;
+        read += tasks.len() as u32;
+        let exhausted = (tasks.len() as u32) < batch;
+        for t in tasks {
+            before = Some(t.id);
+            if f.payload_matches(&t) {
+                found.push(t);
+                if found.len() as u32 == want {
+                    return Ok((found, before));
+                }
+            }
+        }
+        if exhausted {
+            return Ok((found, None));
+        }
+        if read >= max_rows {
+            return Ok((found, before));
+        }
+    }
 }
 
 async fn list(
@@ -217,7 +266,7 @@ async fn list(
         Err(r) => return r,
     };
     let project = ctx.project.as_ref().expect("a project page").id;
-    let tasks = match matching(&state, project, &f, Page::new(Some(f.page), Some(PER_PAGE))).await {
+    let (tasks, next) = match matching(&state, project, &f, PER_PAGE, SCAN_MAX).await {
         Ok(t) => t,
         Err(r) => return r,
     };
@@ -225,7 +274,7 @@ async fn list(
         (filter_form(&ctx, &f))
         form method="post" action=(ctx.path("/tasks/bulk")) {
             (ctx.csrf_field())
-            input type="hidden" name="query" value=(f.query(0));
+            input type="hidden" name="query" value=(f.query(None));
             fieldset {
                 legend { "With the selected tasks, or every task the filter matches" }
                 label { input type="radio" name="scope" value="selected" checked; " Selected" }
@@ -237,9 +286,9 @@ async fn list(
             (task_table(&ctx, &tasks, true))
         }
         nav aria-label="Pages" {
-            @if f.page > 0 { a href=(format!("?{}", f.query(f.page - 1))) { "Newer" } " " }
-            @if tasks.len() as u32 >= PER_PAGE || !f.field.is_empty() {
-                a href=(format!("?{}", f.query(f.page + 1))) { "Older" }
+            @if !f.cursor.is_empty() { a href=(format!("?{}", f.query(None))) { "Newest" } " " }
+            @if let Some(next) = next {
+                a href=(format!("?{}", f.query(Some(next)))) { "Older" }
             }
         }
     };
@@ -402,26 +451,9 @@ fn urldecode(s: &str) -> String {
 
 /// Every task `f` matches, up to [`BULK_MAX`], newest first.
 async fn every_match(state: &AppState, project: Id, f: &Filters) -> Result<Vec<Id>, Response> {
-    let mut ids = Vec::new();
-    let mut page = 0;
-    while (ids.len() as u32) < BULK_MAX {
-        let filter = f
-            .to_filter(Page::new(Some(page), Some(100)))
-            .map_err(|msg| message_page(StatusCode::BAD_REQUEST, "Bad filter", &msg))?;
-        let tasks = state
-            .store
-            .tasks(project, &filter)
-            .await
-            .map_err(internal)?;
-        let last = tasks.len() < 100;
-        ids.extend(tasks.iter().filter(|t| f.payload_matches(t)).map(|t| t.id));
-        if last {
-            break;
-        }
-        page += 1;
-    }
-    ids.truncate(BULK_MAX as usize);
-    Ok(ids)
+    // Reads at most BULK_MAX matches; past that many rows without the payload field, stop.
+    let (tasks, _) = matching(state, project, f, BULK_MAX, BULK_MAX * 10).await?;
+    Ok(tasks.into_iter().map(|t| t.id).collect())
 }
 
 /// The filters of a list's query string (as the bulk form carries it).
@@ -445,7 +477,7 @@ fn filters_of(query: &str) -> Filters {
         to: get("to"),
         field: get("field"),
         value: get("value"),
-        page: 0,
+        cursor: String::new(),
     }
 }
 

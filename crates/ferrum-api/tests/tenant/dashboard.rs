@@ -136,3 +136,58 @@ async fn a_wrong_token_does_not_log_in_and_pages_need_a_session() {
     );
     assert!(form.contains("Log in"), "{form}");
 }
+
+/// The "Older" link of a task list page, unescaped, if there is one.
+fn older_link(body: &str) -> Option<String> {
+    let end = body.find("\">Older</a>")?;
+    let start = body[..end].rfind("href=\"")? + "href=\"".len();
+    Some(body[start..end].replace("&amp;", "&"))
+}
+
+#[tokio::test]
+async fn the_task_list_pages_by_cursor_and_a_payload_field_bulk_action_takes_every_match() {
+    let app = TestApp::start().await;
+    let t = app.tenant("alpha").await;
+    app.hello_code(&t, "hello").await;
+    for i in 0..70 {
+        let kind = if i % 3 == 0 { "x" } else { "y" };
+        app.queue(&t, "hello", &format!(r#"{{"n":{i},"kind":"{kind}"}}"#))
+            .await;
+    }
+    let session = login(&app, &t.token).await;
+    let list = format!("/projects/{}/tasks", t.project);
+    let rows = |body: &str| body.matches("name=\"ids\"").count();
+
+    let (status, first) = session.call(&app, Method::GET, &list).await;
+    assert_eq!(status, 200);
+    assert_eq!(rows(&first), 50);
+    assert!(first.contains("&quot;n&quot;:69") || first.contains(r#""n":69"#));
+    let older = older_link(&first).expect("an Older link on a full page");
+    assert!(older.contains("cursor="), "{older}");
+    let (_, second) = session
+        .call(&app, Method::GET, &format!("{list}{older}"))
+        .await;
+    assert_eq!(rows(&second), 20);
+    assert!(older_link(&second).is_none(), "the last page has no Older");
+
+    let filtered = format!("{list}?field=kind&value=x");
+    let (_, only_x) = session.call(&app, Method::GET, &filtered).await;
+    assert_eq!(rows(&only_x), 24, "every match, across store pages");
+    assert!(older_link(&only_x).is_none());
+
+    let bulk = format!("{list}/bulk");
+    let form = [
+        ("csrf", session.csrf.as_str()),
+        ("query", "field=kind&value=x"),
+        ("scope", "matching"),
+        ("action", "cancel"),
+    ];
+    assert_eq!(session.send(&app, Method::POST, &bulk, &form).await.0, 303);
+    let api = format!("/2/projects/{}/tasks?cancelled=1&per_page=100", t.project);
+    let cancelled = app.get(&t, &api).await.expect(200).json();
+    let cancelled = cancelled["tasks"].as_array().unwrap();
+    assert_eq!(cancelled.len(), 24);
+    assert!(cancelled
+        .iter()
+        .all(|t| t["payload"].as_str().unwrap().contains(r#""kind":"x""#)));
+}
