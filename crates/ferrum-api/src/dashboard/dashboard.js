@@ -23,13 +23,17 @@ function followLog(el) {
 
 function cronPreview(form) {
   const out = document.getElementById("cron-preview");
+  // Answers may arrive out of order as the user types: only the latest request's is shown.
+  let latest = 0;
   const update = async () => {
+    const mine = ++latest;
     const cron = form.elements.cron.value.trim();
     const tz = form.elements.timezone.value.trim();
     if (!cron) { out.textContent = ""; return; }
     const q = new URLSearchParams({ cron, timezone: tz });
     const r = await fetch("/cron-preview?" + q);
     const body = await r.json();
+    if (mine !== latest) return;
     out.textContent = r.ok ? "Next: " + body.next.join(", ") : body.msg;
   };
   form.elements.cron.addEventListener("input", update);

@@ -27,7 +27,7 @@ pub struct Ferrum {
     runners: Vec<Option<(Child, String)>>,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     l.local_addr().expect("bound").port()
 }
