@@ -274,7 +274,6 @@ async fn daemon_runs_reports_cancels_and_drains(kind: Kind) {
         (fake.started.contains(&cancelled) && fake.started.contains(&lost)).then_some(())
     })
     .await;
-    let t0 = Instant::now();
     state.lock().unwrap().cancel.insert(cancelled);
     state.lock().unwrap().lost.insert(lost);
 
@@ -294,7 +293,6 @@ async fn daemon_runs_reports_cancels_and_drains(kind: Kind) {
     );
     let cancel_done = until("cancel", Duration::from_secs(5), done(cancelled)).await;
     assert_eq!(cancel_done.status, TaskStatus::Cancelled);
-    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
 
     // Chunks: seq 0.. without gaps, streams kept apart, content in order.
     let chunks = log_of(&state, ok);
