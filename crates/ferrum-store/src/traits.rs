@@ -20,8 +20,19 @@ pub trait AccountStore {
     async fn bootstrap_admin(&self, token: &str) -> StoreResult<Principal>;
     async fn create_user(&self, email: &str, is_admin: bool) -> StoreResult<Id>;
     async fn add_user_token(&self, user_id: Id, token: &str) -> StoreResult<()>;
-    /// Deletes a user token (a dashboard session's, at logout); false if there was none.
-    async fn remove_user_token(&self, token: &str) -> StoreResult<bool>;
+    /// Starts a dashboard session of `user_id` that ends at `expires_at` (`token` stored
+    /// hashed), deleting every session already past its end.
+    async fn start_session(
+        &self,
+        user_id: Id,
+        token: &str,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Who holds this dashboard session, if it exists and has not expired. Sessions are not
+    /// API tokens: `authenticate` never accepts one, and this never accepts an API token.
+    async fn session(&self, token: &str) -> StoreResult<Option<Principal>>;
+    /// Ends a dashboard session (logout); false if there was none.
+    async fn end_session(&self, token: &str) -> StoreResult<bool>;
     /// Who holds this token, if anyone.
     async fn authenticate(&self, token: &str) -> StoreResult<Option<Principal>>;
     async fn create_project(&self, owner: Id, name: &str) -> StoreResult<Project>;

@@ -9,7 +9,7 @@ use axum::Form;
 use maud::{html, PreEscaped, DOCTYPE};
 use serde::Deserialize;
 
-use super::session::{internal, over_tls, set_cookie};
+use super::session::{internal, over_tls, set_cookie, SESSION_SECS};
 use super::Session;
 use crate::routes::{Auth, Route};
 use crate::AppState;
@@ -76,7 +76,12 @@ async fn login(
         Err(e) => return internal(e),
     };
     let session = ferrum_model::token::generate();
-    if let Err(e) = state.store.add_user_token(who.user_id, &session).await {
+    let expires = chrono::Utc::now() + chrono::Duration::seconds(i64::from(SESSION_SECS));
+    if let Err(e) = state
+        .store
+        .start_session(who.user_id, &session, expires)
+        .await
+    {
         return internal(e);
     }
     (
@@ -101,7 +106,7 @@ async fn logout(
     if let Err(refused) = session.check_csrf(&form.csrf) {
         return refused;
     }
-    if let Err(e) = state.store.remove_user_token(&session.token).await {
+    if let Err(e) = state.store.end_session(&session.token).await {
         return internal(e);
     }
     ([set_cookie(None, over_tls(&parts))], Redirect::to("/login")).into_response()

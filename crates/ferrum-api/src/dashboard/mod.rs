@@ -3,9 +3,11 @@
 //! itself (live logs over server-sent events, the cron preview).
 //!
 //! Sessions: `POST /login` with a user's API token mints a *session token* of the same user
-//! (`AccountStore::add_user_token`, stored hashed like every token) and sets it as the
-//! `ferrum_session` cookie (`HttpOnly`, `SameSite=Lax`, `Secure` behind TLS). `POST /logout`
-//! deletes that token, so the session ends on the server too. Every state-changing form carries
+//! (`AccountStore::start_session`: a `dashboard_sessions` row, stored hashed like every token,
+//! ending after `SESSION_SECS`) and sets it as the `ferrum_session` cookie (`HttpOnly`,
+//! `SameSite=Lax`, `Secure` behind TLS). A session token is no API token and an API token no
+//! session, so a stolen cookie is not a credential for `/2/…`. `POST /logout` deletes the row,
+//! so the session ends on the server too. Every state-changing form carries
 //! a CSRF token derived from the session token (HMAC-SHA256), checked before anything is
 //! written. Pages reach a project only through `AccountStore::project`, as the API does: another
 //! tenant's project, task or batch is "Not found", whatever the URL says.

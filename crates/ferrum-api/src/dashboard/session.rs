@@ -14,8 +14,9 @@ use crate::AppState;
 
 /// The cookie that holds the session token.
 pub const COOKIE_NAME: &str = "ferrum_session";
-/// How long a browser keeps the cookie (the session token ends at logout).
-const MAX_AGE_SECS: u32 = 12 * 3600;
+/// How long a session lasts: the server refuses it after this (its row's `expires_at`), and
+/// the browser drops the cookie then too. Logout ends it sooner.
+pub const SESSION_SECS: u32 = 12 * 3600;
 
 /// A logged-in browser: who it is and its session token.
 #[derive(Clone)]
@@ -97,7 +98,7 @@ impl FromRequestParts<AppState> for Session {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let to_login = || Redirect::to("/login").into_response();
         let token = cookie_token(parts).ok_or_else(to_login)?;
-        match state.store.authenticate(&token).await {
+        match state.store.session(&token).await {
             Ok(Some(who)) => Ok(Session { who, token }),
             Ok(None) => Err(to_login()),
             Err(e) => Err(internal(e)),
@@ -120,7 +121,7 @@ pub fn set_cookie(token: Option<&str>, tls: bool) -> (axum::http::HeaderName, He
     let secure = if tls { "; Secure" } else { "" };
     let value = match token {
         Some(t) => format!(
-            "{COOKIE_NAME}={t}; Path=/; HttpOnly; SameSite=Lax; Max-Age={MAX_AGE_SECS}{secure}"
+            "{COOKIE_NAME}={t}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_SECS}{secure}"
         ),
         None => format!("{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
     };

@@ -6,7 +6,7 @@ use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
 use sha2::Sha256;
 
-use crate::common::TestApp;
+use crate::common::{Body, TestApp};
 
 /// A logged-in browser: its session cookie and CSRF token.
 pub struct Session {
@@ -98,6 +98,19 @@ async fn a_form_without_the_csrf_token_changes_nothing_and_logout_ends_the_sessi
         app.get(&t, &api).await.expect(200).json()["status"],
         "cancelled"
     );
+
+    // The session token is a cookie, not an API token; the API token is not a cookie.
+    let value = session.cookie.split_once('=').unwrap().1;
+    let (ok, _) = session.call(&app, Method::GET, &page).await;
+    assert_eq!(ok, 200);
+    app.call(Method::GET, &api, Some(value), Body::None)
+        .await
+        .expect(401);
+    let api_as_cookie = Session {
+        cookie: format!("ferrum_session={}", t.token),
+        csrf: String::new(),
+    };
+    assert_eq!(api_as_cookie.call(&app, Method::GET, &page).await.0, 303);
 
     assert_eq!(session.call(&app, Method::POST, "/logout").await.0, 303);
     let (status, _) = session.call(&app, Method::GET, &page).await;

@@ -1,6 +1,7 @@
 //! Users, tokens, projects and runners.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use ferrum_model::{Id, Principal, Project};
 use sqlx::Row;
 
@@ -62,8 +63,45 @@ impl AccountStore for PgStore {
         Ok(id)
     }
 
-    async fn remove_user_token(&self, token: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM tokens WHERE token_hash = $1")
+    async fn start_session(
+        &self,
+        user_id: Id,
+        token: &str,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query("DELETE FROM dashboard_sessions WHERE expires_at <= now()")
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO dashboard_sessions (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(hash_token(token))
+        .bind(user_id.to_string())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn session(&self, token: &str) -> StoreResult<Option<Principal>> {
+        let row = sqlx::query(
+            "SELECT u.id, u.is_admin FROM dashboard_sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = $1 AND s.expires_at > now()",
+        )
+        .bind(hash_token(token))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(Principal {
+                user_id: rows::id(&r, "id")?,
+                is_admin: r.try_get("is_admin")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn end_session(&self, token: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM dashboard_sessions WHERE token_hash = $1")
             .bind(hash_token(token))
             .execute(&self.pool)
             .await?;

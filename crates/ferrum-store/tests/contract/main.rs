@@ -14,6 +14,7 @@ mod ops;
 mod records;
 mod results;
 mod retention;
+mod sessions;
 mod world;
 mod zips;
 
@@ -29,6 +30,7 @@ use ops::*;
 use records::*;
 use results::*;
 use retention::*;
+use sessions::*;
 use world::Backend;
 use zips::*;
 
@@ -112,4 +114,5 @@ contract!(
     retention_applies_a_projects_own_days_else_the_default,
     retention_keeps_a_running_batchs_tasks_and_deletes_an_ended_batch_with_its_last,
     every_list_filter_answers_its_tasks_newest_first_by_cursor_or_page,
+    sessions_end_at_logout_or_expiry_and_are_not_api_tokens,
 );
