@@ -435,13 +435,16 @@ fn urldecode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                Ok(b) => {
-                    out.push(b);
-                    i += 2;
-                }
-                Err(_) => out.push(b'%'),
-            },
+            // Two hex digits, read as bytes: slicing the `str` could split a character (a
+            // panic) and `from_str_radix` would take a sign (`%+1`).
+            b'%' if i + 2 < bytes.len()
+                && bytes[i + 1].is_ascii_hexdigit()
+                && bytes[i + 2].is_ascii_hexdigit() =>
+            {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("ASCII");
+                out.push(u8::from_str_radix(hex, 16).expect("two hex digits"));
+                i += 2;
+            }
             b => out.push(b),
         }
         i += 1;
@@ -695,5 +698,23 @@ async fn act(
             Redirect::to(&ctx.path(&format!("/tasks/{id}"))).into_response()
         }
         Err(e) => internal(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::urldecode;
+
+    #[test]
+    fn urldecode_takes_only_two_hex_digits_and_never_splits_a_character() {
+        assert_eq!(urldecode("a%20b+c%2Fd"), "a b c/d");
+        assert_eq!(urldecode("%aé"), "%aé");
+        assert_eq!(
+            urldecode("%+1"),
+            "% 1",
+            "a sign is no hex digit; + is a space"
+        );
+        assert_eq!(urldecode("100%"), "100%");
+        assert_eq!(urldecode("%C3%A9"), "é");
     }
 }
