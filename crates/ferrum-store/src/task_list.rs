@@ -102,9 +102,19 @@ pub(crate) fn list_query(dialect: Dialect, project: Id, f: &TaskFilter) -> ListQ
         conds.push(format!("t.created_at <= {}", b.push(Bind::Time(to))));
     }
     let (cols, from) = match dialect {
-        // The view shows `preparing`; the table holds the indexed columns.
-        Dialect::Postgres => ("r.*", "tasks t JOIN task_records r ON r.id = t.id"),
+        // Postgres picks the page's ids from the table (it holds the indexed columns; the
+        // lease flag tells queued from preparing), then reads those rows from the view
+        // (`wrap`). Joining the view inside would let the planner merge-join it over the
+        // whole primary key: a page deep in the list then read every row above it.
+        Dialect::Postgres => ("t.id", "tasks t LEFT JOIN task_queue q ON q.task_id = t.id"),
         Dialect::Sqlite => ("t.*", "tasks t"),
+    };
+    let wrap = |sql: String| match dialect {
+        Dialect::Postgres => format!(
+            "SELECT r.* FROM ({sql}) AS page JOIN task_records r ON r.id = page.id \
+             ORDER BY r.id DESC"
+        ),
+        Dialect::Sqlite => sql,
     };
     let limit = f.page.limit();
     let offset = f.page.offset();
@@ -118,7 +128,7 @@ pub(crate) fn list_query(dialect: Dialect, project: Id, f: &TaskFilter) -> ListQ
             "SELECT {cols} FROM {from} WHERE {where_} ORDER BY t.id DESC LIMIT {limit} OFFSET {offset}"
         );
         return ListQuery {
-            sql,
+            sql: wrap(sql),
             binds: b.binds,
         };
     }
@@ -127,14 +137,15 @@ pub(crate) fn list_query(dialect: Dialect, project: Id, f: &TaskFilter) -> ListQ
         .map(|st| {
             let mut extra = format!(" AND t.status = {}", b.push(Bind::Text(st.to_string())));
             if dialect == Dialect::Postgres && *st == TaskStatus::Queued.as_str() {
-                // `queued` holds both queued and preparing tasks: keep those asked for.
-                let shown: Vec<String> = f
-                    .statuses
-                    .iter()
-                    .filter(|s| matches!(s, TaskStatus::Queued | TaskStatus::Preparing))
-                    .map(|s| b.push(Bind::Text(s.as_str().to_owned())))
-                    .collect();
-                extra.push_str(&format!(" AND r.status IN ({})", shown.join(", ")));
+                // `queued` holds both queued and preparing (leased) tasks: keep those asked
+                // for, as the view `task_records` tells them apart.
+                let queued = f.statuses.contains(&TaskStatus::Queued);
+                let preparing = f.statuses.contains(&TaskStatus::Preparing);
+                match (queued, preparing) {
+                    (true, false) => extra.push_str(" AND NOT coalesce(q.leased, false)"),
+                    (false, true) => extra.push_str(" AND coalesce(q.leased, false)"),
+                    _ => {}
+                }
             }
             format!(
                 "SELECT * FROM (SELECT {cols} FROM {from} WHERE {where_}{extra} \
@@ -155,7 +166,7 @@ pub(crate) fn list_query(dialect: Dialect, project: Id, f: &TaskFilter) -> ListQ
         )
     };
     ListQuery {
-        sql,
+        sql: wrap(sql),
         binds: b.binds,
     }
 }
