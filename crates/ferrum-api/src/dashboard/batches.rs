@@ -7,10 +7,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use ferrum_model::{Batch, Id, Page};
 use maud::{html, Markup};
-use serde::Deserialize;
 
 use super::layout::{message_page, page, status, when, Ctx};
-use super::session::internal;
+use super::session::{internal, CsrfForm};
 use super::Session;
 use crate::routes::{Auth, Route};
 use crate::AppState;
@@ -162,12 +161,6 @@ async fn detail(
         }
     };
     page(&ctx, &format!("Batch {}", b.id), body)
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
 }
 
 async fn cancel(

@@ -9,10 +9,9 @@ use ferrum_model::validation::{new_task, TaskOptions};
 use ferrum_model::webhook::NewWebhook;
 use ferrum_model::{Code, Id, Page};
 use maud::html;
-use serde::Deserialize;
 
 use super::layout::{message_page, page, when, Ctx};
-use super::session::internal;
+use super::session::{internal, CsrfForm};
 use super::Session;
 use crate::routes::{Auth, Route};
 use crate::tenant::webhooks::{base_url, PUBLIC};
@@ -163,12 +162,6 @@ async fn detail(
         }
     };
     page(&ctx, &format!("Code {}", code.name), body)
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
 }
 
 async fn act(

@@ -9,7 +9,7 @@ use axum::Form;
 use maud::{html, PreEscaped, DOCTYPE};
 use serde::Deserialize;
 
-use super::session::{internal, over_tls, set_cookie, SESSION_SECS};
+use super::session::{internal, over_tls, set_cookie, CsrfForm, SESSION_SECS};
 use super::Session;
 use crate::routes::{Auth, Route};
 use crate::AppState;
@@ -89,12 +89,6 @@ async fn login(
         Redirect::to("/projects"),
     )
         .into_response()
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
 }
 
 async fn logout(

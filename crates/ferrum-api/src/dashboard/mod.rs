@@ -18,7 +18,9 @@
 
 mod batches;
 mod codes;
+mod form;
 mod layout;
+mod live_log;
 mod login;
 mod projects;
 mod runners;

@@ -7,10 +7,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use ferrum_model::{Id, Page};
 use maud::html;
-use serde::Deserialize;
 
 use super::layout::{message_page, page, when, Ctx};
-use super::session::internal;
+use super::session::{internal, CsrfForm};
 use super::Session;
 use crate::ops::fleet::seen_since;
 use crate::routes::{Auth, Route};
@@ -105,12 +104,6 @@ async fn list(session: Session, State(state): State<AppState>) -> Response {
         }
     };
     page(&ctx, "Runners", body)
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
 }
 
 async fn drain(

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::layout::{message_page, page, when};
-use super::session::internal;
+use super::session::{internal, CsrfForm};
 use super::Session;
 use crate::routes::{Auth, Route};
 use crate::AppState;
@@ -188,12 +188,6 @@ async fn create(
             message_page(e.status, "Schedule not created", &e.msg)
         }
     }
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
 }
 
 async fn act(

@@ -18,6 +18,13 @@ pub const COOKIE_NAME: &str = "ferrum_session";
 /// the browser drops the cookie then too. Logout ends it sooner.
 pub const SESSION_SECS: u32 = 12 * 3600;
 
+/// The body of a button's form: only the CSRF token.
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
+}
+
 /// A logged-in browser: who it is and its session token.
 #[derive(Clone)]
 pub struct Session {

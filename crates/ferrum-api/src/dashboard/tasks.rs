@@ -1,23 +1,20 @@
 //! Tasks: the filtered list with bulk Cancel/Retry, a task's page with its live log, and the
 //! Cancel/Retry buttons.
 
-use std::convert::Infallible;
-use std::time::Duration;
-
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use chrono::{NaiveDate, TimeZone, Utc};
 use ferrum_model::{Id, Page, Task, TaskFilter, TaskStatus};
-use futures_util::stream::{self, Stream};
 use maud::{html, Markup};
 use serde::Deserialize;
 
+use super::form::{form_pairs, urlencode};
 use super::layout::{message_page, page, status, when, Ctx};
-use super::session::internal;
+use super::live_log::stream_log;
+use super::session::{internal, CsrfForm};
 use super::Session;
 use crate::routes::{Auth, Route};
 use crate::AppState;
@@ -32,8 +29,6 @@ const SCAN_BATCH: u32 = 100;
 /// early and "Older" carries on from where the scan stopped, so a rare value costs more
 /// clicks, never an unbounded read.
 const SCAN_MAX: u32 = 5_000;
-/// How often a live log looks for more.
-const POLL: Duration = Duration::from_millis(500);
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -194,17 +189,6 @@ impl Filters {
         }
         q.join("&")
     }
-}
-
-fn urlencode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// A page of the tasks `f` matches, read by cursor newest first, and the cursor of the
@@ -417,41 +401,6 @@ async fn bulk(
     Redirect::to(&format!("{}?{}", ctx.path("/tasks"), get("query"))).into_response()
 }
 
-fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
-    let text = String::from_utf8_lossy(body);
-    text.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (urldecode(k), urldecode(v))
-        })
-        .collect()
-}
-
-fn urldecode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            // Two hex digits, read as bytes: slicing the `str` could split a character (a
-            // panic) and `from_str_radix` would take a sign (`%+1`).
-            b'%' if i + 2 < bytes.len()
-                && bytes[i + 1].is_ascii_hexdigit()
-                && bytes[i + 2].is_ascii_hexdigit() =>
-            {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("ASCII");
-                out.push(u8::from_str_radix(hex, 16).expect("two hex digits"));
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Every task `f` matches, up to [`BULK_MAX`], newest first.
 async fn every_match(state: &AppState, project: Id, f: &Filters) -> Result<Vec<Id>, Response> {
     // Reads at most BULK_MAX matches; past that many rows without the payload field, stop.
@@ -484,7 +433,8 @@ fn filters_of(query: &str) -> Filters {
     }
 }
 
-async fn find(state: &AppState, ctx: &Ctx, id: &str) -> Result<Task, Response> {
+/// The task `id` of the project in view, or a "Not found" page.
+pub(super) async fn find(state: &AppState, ctx: &Ctx, id: &str) -> Result<Task, Response> {
     let project = ctx.project.as_ref().expect("a project page").id;
     let not_found = || message_page(StatusCode::NOT_FOUND, "Not found", "No such task.");
     let id: Id = id.parse().map_err(|_| not_found())?;
@@ -587,81 +537,6 @@ async fn detail(
     page(&ctx, &format!("Task {}", task.id), body)
 }
 
-/// The task's log (whole, each time it grew) and status until it ends.
-async fn stream_log(
-    session: Session,
-    State(state): State<AppState>,
-    Path((pid, tid)): Path<(String, String)>,
-) -> Response {
-    let ctx = match session.ctx(&state, &pid).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let task = match find(&state, &ctx, &tid).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let events = log_events(state, task.project_id, task.id);
-    Sse::new(events)
-        .keep_alive(KeepAlive::default())
-        .into_response()
-}
-
-fn log_events(
-    state: AppState,
-    project: Id,
-    id: Id,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    // (last log length sent, last status sent, ended)
-    stream::unfold(
-        (state, None::<usize>, None::<TaskStatus>, false),
-        move |(state, sent, last, ended)| async move {
-            if ended {
-                return None;
-            }
-            loop {
-                let task = state.store.task(project, id).await.ok().flatten();
-                let log = state
-                    .store
-                    .read_log(project, id, false)
-                    .await
-                    .ok()
-                    .flatten();
-                let Some(task) = task else {
-                    return Some((
-                        Ok(Event::default().event("end").data("gone")),
-                        (state, sent, last, true),
-                    ));
-                };
-                let log = String::from_utf8_lossy(&log.unwrap_or_default()).into_owned();
-                let done = task.status.is_terminal();
-                if sent != Some(log.len()) {
-                    let data = serde_json::to_string(&log).unwrap_or_default();
-                    let ev = Event::default().event("log").data(data);
-                    return Some((Ok(ev), (state, Some(log.len()), last, false)));
-                }
-                if last != Some(task.status) {
-                    let ev = Event::default().event("status").data(task.status.as_str());
-                    return Some((Ok(ev), (state, sent, Some(task.status), false)));
-                }
-                if done {
-                    return Some((
-                        Ok(Event::default().event("end").data("")),
-                        (state, sent, last, true),
-                    ));
-                }
-                tokio::time::sleep(POLL).await;
-            }
-        },
-    )
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 async fn act(
     session: Session,
     State(state): State<AppState>,
@@ -698,23 +573,5 @@ async fn act(
             Redirect::to(&ctx.path(&format!("/tasks/{id}"))).into_response()
         }
         Err(e) => internal(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::urldecode;
-
-    #[test]
-    fn urldecode_takes_only_two_hex_digits_and_never_splits_a_character() {
-        assert_eq!(urldecode("a%20b+c%2Fd"), "a b c/d");
-        assert_eq!(urldecode("%aé"), "%aé");
-        assert_eq!(
-            urldecode("%+1"),
-            "% 1",
-            "a sign is no hex digit; + is a space"
-        );
-        assert_eq!(urldecode("100%"), "100%");
-        assert_eq!(urldecode("%C3%A9"), "é");
     }
 }
