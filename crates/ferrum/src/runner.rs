@@ -11,9 +11,10 @@ use ferrum_runner::{stacks, ExecutorConfig, PoolConfig, RunnerConfig};
 
 #[derive(clap::Args)]
 pub struct RunnerArgs {
-    /// Base URL of the Ferrum API.
-    #[arg(long, env = "FERRUM_API")]
-    api: String,
+    /// Base URL of the Ferrum API; several API replicas comma-separated (the runner calls
+    /// one and moves to the next when it cannot reach it; so does the API door).
+    #[arg(long, env = "FERRUM_API", value_delimiter = ',', required = true)]
+    api: Vec<String>,
     /// Runner token (from `ferrum runner-token`); it binds the runner to its cluster.
     #[arg(long, env = "FERRUM_RUNNER_TOKEN")]
     token: String,
@@ -42,6 +43,11 @@ pub struct RunnerArgs {
     /// Port of the API door on the isolated bridge's gateway (0: any free port).
     #[arg(long, env = "FERRUM_DOOR_PORT", default_value_t = 0)]
     door_port: u16,
+    /// The Docker engine's network namespace (e.g. `/proc/1/ns/net`) when the runner runs in
+    /// another one (a container with the engine's socket mounted): the API door listens and
+    /// the isolated network's filter is installed there. Default: the runner's own.
+    #[arg(long, env = "FERRUM_ENGINE_NETNS", value_name = "PATH")]
+    engine_netns: Option<PathBuf>,
     /// Seconds running tasks may take to finish after SIGTERM.
     #[arg(long, env = "FERRUM_DRAIN_TIMEOUT", default_value_t = 60)]
     drain_timeout: u64,
@@ -205,7 +211,8 @@ enum StacksCommand {
 }
 
 pub async fn runner(args: RunnerArgs) -> anyhow::Result<()> {
-    let mut config = RunnerConfig::new(args.api, args.token, args.work_dir);
+    let mut config = RunnerConfig::new(String::new(), args.token, args.work_dir);
+    config.apis = args.api;
     config.cluster = args.cluster;
     if let Some(n) = args.concurrency {
         config.concurrency = n;
@@ -219,6 +226,7 @@ pub async fn runner(args: RunnerArgs) -> anyhow::Result<()> {
     }
     config.executor.network = args.network;
     config.executor.door_port = args.door_port;
+    config.executor.engine_netns = args.engine_netns;
     args.limits.apply(&mut config.executor);
     args.pool.apply(&mut config);
     config.drain_timeout = Duration::from_secs(args.drain_timeout);

@@ -2,8 +2,15 @@
 //! [`ferrum_model::protocol`], with the bearer credential (the runner token to register, the
 //! runner's own credential after that), sensible timeouts, and 409 or 404 surfaced as
 //! [`ApiError::LeaseLost`] so callers can drop the task.
+//!
+//! A runner may be given several API replicas (`ferrum runner --api URL,URL`): they share one
+//! database, so any of them answers any call, a runner's credential included. The client
+//! calls one until it cannot reach it, then the next at once, in the same call; so a runner
+//! follows the replicas that are up with no load balancer in front of them.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -37,6 +44,8 @@ pub enum ApiError {
     Network(#[from] reqwest::Error),
     #[error("writing zip: {0}")]
     Io(#[from] std::io::Error),
+    #[error("no API URL given")]
+    NoApi,
 }
 
 impl ApiError {
@@ -45,27 +54,45 @@ impl ApiError {
         match self {
             ApiError::Network(_) => true,
             ApiError::Status { status, .. } => *status >= 500 || *status == 429,
-            ApiError::LeaseLost(_) | ApiError::Io(_) => false,
+            ApiError::LeaseLost(_) | ApiError::Io(_) | ApiError::NoApi => false,
         }
     }
 }
 
-/// HTTP client for `/runner/v1`.
+/// HTTP client for `/runner/v1` of one or several API replicas.
 #[derive(Clone)]
 pub struct ApiClient {
     http: reqwest::Client,
-    base: String,
+    apis: Arc<Replicas>,
     token: String,
 }
 
+/// The replicas' `/runner/v1` bases and the one calls go to first; shared by every clone, so
+/// a switch made by one call holds for the next.
+struct Replicas {
+    bases: Vec<String>,
+    current: AtomicUsize,
+}
+
 impl ApiClient {
-    pub fn new(api: &str, token: &str) -> Result<Self, ApiError> {
+    /// A client of the API replicas at `apis` (base URLs, at least one).
+    pub fn new(apis: &[String], token: &str) -> Result<Self, ApiError> {
+        if apis.is_empty() {
+            return Err(ApiError::NoApi);
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()?;
+        let bases = apis
+            .iter()
+            .map(|api| format!("{}/runner/v1", api.trim_end_matches('/')))
+            .collect();
         Ok(ApiClient {
             http,
-            base: format!("{}/runner/v1", api.trim_end_matches('/')),
+            apis: Arc::new(Replicas {
+                bases,
+                current: AtomicUsize::new(0),
+            }),
             token: token.to_owned(),
         })
     }
@@ -78,11 +105,41 @@ impl ApiClient {
         }
     }
 
-    fn request(&self, method: Method, path: &str, timeout: Duration) -> RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .timeout(timeout)
+    /// Sends the request `build` makes (given `method`, the URL and the timeout) to the
+    /// current replica; when that one cannot be reached (no connection, or none that lasted
+    /// until its answer), to each other in turn. Answers the first answer, checked.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        timeout: Duration,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, ApiError> {
+        let bases = &self.apis.bases;
+        let first = self.apis.current.load(Ordering::Relaxed);
+        let mut failure = None;
+        for i in 0..bases.len() {
+            let at = (first + i) % bases.len();
+            let request = self
+                .http
+                .request(method.clone(), format!("{}{path}", bases[at]))
+                .bearer_auth(&self.token)
+                .timeout(timeout);
+            match build(request).send().await {
+                Ok(response) => {
+                    if at != first {
+                        self.apis.current.store(at, Ordering::Relaxed);
+                        tracing::info!(api = bases[at], "calling another API replica");
+                    }
+                    return check(response).await;
+                }
+                Err(e) => {
+                    tracing::debug!(api = bases[at], error = %e, "API replica unreachable");
+                    failure = Some(e);
+                }
+            }
+        }
+        Err(failure.map_or(ApiError::NoApi, ApiError::Network))
     }
 
     async fn post<B: Serialize, R: DeserializeOwned>(
@@ -92,11 +149,9 @@ impl ApiClient {
         timeout: Duration,
     ) -> Result<R, ApiError> {
         let response = self
-            .request(Method::POST, path, timeout)
-            .json(body)
-            .send()
+            .send(Method::POST, path, timeout, |r| r.json(body))
             .await?;
-        Ok(check(response).await?.json().await?)
+        Ok(response.json().await?)
     }
 
     pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, ApiError> {
@@ -141,12 +196,9 @@ impl ApiClient {
             stream.as_str()
         );
         let response = self
-            .request(Method::PUT, &path, CALL_TIMEOUT)
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(data)
-            .send()
+            .send(Method::PUT, &path, CALL_TIMEOUT, |r| octets(r, &data))
             .await?;
-        Ok(check(response).await?.json().await?)
+        Ok(response.json().await?)
     }
 
     /// Sends the task's result (`RESULT_FILE`), before `complete`.
@@ -158,12 +210,9 @@ impl ApiClient {
     ) -> Result<ResultAck, ApiError> {
         let path = format!("/tasks/{task}/result?attempt={attempt}");
         let response = self
-            .request(Method::PUT, &path, ZIP_TIMEOUT)
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(data)
-            .send()
+            .send(Method::PUT, &path, ZIP_TIMEOUT, |r| octets(r, &data))
             .await?;
-        Ok(check(response).await?.json().await?)
+        Ok(response.json().await?)
     }
 
     pub async fn complete(
@@ -178,8 +227,7 @@ impl ApiClient {
     /// Streams a revision's zip into `dest`.
     pub async fn download_zip(&self, revision: Id, dest: &Path) -> Result<(), ApiError> {
         let path = format!("/revisions/{revision}/zip");
-        let mut response =
-            check(self.request(Method::GET, &path, ZIP_TIMEOUT).send().await?).await?;
+        let mut response = self.send(Method::GET, &path, ZIP_TIMEOUT, |r| r).await?;
         let mut file = tokio::fs::File::create(dest).await?;
         while let Some(chunk) = response.chunk().await? {
             file.write_all(&chunk).await?;
@@ -187,6 +235,13 @@ impl ApiClient {
         file.flush().await?;
         Ok(())
     }
+}
+
+/// `request` with `data` as its octet-stream body.
+fn octets(request: RequestBuilder, data: &Bytes) -> RequestBuilder {
+    request
+        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+        .body(data.clone())
 }
 
 async fn check(response: Response) -> Result<Response, ApiError> {

@@ -50,8 +50,10 @@ pub const DEFAULT_POOL: usize = 2;
 
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
-    /// Base URL of the API, e.g. `http://127.0.0.1:8080`.
-    pub api: String,
+    /// Base URLs of the API replicas, e.g. `http://127.0.0.1:8080` (at least one). The
+    /// runner calls one until it cannot reach it, then the next (`client.rs`); the API door
+    /// forwards the same way (`executor/door.rs`).
+    pub apis: Vec<String>,
     /// Runner token; it binds the runner to its cluster.
     pub token: String,
     /// Informational: the cluster the operator expects; a mismatch with the token's cluster
@@ -77,8 +79,8 @@ pub struct RunnerConfig {
 }
 
 impl RunnerConfig {
-    /// Defaults: this host's name, one slot per CPU, 60 s drain, 20 s long polls, a 1 GiB zip
-    /// cache, task dirs under `work_dir`, [`DEFAULT_POOL`] parked containers per stack. The container label (`ferrum.runner`) is `<hostname>:<work_dir>`:
+    /// Defaults: `api` as the one API replica, this host's name, one slot per CPU, 60 s
+    /// drain, 20 s long polls, a 1 GiB zip cache, task dirs under `work_dir`, [`DEFAULT_POOL`] parked containers per stack. The container label (`ferrum.runner`) is `<hostname>:<work_dir>`:
     /// stable across restarts, so a restarted runner finds its orphans, yet distinct for two
     /// runners on one host (e.g. `ferrum dev` next to `ferrum runner`), so neither removes the
     /// other's containers.
@@ -95,7 +97,7 @@ impl RunnerConfig {
             .map(|n| n.get() as u32)
             .unwrap_or(2);
         RunnerConfig {
-            api: api.into(),
+            apis: vec![api.into()],
             token: token.into(),
             cluster: None,
             executor: ExecutorConfig::new(work_dir, host_id),
@@ -140,7 +142,7 @@ pub async fn run(
         return Err(RunnerError::NoSlots);
     }
     let mut executor = DockerExecutor::connect(config.executor.clone()).await?;
-    if let Some(door) = executor.open_door(&config.api).await? {
+    if let Some(door) = executor.open_door(&config.apis).await? {
         tracing::info!(
             host = door.host,
             port = door.port,
@@ -151,7 +153,7 @@ pub async fn run(
     if removed > 0 {
         tracing::info!(removed, "removed containers left by a previous runner");
     }
-    let client = ApiClient::new(&config.api, &config.token)?;
+    let client = ApiClient::new(&config.apis, &config.token)?;
     tokio::pin!(shutdown);
     let registration = tokio::select! {
         r = register(&client, &config) => r?,

@@ -93,6 +93,9 @@ pub struct ExecutorConfig {
     pub network: NetworkMode,
     /// Port of the API door on the isolated bridge's gateway; 0 picks a free one.
     pub door_port: u16,
+    /// The Docker engine's network namespace (a path such as `/proc/1/ns/net`) when the
+    /// runner runs in another one; `None`: the runner's own (`netns.rs`).
+    pub engine_netns: Option<PathBuf>,
     /// How tasks reach the Ferrum API (`IRON_HOST`/`IRON_PORT`/`IRON_PROTOCOL`), once the
     /// door is open ([`DockerExecutor::open_door`](super::DockerExecutor::open_door)); `None`
     /// in `none` mode or before the door is opened.
@@ -121,6 +124,7 @@ impl ExecutorConfig {
             host_id: host_id.into(),
             network: NetworkMode::Isolated,
             door_port: 0,
+            engine_netns: None,
             api_door: None,
             task_uid: 1000,
             task_gid: 1000,

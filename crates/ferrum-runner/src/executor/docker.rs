@@ -72,7 +72,9 @@ impl DockerExecutor {
         std::fs::create_dir_all(config.tasks_dir())?;
         config.work_dir = std::fs::canonicalize(&config.work_dir)?;
         let gateway = match config.network {
-            NetworkMode::Isolated => Some(network::ensure_isolated(&docker).await?),
+            NetworkMode::Isolated => {
+                Some(network::ensure_isolated(&docker, config.engine_netns.as_deref()).await?)
+            }
             _ => None,
         };
         Ok(DockerExecutor {
@@ -83,18 +85,23 @@ impl DockerExecutor {
         })
     }
 
-    /// Opens the way for tasks to reach the Ferrum API at `api` (the URL the runner uses) and
-    /// records it as [`ExecutorConfig::api_door`], so every task gets `IRON_HOST`, `IRON_PORT`
-    /// and `IRON_PROTOCOL`. In `isolated` mode that is a forwarder on the bridge's gateway
-    /// (port [`ExecutorConfig::door_port`]); on an operator's named network it is the API URL
+    /// Opens the way for tasks to reach the Ferrum API at `apis` (the replicas' URLs the
+    /// runner uses, one scheme for all) and records it as [`ExecutorConfig::api_door`], so
+    /// every task gets `IRON_HOST`, `IRON_PORT` and `IRON_PROTOCOL`. In `isolated` mode that
+    /// is a forwarder on the bridge's gateway (port [`ExecutorConfig::door_port`]) to
+    /// whichever replica it can reach; on an operator's named network it is the first API URL
     /// itself (the operator provides the route); in `none` mode there is no door.
-    pub async fn open_door(&mut self, api: &str) -> Result<Option<ApiDoor>, ExecError> {
-        let target = door::Target::parse(api)?;
+    pub async fn open_door(
+        &mut self,
+        apis: &[impl AsRef<str>],
+    ) -> Result<Option<ApiDoor>, ExecError> {
+        let targets = door::Target::parse_all(apis)?;
         let (api_door, guard) = match (&self.config.network, self.gateway) {
             (NetworkMode::None, _) => return Ok(None),
-            (NetworkMode::Named(_), _) => (target.as_door(), None),
+            (NetworkMode::Named(_), _) => (targets[0].as_door(), None),
             (NetworkMode::Isolated, Some(gateway)) => {
-                let (d, g) = door::open(gateway, self.config.door_port, target).await?;
+                let netns = self.config.engine_netns.as_deref();
+                let (d, g) = door::open(gateway, self.config.door_port, targets, netns).await?;
                 (d, Some(Arc::new(g)))
             }
             (NetworkMode::Isolated, None) => {

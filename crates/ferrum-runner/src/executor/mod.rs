@@ -16,6 +16,7 @@ mod disk;
 mod docker;
 mod door;
 mod init;
+mod netns;
 mod network;
 mod output;
 mod pool;

@@ -20,12 +20,13 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::path::Path;
 use std::str::FromStr;
 
 use bollard::network::CreateNetworkOptions;
 use bollard::Docker;
 
-use super::ExecError;
+use super::{netns, ExecError};
 
 /// The Docker network of `isolated` mode, shared by every runner on the host.
 pub const ISOLATED_NETWORK: &str = "ferrum-isolated";
@@ -121,9 +122,13 @@ fn same_key(a: &str, b: &str) -> bool {
 }
 
 /// Creates the isolated network if missing (checking an existing one has inter-container
-/// traffic off and the expected bridge name), installs the host filter, and returns the
-/// bridge's gateway address (where doors listen).
-pub(crate) async fn ensure_isolated(docker: &Docker) -> Result<Ipv4Addr, ExecError> {
+/// traffic off and the expected bridge name), installs the host filter (in the engine's
+/// network namespace `engine_netns`, when the runner is not in it), and returns the bridge's
+/// gateway address (where doors listen).
+pub(crate) async fn ensure_isolated(
+    docker: &Docker,
+    engine_netns: Option<&Path>,
+) -> Result<Ipv4Addr, ExecError> {
     let gateway = match inspect(docker).await? {
         Some(gateway) => gateway,
         None => {
@@ -135,9 +140,13 @@ pub(crate) async fn ensure_isolated(docker: &Docker) -> Result<Ipv4Addr, ExecErr
             })?
         }
     };
-    tokio::task::spawn_blocking(move || install_filter(gateway))
-        .await
-        .map_err(|e| ExecError::Io(std::io::Error::other(e)))??;
+    let engine_netns = engine_netns.map(Path::to_owned);
+    tokio::task::spawn_blocking(move || match engine_netns {
+        Some(path) => netns::run_in(&path, move || install_filter(gateway)),
+        None => install_filter(gateway),
+    })
+    .await
+    .map_err(|e| ExecError::Io(std::io::Error::other(e)))??;
     Ok(gateway)
 }
 

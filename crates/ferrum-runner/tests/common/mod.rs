@@ -220,7 +220,7 @@ async fn make(
     tweak(&mut config);
     let mut cold = DockerExecutor::connect(config).await.unwrap();
     let door = match api {
-        Some(api) => cold.open_door(api).await.unwrap(),
+        Some(api) => cold.open_door(&[api]).await.unwrap(),
         None => None,
     };
     let docker = cold.docker().clone();
