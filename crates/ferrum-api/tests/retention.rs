@@ -1,7 +1,9 @@
 //! The retention duty: a project's own `retention_days`, else the operator's default; large
 //! results leave the blob store with their tasks, logs are archived there when asked; a task
 //! that cannot be deleted is skipped without stopping the rest, and goes on a later pass.
+//! Passes run while leasers lease and complete other tasks delete exactly the old ones.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,22 +57,9 @@ async fn finished_tasks(
         zip: None,
     };
     store.put_revision(project, rev).await.unwrap();
-    let task = NewTask {
-        code_name: "c".into(),
-        payload: b"{}".to_vec(),
-        timeout: 60,
-        cluster: "default".into(),
-        ..NewTask::default()
-    };
-    let ids = store.enqueue(project, vec![task; n]).await.unwrap();
+    let ids = store.enqueue(project, vec![task(); n]).await.unwrap();
     let runner = Id::generate();
-    let spec = LeaseSpec {
-        runner_id: runner,
-        cluster: "default".into(),
-        max_tasks: n as u32,
-        lease_for: Duration::from_secs(30),
-    };
-    for l in store.lease(&spec).await.unwrap() {
+    for l in store.lease(&lease_spec(runner, n)).await.unwrap() {
         if l.id == ids[0] {
             let log = b"its log\n";
             let chunk =
@@ -89,17 +78,40 @@ async fn finished_tasks(
                 .await
                 .unwrap();
         }
-        let outcome = Outcome {
-            status: TaskStatus::Complete,
-            exit_code: Some(0),
-            msg: None,
-        };
         store
-            .complete(l.id, runner, l.attempt, outcome)
+            .complete(l.id, runner, l.attempt, complete())
             .await
             .unwrap();
     }
     (project, ids)
+}
+
+/// A task of the code `c` in the default cluster.
+fn task() -> NewTask {
+    NewTask {
+        code_name: "c".into(),
+        payload: b"{}".to_vec(),
+        timeout: 60,
+        cluster: "default".into(),
+        ..NewTask::default()
+    }
+}
+
+fn lease_spec(runner: Id, n: usize) -> LeaseSpec {
+    LeaseSpec {
+        runner_id: runner,
+        cluster: "default".into(),
+        max_tasks: n as u32,
+        lease_for: Duration::from_secs(30),
+    }
+}
+
+fn complete() -> Outcome {
+    Outcome {
+        status: TaskStatus::Complete,
+        exit_code: Some(0),
+        msg: None,
+    }
 }
 
 #[tokio::test]
@@ -187,4 +199,89 @@ async fn retention_deletes_by_each_projects_days_and_skips_a_task_it_cannot_dele
         .unwrap()
         .expect("the log was archived first");
     assert_eq!(&log[..], b"its log\n");
+}
+
+/// Retention passes run while four leasers lease and complete the tasks queued after the
+/// cutoff: exactly the tasks that ended before it go. A task running across the cutoff and one
+/// queued before it but leased meanwhile stay, and complete; so does every new task.
+#[tokio::test]
+async fn passes_delete_exactly_the_old_tasks_while_leasers_lease_and_complete() {
+    let (store, _) = fresh_store().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("ferrum-retention-{}", Id::generate()));
+    let blobs: Arc<dyn BlobStore> = Arc::new(LocalDir::new(&dir).await.unwrap());
+    let (project, old) = finished_tasks(&store, &*blobs, "busy", 250).await;
+    let holder = Id::generate();
+    let running = store.enqueue(project, vec![task()]).await.unwrap()[0];
+    let held = store.lease(&lease_spec(holder, 1)).await.unwrap();
+    assert_eq!(held[0].id, running);
+    let waiting = store.enqueue(project, vec![task()]).await.unwrap()[0];
+    let cutoff = Utc::now();
+    let new = store.enqueue(project, vec![task(); 400]).await.unwrap();
+    let state = state(&store, blobs, Some(1), false);
+    let as_of = cutoff + chrono::Duration::days(1);
+
+    // Each leaser completes a few tasks, waits until a pass has run, then goes on: passes and
+    // completions interleave whatever the scheduling.
+    let remaining = Arc::new(AtomicUsize::new(new.len() + 1));
+    let (passes, passed) = tokio::sync::watch::channel(0u32);
+    let leasers: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, remaining, mut passed) = (store.clone(), remaining.clone(), passed.clone());
+            tokio::spawn(async move {
+                let runner = Id::generate();
+                let mut done = Vec::new();
+                while remaining.load(Ordering::SeqCst) > 0 {
+                    if done.len() == 10 {
+                        passed.wait_for(|n| *n > 0).await.unwrap();
+                    }
+                    let leased = store.lease(&lease_spec(runner, 3)).await.unwrap();
+                    for l in leased {
+                        let completed = store.complete(l.id, runner, l.attempt, complete());
+                        completed.await.unwrap();
+                        remaining.fetch_sub(1, Ordering::SeqCst);
+                        done.push(l.id);
+                    }
+                    tokio::task::yield_now().await;
+                }
+                done
+            })
+        })
+        .collect();
+    let mut deleted = 0;
+    while leasers.iter().any(|l| !l.is_finished()) {
+        deleted += pass(&state, as_of).await.unwrap().tasks;
+        passes.send_modify(|n| *n += 1);
+    }
+    let mut ran = Vec::new();
+    for l in leasers {
+        ran.extend(l.await.unwrap());
+    }
+    deleted += pass(&state, as_of).await.unwrap().tasks;
+    let completed = store.complete(running, holder, held[0].attempt, complete());
+    completed.await.unwrap();
+    deleted += pass(&state, as_of).await.unwrap().tasks;
+
+    assert_eq!(deleted, old.len() as u64, "exactly the old finished tasks");
+    for id in &old {
+        assert!(
+            store.task(project, *id).await.unwrap().is_none(),
+            "{id} went"
+        );
+    }
+    ran.sort();
+    let mut expected: Vec<Id> = new.iter().copied().chain([waiting]).collect();
+    expected.sort();
+    assert_eq!(
+        ran, expected,
+        "every new task and the waiting one were leased once"
+    );
+    for id in expected.iter().chain([&running]) {
+        let t = store.task(project, *id).await.unwrap();
+        let status = t.map(|t| t.status);
+        assert_eq!(
+            status,
+            Some(TaskStatus::Complete),
+            "{id} stays and completed"
+        );
+    }
 }
