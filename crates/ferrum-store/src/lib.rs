@@ -11,6 +11,7 @@
 //! database's transactions, because only there can they hold across many API replicas.
 
 pub mod batches;
+mod common;
 mod derived;
 mod error;
 pub mod events;

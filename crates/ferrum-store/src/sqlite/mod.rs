@@ -23,6 +23,7 @@ mod results;
 mod retention;
 mod rows;
 mod schedules;
+mod sql;
 mod tasks;
 mod webhooks;
 

@@ -1,0 +1,8 @@
+//! What both backends do the same way, written once over [`sql::Sql`]: the flows, the SQL
+//! they share, the binding and the row mapping. A backend supplies where statements run and
+//! the statements that really differ (locking, arrays, its queue, its clock).
+
+pub(crate) mod batches;
+pub(crate) mod queue;
+pub(crate) mod sql;
+pub(crate) mod webhooks;

@@ -1,0 +1,28 @@
+//! How a backend queues tasks, for the flows written once (batches, webhooks). Postgres
+//! queues into `task_queue` and admits limited codes after the commit; SQLite's queue is the
+//! `tasks` table itself.
+
+use async_trait::async_trait;
+use ferrum_model::{Id, NewTask};
+
+use super::sql::Sql;
+use crate::StoreResult;
+
+#[async_trait]
+pub(crate) trait Queue: Sql {
+    /// Refuses `n` more tasks for `project` past its queued cap or creation rate
+    /// (`crate::quotas`), inside the enqueue's transaction.
+    async fn enforce_quotas(tx: &mut Self::Tx, project: Id, n: usize) -> StoreResult<()>;
+    /// Queues `tasks` (with the batch's `retries` setting, when given) and answers their ids.
+    /// Codes whose tasks must be admitted once the transaction commits go into `limited`.
+    async fn insert_tasks(
+        tx: &mut Self::Tx,
+        project: Id,
+        tasks: Vec<NewTask>,
+        retries: Option<(i32, i32)>,
+        limited: &mut Vec<String>,
+    ) -> StoreResult<Vec<Id>>;
+    /// After the commit: admits the `limited` codes' new tasks (Postgres; SQLite's lease
+    /// applies the limits itself).
+    async fn after_commit(&self, limited: Vec<String>);
+}
