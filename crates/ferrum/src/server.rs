@@ -34,12 +34,17 @@ pub async fn start(
     Ok((state, duties))
 }
 
-/// Accepts a runner token for the `default` cluster (idempotent).
+/// Accepts a runner token for the `default` cluster (idempotent, also when several replicas
+/// start at once with the same token: the one that loses the insert finds the winner's).
 pub async fn accept_runner_token(store: &dyn Store, token: &str) -> anyhow::Result<()> {
-    if store.authenticate_runner(token).await?.is_none() {
-        store.add_runner_token("default", token).await?;
+    if store.authenticate_runner(token).await?.is_some() {
+        return Ok(());
     }
-    Ok(())
+    match store.add_runner_token("default", token).await {
+        Ok(_) => Ok(()),
+        Err(_) if store.authenticate_runner(token).await?.is_some() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Binds the API's listening socket, with an error that names the address.

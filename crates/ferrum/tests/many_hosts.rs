@@ -378,7 +378,8 @@ async fn the_production_layout_across_hosts_loses_nothing_when_an_api_host_dies(
     let schedule_id = r["schedules"][0]["id"].as_str().expect("id").to_owned();
     let mut slow = Vec::new();
     for cluster in CLUSTERS {
-        for i in 0..8 {
+        // Two slots a cluster, a second or more a task: ten seconds of backlog at least.
+        for i in 0..20 {
             slow.push((
                 a.queue("slow", &format!("\"{cluster}-{i}\""), cluster)
                     .await,
@@ -406,7 +407,7 @@ async fn the_production_layout_across_hosts_loses_nothing_when_an_api_host_dies(
             states.contains(&(*c, "running".to_owned()))
                 && states.contains(&(*c, "queued".to_owned()))
         });
-        let firing = s["run_count"].as_i64().unwrap_or(0) >= 2 && s["status"] == "scheduled";
+        let firing = s["run_count"].as_i64().unwrap_or(0) >= 1 && s["status"] == "scheduled";
         (busy && firing).then_some(())
     };
     let what = "tasks running and queued in both clusters, the schedule firing";
@@ -417,7 +418,7 @@ async fn the_production_layout_across_hosts_loses_nothing_when_an_api_host_dies(
 
     // More work through the surviving replica, doors included.
     for cluster in CLUSTERS {
-        for i in 8..12 {
+        for i in 20..24 {
             slow.push((
                 b.queue("slow", &format!("\"{cluster}-{i}\""), cluster)
                     .await,

@@ -265,7 +265,20 @@ impl Drop for Lan {
     }
 }
 
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// Debian's Postgres server programs (`/usr/lib/postgresql/VERSION/bin`), the newest there.
+fn pg_bin() -> PathBuf {
+    let versions = std::fs::read_dir("/usr/lib/postgresql").expect("Postgres is installed");
+    let mut bins: Vec<PathBuf> = versions
+        .filter_map(|v| Some(v.ok()?.path().join("bin")))
+        .filter(|b| b.join("initdb").exists())
+        .collect();
+    bins.sort_by_key(|b| {
+        b.parent()
+            .and_then(|v| v.file_name()?.to_str()?.parse::<u32>().ok())
+    });
+    bins.pop().expect("initdb under /usr/lib/postgresql")
+}
+
 pub const PG_PASSWORD: &str = "many-hosts-secret";
 
 /// Starts a dedicated Postgres on `host` (initdb as the `postgres` user, listening on the
@@ -282,8 +295,10 @@ pub async fn start_postgres(lan: &mut Lan, host: &Host) -> String {
     }
     std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .expect("pg dir mode");
+    let bin = pg_bin();
     let out = Command::new("runuser")
-        .args(["-u", "postgres", "--", &format!("{PG_BIN}/initdb")])
+        .args(["-u", "postgres", "--"])
+        .arg(bin.join("initdb"))
         .arg("-D")
         .arg(&data)
         .args([
@@ -304,7 +319,7 @@ pub async fn start_postgres(lan: &mut Lan, host: &Host) -> String {
     let mut rules = std::fs::read_to_string(&hba).expect("pg_hba.conf");
     rules.push_str(&format!("host all all {} scram-sha-256\n", lan.subnet()));
     std::fs::write(&hba, rules).expect("pg_hba.conf");
-    let mut postgres = Command::new(format!("{PG_BIN}/postgres"));
+    let mut postgres = Command::new(bin.join("postgres"));
     postgres.arg("-D").arg(&data);
     for setting in [
         format!("listen_addresses={}", host.ip),
