@@ -197,3 +197,18 @@ async fn connect(targets: &Targets) -> std::io::Result<TcpStream> {
     }
     Err(failure)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_share_one_scheme() {
+        let both = Target::parse_all(&["http://10.0.0.1:8080", "http://api-2/"]).unwrap();
+        let ends: Vec<_> = both.iter().map(|t| (t.host.as_str(), t.port)).collect();
+        assert_eq!(ends, [("10.0.0.1", 8080), ("api-2", 80)]);
+        let mixed = Target::parse_all(&["http://api-1:8080", "https://api-2:8443"]);
+        assert!(matches!(mixed, Err(e) if e.to_string().contains("one scheme")));
+        assert!(Target::parse_all(&[] as &[&str]).is_err());
+    }
+}
