@@ -214,7 +214,7 @@ fn registry_with(config: &ApiConfig, document: Arc<OnceLock<Bytes>>) -> Vec<Rout
         .chain(table(Auth::Runner, crate::results::runner_routes(config)))
         .chain(table(Auth::Public, vec![openapi::route(document)]))
         .chain(table(Auth::Public, ops::routes()))
-        .chain(table(Auth::Session, crate::dashboard::routes()).map(Route::page))
+        .chain(table(Auth::Session, crate::dashboard::routes(config)).map(Route::page))
         .collect()
 }
 

@@ -97,6 +97,24 @@ pub struct NewSchedule {
     pub label: Option<String>,
 }
 
+impl NewSchedule {
+    /// Up to `n` fire times it would have once created, from its first slot (the dashboard's
+    /// preview of a schedule being typed).
+    pub fn next_fire_times(&self, n: usize) -> Vec<DateTime<Utc>> {
+        let bounds = Bounds {
+            end_at: self.end_at,
+            runs_left: self.run_times,
+        };
+        Recurrence::new(
+            self.run_every,
+            self.cron.as_deref(),
+            self.timezone.as_deref(),
+        )
+        .map(|r| r.upcoming(self.first_slot, bounds, n))
+        .unwrap_or_default()
+    }
+}
+
 impl Schedule {
     /// How the schedule repeats. Its fields were validated on the way in, so an error here
     /// means a stored row no longer parses.

@@ -3,7 +3,10 @@
 //! Postgres and a runner on Docker. It logs in; watches a task go from queued to complete with
 //! its log arriving live; cancels a running task from its page; filters tasks by a payload
 //! field and bulk-retries the failed ones; creates a cron schedule and sees its next fire
-//! times; follows a batch to its result; and sees the runner on the runners page. A screenshot
+//! times; edits a schedule and sees its new next fire times (previewed as typed, then saved);
+//! uploads a code's second revision from its page (after a refused one showing the API's
+//! hint) and sees it listed and run; follows a batch to its result; and sees the runner on the
+//! runners page. A screenshot
 //! of each page is saved under `$CARGO_TARGET_DIR/dashboard-screenshots/` (or the system's
 //! temporary directory). Every wait is for a condition in the page, never a fixed sleep.
 
@@ -15,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
-use support::{free_port, Ferrum, ADMIN, RUNNER};
+use support::{free_port, zip_of, Ferrum, ADMIN, RUNNER};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -98,6 +101,28 @@ async fn until_text(c: &Client, css: &str, reload: bool, ok: impl Fn(&str) -> bo
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+/// Replaces the text of the input `css` inside the form `form` with `text`.
+async fn retype(c: &Client, form: &str, css: &str, text: &str) {
+    let el = c
+        .find(Locator::Id(form))
+        .await
+        .unwrap()
+        .find(Locator::Css(css))
+        .await
+        .unwrap();
+    el.clear().await.unwrap();
+    el.send_keys(text).await.unwrap();
+}
+
+async fn click_link(c: &Client, text: &str) {
+    c.find(Locator::LinkText(text))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
 }
 
 async fn click_button(c: &Client, label: &str) {
@@ -226,6 +251,76 @@ async fn the_dashboard_drives_tasks_schedules_batches_and_the_fleet_in_chromium(
     click_button(&c, "Create schedule").await;
     until_text(&c, "tbody", false, |t| t.contains("0 9 * * 1")).await;
     shot(&c, "schedules").await;
+
+    // Edit a schedule: the preview follows what is typed, saving shows the new fire times.
+    let every = f
+        .post(
+            "/2/projects/{pid}/schedules",
+            json!({"schedules": [{"code_name": "greet", "run_every": 3600,
+                                  "start_at": "2030-01-01T00:00:00Z"}]}),
+        )
+        .await;
+    let every = every["schedules"][0]["id"].as_str().unwrap().to_owned();
+    c.refresh().await.unwrap();
+    click_link(&c, &every).await;
+    until_text(&c, "#next-fire-times", false, |t| {
+        t.contains("2030-01-01 01:00:00 UTC")
+    })
+    .await;
+    shot(&c, "schedule").await;
+    retype(&c, "schedule-edit", "input[name=run_every]", "7200").await;
+    until_text(&c, "#edit-preview", false, |t| {
+        t.starts_with("Next:") && t.contains("02:00:00") && !t.contains("01:00:00")
+    })
+    .await;
+    shot(&c, "schedule-edit-preview").await;
+    click_button(&c, "Save").await;
+    until_text(&c, "#next-fire-times", false, |t| {
+        t.contains("2030-01-01 02:00:00 UTC") && !t.contains("01:00:00")
+    })
+    .await;
+    shot(&c, "schedule-edited").await;
+    let saved = f
+        .get(&format!("/2/projects/{{pid}}/schedules/{every}"))
+        .await;
+    assert_eq!(saved["run_every"], 7200);
+
+    // Upload greet's second revision from its page: first with a file the zip lacks (the
+    // API's message, nothing stored), then right; the new revision is listed and runs.
+    let zip = shots().join("greet-v2.zip");
+    std::fs::write(&zip, zip_of(&[("worker.sh", b"echo v2".as_slice())])).unwrap();
+    let zip = zip.to_str().unwrap().to_owned();
+    c.goto(&format!("{base}/projects/{project}/codes"))
+        .await
+        .unwrap();
+    shot(&c, "codes").await;
+    click_link(&c, "greet").await;
+    until_text(&c, "#revisions tbody", false, |t| t.starts_with('1')).await;
+    shot(&c, "code").await;
+    let file = |c: &Client| {
+        let c = c.clone();
+        let zip = zip.clone();
+        async move {
+            let input = c.find(Locator::Id("upload-file")).await.unwrap();
+            input.send_keys(&zip).await.unwrap();
+        }
+    };
+    file(&c).await;
+    retype(&c, "upload-form", "input[name=file_name]", "main.sh").await;
+    click_button(&c, "Upload revision").await;
+    until_text(&c, "#upload-form [role=alert]", false, |t| {
+        t.contains("is not in the zip") && t.contains("worker.sh")
+    })
+    .await;
+    shot(&c, "code-upload-refused").await;
+    file(&c).await;
+    retype(&c, "upload-form", "input[name=file_name]", "worker.sh").await;
+    click_button(&c, "Upload revision").await;
+    until_text(&c, "#revisions tbody", false, |t| t.starts_with("2")).await;
+    shot(&c, "code-revision-2").await;
+    let v2 = f.queue(json!({"code_name": "greet"})).await;
+    f.wait_for(&v2, Some("complete"), WAIT).await;
+    assert!(f.log(&v2).await.contains("v2"), "the new revision ran");
 
     // A batch, followed to its result.
     f.upload_sh(

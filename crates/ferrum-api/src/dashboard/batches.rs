@@ -1,16 +1,14 @@
 //! Batches: progress (done / total / failed), each item's status and result, the reduce task
 //! and its result, cancel.
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
-use ferrum_model::{Batch, Id, Page};
+use ferrum_model::{Batch, Page};
 use maud::{html, Markup};
 
-use super::layout::{message_page, page, status, when, Ctx};
-use super::session::{internal, CsrfForm};
-use super::Session;
+use super::extract::{Button, Found, ProjectPage};
+use super::layout::{page, status, when};
+use super::session::internal;
 use crate::routes::{Auth, Route};
 use crate::AppState;
 
@@ -50,19 +48,10 @@ fn progress(b: &Batch) -> Markup {
     }
 }
 
-async fn list(
-    session: Session,
-    State(state): State<AppState>,
-    Path(pid): Path<String>,
-) -> Response {
-    let ctx = match session.ctx(&state, &pid).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let project = ctx.project.as_ref().expect("a project page").id;
+async fn list(ctx: ProjectPage, State(state): State<AppState>) -> Response {
     let batches = match state
         .store
-        .batches(project, Page::new(Some(0), Some(100)))
+        .batches(ctx.project, Page::new(Some(0), Some(100)))
         .await
     {
         Ok(b) => b,
@@ -87,31 +76,7 @@ async fn list(
     page(&ctx, "Batches", body)
 }
 
-async fn find(state: &AppState, ctx: &Ctx, id: &str) -> Result<Batch, Response> {
-    let project = ctx.project.as_ref().expect("a project page").id;
-    let not_found = || message_page(StatusCode::NOT_FOUND, "Not found", "No such batch.");
-    let id: Id = id.parse().map_err(|_| not_found())?;
-    state
-        .store
-        .batch(project, id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(not_found)
-}
-
-async fn detail(
-    session: Session,
-    State(state): State<AppState>,
-    Path((pid, bid)): Path<(String, String)>,
-) -> Response {
-    let ctx = match session.ctx(&state, &pid).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let b = match find(&state, &ctx, &bid).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+async fn detail(Found(ctx, b): Found<Batch>, State(state): State<AppState>) -> Response {
     let items = match state
         .store
         .batch_items(b.project_id, b.id, None, ITEMS)
@@ -163,23 +128,7 @@ async fn detail(
     page(&ctx, &format!("Batch {}", b.id), body)
 }
 
-async fn cancel(
-    session: Session,
-    State(state): State<AppState>,
-    Path((pid, bid)): Path<(String, String)>,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    if let Err(refused) = session.check_csrf(&form.csrf) {
-        return refused;
-    }
-    let ctx = match session.ctx(&state, &pid).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let b = match find(&state, &ctx, &bid).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+async fn cancel(Found(ctx, b): Found<Batch>, State(state): State<AppState>, _: Button) -> Response {
     match state.store.cancel_batch(b.project_id, b.id).await {
         Ok(_) => Redirect::to(&ctx.path(&format!("/batches/{}", b.id))).into_response(),
         Err(e) => internal(e),

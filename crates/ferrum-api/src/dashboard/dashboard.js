@@ -1,5 +1,6 @@
 // Ferrum dashboard: the only script. Live task logs over server-sent events (closed while the
-// tab is hidden, reopened when it shows again) and the cron preview of the schedule form.
+// tab is hidden, reopened when it shows again) and the preview of the schedule forms' next fire
+// times.
 "use strict";
 
 function followLog(el) {
@@ -21,29 +22,29 @@ function followLog(el) {
   open();
 }
 
-function cronPreview(form) {
-  const out = document.getElementById("cron-preview");
+// A schedule form previews its next fire times as it is typed: its fields go to the
+// form's data-preview URL, which checks them as saving would and answers {next} or {msg}.
+function schedulePreview(form) {
+  const out = form.querySelector(".preview");
   // Answers may arrive out of order as the user types: only the latest request's is shown.
   let latest = 0;
   const update = async () => {
     const mine = ++latest;
-    const cron = form.elements.cron.value.trim();
-    const tz = form.elements.timezone.value.trim();
-    if (!cron) { out.textContent = ""; return; }
-    const q = new URLSearchParams({ cron, timezone: tz });
-    const r = await fetch("/cron-preview?" + q);
+    const q = new URLSearchParams(new FormData(form));
+    q.delete("csrf");
+    const r = await fetch(form.dataset.preview + "?" + q);
     const body = await r.json();
     if (mine !== latest) return;
-    out.textContent = r.ok ? "Next: " + body.next.join(", ") : body.msg;
+    if (!r.ok) out.textContent = body.msg;
+    else out.textContent = body.next.length ? "Next: " + body.next.join(", ") : "Next: none";
   };
-  form.elements.cron.addEventListener("input", update);
-  form.elements.timezone.addEventListener("input", update);
+  form.addEventListener("input", update);
+  form.addEventListener("change", update);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("pre[data-stream]").forEach(followLog);
-  const f = document.getElementById("schedule-form");
-  if (f) cronPreview(f);
+  document.querySelectorAll("form[data-preview]").forEach(schedulePreview);
   const all = document.getElementById("select-all");
   if (all) all.addEventListener("change", () => {
     document.querySelectorAll("input[name=ids]").forEach((c) => { c.checked = all.checked; });

@@ -53,13 +53,16 @@ pre{background:#fff;border:1px solid #dde;padding:.5rem;overflow:auto;max-height
 form.inline{display:inline}
 fieldset{border:1px solid #dde;background:#fff;margin-bottom:1rem}
 label{margin-right:.75rem}
+.grid{display:grid;grid-template-columns:minmax(6rem,14rem) minmax(0,28rem);gap:.4rem .75rem;align-items:center}
+.grid>p,.grid>details,.grid>button,.grid>datalist{grid-column:1/-1}.grid>button{justify-self:start}
+.refused{color:#b42318;font-weight:600}.preview{color:#3b4458}
 .bar{background:#dde;height:1rem;width:100%;max-width:30rem}.bar>div{background:#17733a;height:1rem}
-@media (max-width:640px){th,td{font-size:.8rem}header{gap:.25rem}}
+@media (max-width:640px){th,td{font-size:.8rem}header{gap:.25rem}.grid{grid-template-columns:minmax(0,1fr)}}
 ";
 
-/// A full page with the navigation.
-pub fn page(ctx: &Ctx, title: &str, body: Markup) -> Response {
-    let nav_target = |rest: &str| ctx.path(rest);
+/// An HTML document titled `title`, styled by `style`, with the dashboard's script when
+/// `script`, showing `body`.
+pub fn document(title: &str, style: &str, script: bool, body: Markup) -> Html<String> {
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -67,10 +70,19 @@ pub fn page(ctx: &Ctx, title: &str, body: Markup) -> Response {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Ferrum" }
-                style { (PreEscaped(STYLE)) }
-                script src="/dashboard.js" defer {}
+                style { (PreEscaped(style)) }
+                @if script { script src="/dashboard.js" defer {} }
             }
-            body {
+            body { (body) }
+        }
+    };
+    Html(markup.into_string())
+}
+
+/// A full page with the navigation.
+pub fn page(ctx: &Ctx, title: &str, body: Markup) -> Response {
+    let nav_target = |rest: &str| ctx.path(rest);
+    let markup = html! {
                 header {
                     strong { "Ferrum" }
                     nav aria-label="Main" {
@@ -90,27 +102,16 @@ pub fn page(ctx: &Ctx, title: &str, body: Markup) -> Response {
                     }
                 }
                 main { h1 { (title) } (body) }
-            }
-        }
     };
-    Html(markup.into_string()).into_response()
+    document(title, STYLE, true, markup).into_response()
 }
 
 /// A page with only a message (errors, refusals), without the navigation.
 pub fn message_page(status: StatusCode, title: &str, text: &str) -> Response {
     let markup = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Ferrum" }
-                style { (PreEscaped(STYLE)) }
-            }
-            body { main { h1 { (title) } p { (text) } p { a href="/projects" { "Back to the projects" } } } }
-        }
+        main { h1 { (title) } p { (text) } p { a href="/projects" { "Back to the projects" } } }
     };
-    (status, Html(markup.into_string())).into_response()
+    (status, document(title, STYLE, false, markup)).into_response()
 }
 
 /// A time as the dashboard shows it; "–" for none.

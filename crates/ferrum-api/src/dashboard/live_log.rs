@@ -3,33 +3,20 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use ferrum_model::{Id, TaskStatus};
+use ferrum_model::{Id, Task, TaskStatus};
 use futures_util::stream::{self, Stream};
 
-use super::tasks::find;
-use super::Session;
+use super::extract::Found;
 use crate::AppState;
 
 /// How often a live log looks for more.
 const POLL: Duration = Duration::from_millis(500);
 
 /// The task's log (whole, each time it grew) and status until it ends.
-pub async fn stream_log(
-    session: Session,
-    State(state): State<AppState>,
-    Path((pid, tid)): Path<(String, String)>,
-) -> Response {
-    let ctx = match session.ctx(&state, &pid).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let task = match find(&state, &ctx, &tid).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+pub async fn stream_log(Found(_, task): Found<Task>, State(state): State<AppState>) -> Response {
     let events = log_events(state, task.project_id, task.id);
     Sse::new(events)
         .keep_alive(KeepAlive::default())

@@ -4,12 +4,14 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use maud::{html, PreEscaped, DOCTYPE};
+use maud::html;
 use serde::Deserialize;
 
-use super::session::{internal, over_tls, set_cookie, CsrfForm, SESSION_SECS};
+use super::extract::Button;
+use super::layout::document;
+use super::session::{internal, over_tls, set_cookie, SESSION_SECS};
 use super::Session;
 use crate::routes::{Auth, Route};
 use crate::AppState;
@@ -28,30 +30,21 @@ async fn front(_: Session) -> Redirect {
     Redirect::to("/projects")
 }
 
+const LOGIN_STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:30rem;margin:3rem auto;padding:1rem}input{width:100%;padding:.4rem;margin:.3rem 0 1rem}";
+
 fn form_page(status: StatusCode, error: Option<&str>) -> Response {
     let markup = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Log in · Ferrum" }
-                style { (PreEscaped("body{font-family:system-ui,sans-serif;max-width:30rem;margin:3rem auto;padding:1rem}input{width:100%;padding:.4rem;margin:.3rem 0 1rem}")) }
-            }
-            body {
-                main {
-                    h1 { "Ferrum" }
-                    @if let Some(e) = error { p role="alert" { (e) } }
-                    form method="post" action="/login" {
-                        label for="token" { "Token" }
-                        input id="token" name="token" type="password" autocomplete="current-password" required;
-                        button type="submit" { "Log in" }
-                    }
-                }
+        main {
+            h1 { "Ferrum" }
+            @if let Some(e) = error { p role="alert" { (e) } }
+            form method="post" action="/login" {
+                label for="token" { "Token" }
+                input id="token" name="token" type="password" autocomplete="current-password" required;
+                button type="submit" { "Log in" }
             }
         }
     };
-    (status, Html(markup.into_string())).into_response()
+    (status, document("Log in", LOGIN_STYLE, false, markup)).into_response()
 }
 
 async fn login_form() -> Response {
@@ -95,11 +88,8 @@ async fn logout(
     session: Session,
     State(state): State<AppState>,
     parts: Parts,
-    Form(form): Form<CsrfForm>,
+    _: Button,
 ) -> Response {
-    if let Err(refused) = session.check_csrf(&form.csrf) {
-        return refused;
-    }
     if let Err(e) = state.store.end_session(&session.token).await {
         return internal(e);
     }

@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use chrono::{Duration, DurationRound, Utc};
 use ferrum_model::{Page, TaskFilter, TaskStatus};
 use maud::{html, Markup};
 
+use super::extract::ProjectPage;
 use super::layout::{page, status, when, Ctx};
 use super::session::internal;
 use super::Session;
@@ -54,23 +55,18 @@ async fn list(session: Session, State(state): State<AppState>) -> Response {
     page(&ctx, "Projects", body)
 }
 
-async fn overview(
-    session: Session,
-    State(state): State<AppState>,
-    Path(pid): Path<String>,
-) -> Response {
-    let ctx = match session.ctx(&state, &pid).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+async fn overview(ctx: ProjectPage, State(state): State<AppState>) -> Response {
     match overview_body(&state, &ctx).await {
         Ok(body) => page(&ctx, "Overview", body),
         Err(e) => internal(e),
     }
 }
 
-async fn overview_body(state: &AppState, ctx: &Ctx) -> Result<Markup, ferrum_store::StoreError> {
-    let project = ctx.project.as_ref().expect("a project page").id;
+async fn overview_body(
+    state: &AppState,
+    ctx: &ProjectPage,
+) -> Result<Markup, ferrum_store::StoreError> {
+    let project = ctx.project;
     let codes = state
         .store
         .codes(project, Page::new(Some(0), Some(OVERVIEW_CODES)))

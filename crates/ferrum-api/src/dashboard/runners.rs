@@ -4,12 +4,12 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use ferrum_model::{Id, Page};
 use maud::html;
 
+use super::extract::Button;
 use super::layout::{message_page, page, when, Ctx};
-use super::session::{internal, CsrfForm};
+use super::session::internal;
 use super::Session;
 use crate::ops::fleet::seen_since;
 use crate::routes::{Auth, Route};
@@ -110,11 +110,8 @@ async fn drain(
     session: Session,
     State(state): State<AppState>,
     Path(rid): Path<String>,
-    Form(form): Form<CsrfForm>,
+    _: Button,
 ) -> Response {
-    if let Err(refused) = session.check_csrf(&form.csrf) {
-        return refused;
-    }
     if !session.who.is_admin {
         return admins_only();
     }

@@ -9,7 +9,7 @@ use ferrum_model::{Id, Principal, Project};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::layout::{message_page, Ctx};
+use super::layout::message_page;
 use crate::AppState;
 
 /// The cookie that holds the session token.
@@ -17,13 +17,6 @@ pub const COOKIE_NAME: &str = "ferrum_session";
 /// How long a session lasts: the server refuses it after this (its row's `expires_at`), and
 /// the browser drops the cookie then too. Logout ends it sooner.
 pub const SESSION_SECS: u32 = 12 * 3600;
-
-/// The body of a button's form: only the CSRF token.
-#[derive(serde::Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    pub csrf: String,
-}
 
 /// A logged-in browser: who it is and its session token.
 #[derive(Clone)]
@@ -62,12 +55,6 @@ impl Session {
             Err(e) => Err(internal(e)),
         }
     }
-
-    /// The page context of project `pid`.
-    pub async fn ctx(&self, state: &AppState, pid: &str) -> Result<Ctx, Response> {
-        let project = self.project(state, pid).await?;
-        Ok(Ctx::new(self, Some(project)))
-    }
 }
 
 fn csrf_of(token: &str) -> String {
@@ -102,14 +89,21 @@ fn cookie_token(parts: &Parts) -> Option<String> {
 impl FromRequestParts<AppState> for Session {
     type Rejection = Response;
 
+    /// The session of the request's cookie, looked up once per request (the page and form
+    /// extractors all start here).
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        if let Some(known) = parts.extensions.get::<Session>() {
+            return Ok(known.clone());
+        }
         let to_login = || Redirect::to("/login").into_response();
         let token = cookie_token(parts).ok_or_else(to_login)?;
-        match state.store.session(&token).await {
-            Ok(Some(who)) => Ok(Session { who, token }),
-            Ok(None) => Err(to_login()),
-            Err(e) => Err(internal(e)),
-        }
+        let session = match state.store.session(&token).await {
+            Ok(Some(who)) => Session { who, token },
+            Ok(None) => return Err(to_login()),
+            Err(e) => return Err(internal(e)),
+        };
+        parts.extensions.insert(session.clone());
+        Ok(session)
     }
 }
 

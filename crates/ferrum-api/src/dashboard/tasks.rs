@@ -1,21 +1,18 @@
 //! Tasks: the filtered list with bulk Cancel/Retry, a task's page with its live log, and the
 //! Cancel/Retry buttons.
 
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use chrono::{NaiveDate, TimeZone, Utc};
 use ferrum_model::{Id, Page, Task, TaskFilter, TaskStatus};
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::form::{form_pairs, urlencode};
+use super::extract::{Button, Checked, Found, ProjectPage};
 use super::layout::{message_page, page, status, when, Ctx};
 use super::live_log::stream_log;
-use super::session::{internal, CsrfForm};
-use super::Session;
+use super::session::internal;
 use crate::routes::{Auth, Route};
 use crate::AppState;
 
@@ -52,9 +49,15 @@ pub fn routes() -> Vec<Route> {
         )
         .auth(Auth::Session),
         Route::post(
-            "/projects/{project_id}/tasks/{task_id}/{action}",
-            "Dashboard: cancel or retry a task",
-            act,
+            "/projects/{project_id}/tasks/{task_id}/cancel",
+            "Dashboard: cancel a task",
+            cancel,
+        )
+        .auth(Auth::Session),
+        Route::post(
+            "/projects/{project_id}/tasks/{task_id}/retry",
+            "Dashboard: retry a task",
+            retry,
         )
         .auth(Auth::Session),
     ]
@@ -89,6 +92,11 @@ pub struct Filters {
     /// Keyset paging: list only tasks older than this id (the "Older" link's cursor).
     #[serde(default)]
     cursor: String,
+    /// The cursors of the pages between the first and this one, nearest last, comma
+    /// separated: where "Newer" goes back to. A cursor reads only older tasks, so the way
+    /// back is carried in the links (25 characters a page) rather than read backwards.
+    #[serde(default)]
+    newer: String,
 }
 
 impl Filters {
@@ -164,9 +172,38 @@ impl Filters {
             .transpose()
     }
 
-    /// The filters as a query string (for paging links and the bulk form), starting after
-    /// `cursor` when given.
-    fn query(&self, cursor: Option<Id>) -> String {
+    /// The filters as a query string, without the paging (the bulk form, "Newest").
+    fn query(&self) -> String {
+        self.query_at(None, &[])
+    }
+
+    /// The pages above this one, nearest last.
+    fn trail(&self) -> Vec<&str> {
+        self.newer.split(',').filter(|c| !c.is_empty()).collect()
+    }
+
+    /// The link of the next page, older than `next`.
+    fn older(&self, next: Id) -> String {
+        let mut trail = self.trail();
+        if !self.cursor.is_empty() {
+            trail.push(&self.cursor);
+        }
+        self.query_at(Some(&next.to_string()), &trail)
+    }
+
+    /// The link of the page before this one; `None` on the first page.
+    fn newer(&self) -> Option<String> {
+        if self.cursor.is_empty() {
+            return None;
+        }
+        let mut trail = self.trail();
+        let back = trail.pop();
+        Some(self.query_at(back, &trail))
+    }
+
+    /// The filters as a query string, at `cursor` with the pages `trail` above it.
+    fn query_at(&self, cursor: Option<&str>, trail: &[&str]) -> String {
+        let trail = trail.join(",");
         let pairs = [
             ("status", &self.status),
             ("code", &self.code),
@@ -179,15 +216,14 @@ impl Filters {
             ("field", &self.field),
             ("value", &self.value),
         ];
-        let mut q: Vec<String> = pairs
+        let paging = [("cursor", cursor.unwrap_or_default()), ("newer", &trail)];
+        let set: Vec<(&str, &str)> = pairs
             .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .chain(paging)
             .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| format!("{k}={}", urlencode(v)))
             .collect();
-        if let Some(c) = cursor {
-            q.push(format!("cursor={c}"));
-        }
-        q.join("&")
+        serde_urlencoded::to_string(set).expect("text pairs encode")
     }
 }
 
@@ -240,17 +276,11 @@ async fn matching(
 }
 
 async fn list(
-    session: Session,
+    ctx: ProjectPage,
     State(state): State<AppState>,
-    Path(pid): Path<String>,
     Query(f): Query<Filters>,
 ) -> Response {
-    let ctx = match session.ctx(&state, &pid).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let project = ctx.project.as_ref().expect("a project page").id;
-    let (tasks, next) = match matching(&state, project, &f, PER_PAGE, SCAN_MAX).await {
+    let (tasks, next) = match matching(&state, ctx.project, &f, PER_PAGE, SCAN_MAX).await {
         Ok(t) => t,
         Err(r) => return r,
     };
@@ -258,7 +288,7 @@ async fn list(
         (filter_form(&ctx, &f))
         form method="post" action=(ctx.path("/tasks/bulk")) {
             (ctx.csrf_field())
-            input type="hidden" name="query" value=(f.query(None));
+            input type="hidden" name="query" value=(f.query());
             fieldset {
                 legend { "With the selected tasks, or every task the filter matches" }
                 label { input type="radio" name="scope" value="selected" checked; " Selected" }
@@ -270,9 +300,12 @@ async fn list(
             (task_table(&ctx, &tasks, true))
         }
         nav aria-label="Pages" {
-            @if !f.cursor.is_empty() { a href=(format!("?{}", f.query(None))) { "Newest" } " " }
+            @if let Some(newer) = f.newer() {
+                a href=(format!("?{}", f.query())) { "Newest" } " "
+                a rel="prev" href=(format!("?{newer}")) { "Newer" } " "
+            }
             @if let Some(next) = next {
-                a href=(format!("?{}", f.query(Some(next)))) { "Older" }
+                a rel="next" href=(format!("?{}", f.older(next))) { "Older" }
             }
         }
     };
@@ -350,14 +383,13 @@ fn preview(payload: &[u8]) -> String {
     out
 }
 
-/// `POST …/tasks/bulk`: a urlencoded form with repeated `ids`, so it is parsed by hand.
+/// `POST …/tasks/bulk`: `ids` is repeated once per selected row, so the form is read as
+/// pairs.
 async fn bulk(
-    session: Session,
+    ctx: ProjectPage,
     State(state): State<AppState>,
-    Path(pid): Path<String>,
-    body: Bytes,
+    Checked(pairs): Checked<Vec<(String, String)>>,
 ) -> Response {
-    let pairs: Vec<(String, String)> = form_pairs(&body);
     let get = |k: &str| {
         pairs
             .iter()
@@ -365,14 +397,7 @@ async fn bulk(
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
-    if let Err(refused) = session.check_csrf(&get("csrf")) {
-        return refused;
-    }
-    let ctx = match session.ctx(&state, &pid).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let project = ctx.project.as_ref().expect("a project page").id;
+    let project = ctx.project;
     let action = get("action");
     let ids: Vec<Id> = if get("scope") == "matching" {
         let f = filters_of(&get("query"));
@@ -408,57 +433,17 @@ async fn every_match(state: &AppState, project: Id, f: &Filters) -> Result<Vec<I
     Ok(tasks.into_iter().map(|t| t.id).collect())
 }
 
-/// The filters of a list's query string (as the bulk form carries it).
+/// The filters of a list's query string (as the bulk form carries it), from the first page.
 fn filters_of(query: &str) -> Filters {
-    let pairs = form_pairs(query.as_bytes());
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+    let f: Filters = serde_urlencoded::from_str(query).unwrap_or_default();
     Filters {
-        status: get("status"),
-        code: get("code"),
-        label: get("label"),
-        schedule: get("schedule"),
-        batch: get("batch"),
-        parent: get("parent"),
-        from: get("from"),
-        to: get("to"),
-        field: get("field"),
-        value: get("value"),
         cursor: String::new(),
+        newer: String::new(),
+        ..f
     }
 }
 
-/// The task `id` of the project in view, or a "Not found" page.
-pub(super) async fn find(state: &AppState, ctx: &Ctx, id: &str) -> Result<Task, Response> {
-    let project = ctx.project.as_ref().expect("a project page").id;
-    let not_found = || message_page(StatusCode::NOT_FOUND, "Not found", "No such task.");
-    let id: Id = id.parse().map_err(|_| not_found())?;
-    state
-        .store
-        .task(project, id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(not_found)
-}
-
-async fn detail(
-    session: Session,
-    State(state): State<AppState>,
-    Path((pid, tid)): Path<(String, String)>,
-) -> Response {
-    let ctx = match session.ctx(&state, &pid).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let task = match find(&state, &ctx, &tid).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+async fn detail(Found(ctx, task): Found<Task>, State(state): State<AppState>) -> Response {
     let project = task.project_id;
     let log = state.store.read_log(project, task.id, false).await;
     let log = match log {
@@ -537,39 +522,27 @@ async fn detail(
     page(&ctx, &format!("Task {}", task.id), body)
 }
 
-async fn act(
-    session: Session,
+async fn cancel(
+    Found(ctx, task): Found<Task>,
     State(state): State<AppState>,
-    Path((pid, tid, action)): Path<(String, String, String)>,
-    Form(form): Form<CsrfForm>,
+    _: Button,
 ) -> Response {
-    if let Err(refused) = session.check_csrf(&form.csrf) {
-        return refused;
+    match state.store.cancel(task.project_id, task.id).await {
+        Ok(_) => Redirect::to(&ctx.path(&format!("/tasks/{}", task.id))).into_response(),
+        Err(e) => internal(e),
     }
-    let ctx = match session.ctx(&state, &pid).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let task = match find(&state, &ctx, &tid).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let target = match action.as_str() {
-        "cancel" => state
-            .store
-            .cancel(task.project_id, task.id)
-            .await
-            .map(|_| task.id),
-        "retry" => state
-            .store
-            .retry(task.project_id, task.id, 0)
-            .await
-            .map(|r| r.unwrap_or(task.id)),
-        _ => return message_page(StatusCode::NOT_FOUND, "Not found", "No such action."),
-    };
-    match target {
-        Ok(id) => {
+}
+
+/// Queues the retry and shows it.
+async fn retry(
+    Found(ctx, task): Found<Task>,
+    State(state): State<AppState>,
+    _: Button,
+) -> Response {
+    match state.store.retry(task.project_id, task.id, 0).await {
+        Ok(retried) => {
             state.queue.wake();
+            let id = retried.unwrap_or(task.id);
             Redirect::to(&ctx.path(&format!("/tasks/{id}"))).into_response()
         }
         Err(e) => internal(e),

@@ -31,7 +31,7 @@ pub fn routes() -> Vec<Route> {
         .body(bodies::schedules())
         .errors(&[403]),
         Route::get(SCHEDULE, "Get a schedule", get_schedule),
-        Route::put(SCHEDULE, "Update some fields of a schedule", update)
+        Route::put(SCHEDULE, "Update some fields of a schedule", put_schedule)
             .body(bodies::schedule_update()),
         Route::post(
             "/2/projects/{project_id}/schedules/{schedule_id}/cancel",
@@ -63,20 +63,24 @@ pub fn routes() -> Vec<Route> {
 /// `start_at` is absent; `task_delay` delays every task (contract §8.9). `cron` (5 fields, or
 /// 6 with seconds), `timezone` (IANA, default UTC) and `misfire` (`run_once`, `skip`,
 /// `catch_up`) are Ferrum's additions.
-#[derive(Deserialize)]
-struct ScheduleInput {
-    code_name: Option<String>,
-    payload: Option<Value>,
-    start_at: Option<String>,
-    end_at: Option<String>,
-    run_every: Option<f64>,
-    run_times: Option<f64>,
-    task_delay: Option<f64>,
-    cron: Option<String>,
-    timezone: Option<String>,
-    misfire: Option<String>,
+///
+/// The dashboard's schedule forms build one too and go through [`ScheduleInput::into_new`],
+/// [`store_new`] and [`update_schedule`], so a schedule made or edited there passes exactly
+/// the API's checks and answers its messages.
+#[derive(Deserialize, Default)]
+pub(crate) struct ScheduleInput {
+    pub code_name: Option<String>,
+    pub payload: Option<Value>,
+    pub start_at: Option<String>,
+    pub end_at: Option<String>,
+    pub run_every: Option<f64>,
+    pub run_times: Option<f64>,
+    pub task_delay: Option<f64>,
+    pub cron: Option<String>,
+    pub timezone: Option<String>,
+    pub misfire: Option<String>,
     #[serde(flatten)]
-    fields: TaskFields,
+    pub fields: TaskFields,
 }
 
 impl ScheduleInput {
@@ -100,7 +104,7 @@ impl ScheduleInput {
         Ok((self.code_name, payload_bytes(self.payload), opts))
     }
 
-    fn into_new(self, config: &ApiConfig) -> Result<NewSchedule, ApiError> {
+    pub(crate) fn into_new(self, config: &ApiConfig) -> Result<NewSchedule, ApiError> {
         let (code_name, payload, opts) = self.options(config)?;
         Ok(new_schedule(
             &code_name.unwrap_or_default(),
@@ -113,7 +117,7 @@ impl ScheduleInput {
     /// The fields this body sets, checked by the same rules as a new schedule; `null` and
     /// absent fields stay as they are. `start_at`, `code_name` and how the schedule repeats
     /// by cron cannot change: that is a new schedule.
-    fn into_update(
+    pub(crate) fn into_update(
         self,
         existing: &Schedule,
         config: &ApiConfig,
@@ -163,6 +167,59 @@ async fn find_schedule(state: &AppState, project: Id, id: Id) -> Result<Schedule
         .ok_or_else(|| ApiError::not_found("Schedule not found"))
 }
 
+/// Stores validated schedules, all or none, within the project's limit of active schedules
+/// (S2, and the dashboard's form).
+pub(crate) async fn store_new(
+    state: &AppState,
+    project: Id,
+    schedules: Vec<NewSchedule>,
+) -> Result<Vec<Id>, ApiError> {
+    let limit = state.config.max_schedules_per_project;
+    Ok(state
+        .store
+        .create_schedules(project, schedules, limit)
+        .await?)
+}
+
+/// S5: checks `input` against schedule `id` ([`ScheduleInput::into_update`]) and writes it;
+/// the API's `PUT` and the dashboard's Edit form.
+pub(crate) async fn update_schedule(
+    state: &AppState,
+    project: Id,
+    id: Id,
+    input: ScheduleInput,
+) -> Result<(), ApiError> {
+    let existing = find_schedule(state, project, id).await?;
+    let update = input.into_update(&existing, &state.config)?;
+    if !state.store.update_schedule(project, id, update).await? {
+        return Err(ApiError::not_found("Schedule not found"));
+    }
+    Ok(())
+}
+
+/// The schedule `existing` becomes once the store applies `u` (`ScheduleStore::update_schedule`):
+/// what `u` sets replaces the stored value, the rest stays, and a schedule already past its
+/// new `run_times` or `end_at` ends. For previews: nothing is written.
+pub(crate) fn updated(existing: &Schedule, u: ScheduleUpdate) -> Schedule {
+    let mut s = existing.clone();
+    s.payload = u.payload.unwrap_or(s.payload);
+    s.priority = u.priority.unwrap_or(s.priority);
+    s.timeout = u.timeout.unwrap_or(s.timeout);
+    s.cluster = u.cluster.unwrap_or(s.cluster);
+    s.label = u.label.or(s.label);
+    s.run_every = u.run_every.or(s.run_every);
+    s.run_times = u.run_times.or(s.run_times);
+    s.end_at = u.end_at.or(s.end_at);
+    s.task_delay = u.task_delay.unwrap_or(s.task_delay);
+    let past_end = matches!((s.next_start, s.end_at), (Some(next), Some(end)) if next > end);
+    let ran_out = s.run_times.is_some_and(|max| s.run_count >= max);
+    if s.status == ScheduleStatus::Scheduled && (past_end || ran_out) {
+        s.status = ScheduleStatus::Complete;
+        s.next_start = None;
+    }
+    s
+}
+
 #[derive(Serialize)]
 struct ScheduleList {
     schedules: Vec<ScheduleJson>,
@@ -210,11 +267,7 @@ async fn create(
                 .map_err(|e| in_element("schedules", i, e))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let limit = state.config.max_schedules_per_project;
-    let ids = state
-        .store
-        .create_schedules(project.id, schedules, limit)
-        .await?;
+    let ids = store_new(&state, project.id, schedules).await?;
     Ok(Json(Scheduled {
         msg: "Scheduled",
         schedules: ids.into_iter().map(|id| Created { id }).collect(),
@@ -230,17 +283,13 @@ async fn get_schedule(
     Ok(Json(ScheduleJson::from(&schedule)))
 }
 
-async fn update(
+async fn put_schedule(
     ProjectScope(project): ProjectScope,
     ScheduleId(id): ScheduleId,
     State(state): State<AppState>,
     LenientJson(body): LenientJson<ScheduleInput>,
 ) -> Result<Json<Msg>, ApiError> {
-    let existing = find_schedule(&state, project.id, id).await?;
-    let update = body.into_update(&existing, &state.config)?;
-    if !state.store.update_schedule(project.id, id, update).await? {
-        return Err(ApiError::not_found("Schedule not found"));
-    }
+    update_schedule(&state, project.id, id, body).await?;
     Ok(Json(Msg::new("Updated")))
 }
 

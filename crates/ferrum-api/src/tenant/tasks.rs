@@ -57,7 +57,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// The task options of T2 elements and S2 elements.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub struct TaskFields {
     pub priority: Option<f64>,
     pub timeout: Option<f64>,

@@ -42,31 +42,32 @@ pub fn route() -> Route {
     .body(bodies::upload())
 }
 
-/// The `data` part. Every field but `name` is optional; unknown fields are ignored.
-#[derive(Deserialize)]
-struct UploadData {
-    name: Option<String>,
-    runtime: Option<String>,
-    stack: Option<String>,
-    file_name: Option<String>,
-    image: Option<String>,
-    command: Option<String>,
-    config: Option<String>,
-    env_vars: Option<BTreeMap<String, String>>,
-    max_concurrency: Option<f64>,
-    retries: Option<f64>,
-    retries_delay: Option<f64>,
-    default_priority: Option<f64>,
-    memory_mb: Option<f64>,
-    cpus: Option<f64>,
-    pids: Option<f64>,
-    disk_mb: Option<f64>,
+/// The `data` part. Every field but `name` is optional; unknown fields are ignored. The
+/// dashboard's upload forms fill one from their fields and go through [`put_revision`] too.
+#[derive(Deserialize, Default)]
+pub(crate) struct UploadData {
+    pub name: Option<String>,
+    pub runtime: Option<String>,
+    pub stack: Option<String>,
+    pub file_name: Option<String>,
+    pub image: Option<String>,
+    pub command: Option<String>,
+    pub config: Option<String>,
+    pub env_vars: Option<BTreeMap<String, String>>,
+    pub max_concurrency: Option<f64>,
+    pub retries: Option<f64>,
+    pub retries_delay: Option<f64>,
+    pub default_priority: Option<f64>,
+    pub memory_mb: Option<f64>,
+    pub cpus: Option<f64>,
+    pub pids: Option<f64>,
+    pub disk_mb: Option<f64>,
 }
 
 #[derive(Serialize)]
-struct Uploaded {
-    id: Id,
-    rev: i32,
+pub(crate) struct Uploaded {
+    pub id: Id,
+    pub rev: i32,
     msg: &'static str,
 }
 
@@ -77,17 +78,30 @@ async fn upload(
 ) -> Result<Json<Uploaded>, ApiError> {
     let (data, file) = read_form(form.map_err(|r| ApiError::bad_request(r.body_text()))?).await?;
     let data: UploadData = parse_json(&data)?;
+    Ok(Json(put_revision(&state, project.id, data, file).await?))
+}
+
+/// Records the next revision of the code `data.name` (creating the code at its first): the
+/// zip checked, stored, and deleted again if the revision cannot be recorded; revisions past
+/// the operator's `keep_revisions` handed to the zip GC. The API's upload and the
+/// dashboard's both.
+pub(crate) async fn put_revision(
+    state: &AppState,
+    project: Id,
+    data: UploadData,
+    file: Option<Bytes>,
+) -> Result<Uploaded, ApiError> {
     let name = data
         .name
         .clone()
         .filter(|n| !n.trim().is_empty())
         .ok_or_else(|| ApiError::bad_request("name is required"))?;
     limits::CODE_NAME.check_as("name", &name)?;
-    let zip = match file {
+    let zip = match file.filter(|f| !f.is_empty()) {
         Some(part) => Some(decode_zip(&part, state.config.max_zip_unpacked_bytes).await?),
         None => None,
     };
-    let previous = state.store.code_by_name(project.id, &name).await?;
+    let previous = state.store.code_by_name(project, &name).await?;
     let new_package = zip.is_some() || non_empty(&data.image).is_some();
     if !new_package && previous.is_none() {
         return Err(ApiError::bad_request(
@@ -99,7 +113,7 @@ async fn upload(
 
     let (zip_info, stored_key) = match zip {
         Some((bytes, _)) => {
-            let info = store_zip(&state, project.id, bytes).await?;
+            let info = store_zip(state, project, bytes).await?;
             let key = info.key.clone();
             (Some(info), Some(key))
         }
@@ -111,17 +125,17 @@ async fn upload(
         spec,
         zip: zip_info,
     };
-    match state.store.put_revision(project.id, revision).await {
+    match state.store.put_revision(project, revision).await {
         Ok(code) => {
             if state.config.keep_revisions.is_some() {
                 // The new revision may push an old one out of the kept window.
-                crate::zip_gc::kick(&state);
+                crate::zip_gc::kick(state);
             }
-            Ok(Json(Uploaded {
+            Ok(Uploaded {
                 id: code.id,
                 rev: code.latest.rev,
                 msg: "Upload successful.",
-            }))
+            })
         }
         Err(e) => {
             if let Some(key) = stored_key {

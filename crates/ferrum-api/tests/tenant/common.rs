@@ -253,21 +253,37 @@ fn count_files(dir: &std::path::Path) -> usize {
 
 /// A multipart body as the Python client builds it.
 pub fn multipart(data: &str, zip: Option<&[u8]>) -> Vec<u8> {
-    let mut body =
-        format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"data\"\r\n\r\n{data}\r\n")
-            .into_bytes();
-    if let Some(zip) = zip {
+    multipart_of(BOUNDARY, &[("data", data)], zip.map(|z| ("code.zip", z)))
+}
+
+/// A multipart body with `boundary`: the text `fields`, then `file` (its file name and bytes)
+/// as the `file` part when given.
+pub fn multipart_of(
+    boundary: &str,
+    fields: &[(&str, &str)],
+    file: Option<(&str, &[u8])>,
+) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, value) in fields {
         body.extend_from_slice(
             format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; \
-                 filename=\"code.zip\"\r\nContent-Type: application/zip\r\n\r\n"
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
             )
             .as_bytes(),
         );
-        body.extend_from_slice(zip);
+    }
+    if let Some((file_name, bytes)) = file {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; \
+                 filename=\"{file_name}\"\r\nContent-Type: application/zip\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
         body.extend_from_slice(b"\r\n");
     }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     body
 }
 

@@ -41,8 +41,6 @@ impl Victim {
                 "batch_id" => &self.batch,
                 // A runner (admins only): no tenant reaches one, whatever its id.
                 "runner_id" => &self.task,
-                // The dashboard's buttons: the harmless-looking one.
-                "action" => "cancel",
                 // Runner routes name a task or a revision; the victim's task id serves both.
                 "id" => &self.task,
                 // A webhook's secret is its credential: the sweep's caller does not know it.
@@ -170,11 +168,21 @@ async fn every_registered_route_refuses_another_tenant_and_changes_nothing() {
             swept += 1;
         }
         // The dashboard, with the attacker's own session and a valid CSRF token: every page and
-        // button about the victim's project or objects is "Not found". (`/logout` would end
-        // the session; `dashboard.rs` tests it.)
+        // form about the victim's project or objects is "Not found", even one that would change
+        // it (an edit, "cancel everything matching"). (`/logout` would end the session;
+        // `dashboard.rs` tests it, and the multipart uploads with a real zip.)
         if route.auth_kind() == Auth::Session && path != "/logout" {
+            let form = [
+                ("csrf", session.csrf.as_str()),
+                ("run_every", "7200"),
+                ("payload", "swept"),
+                ("label", "swept"),
+                ("scope", "matching"),
+                ("query", ""),
+                ("action", "cancel"),
+            ];
             for filled in &paths {
-                let status = session.call(&app, method.clone(), filled).await.0;
+                let status = session.send(&app, method.clone(), filled, &form).await.0;
                 if path.contains("{project_id}") {
                     assert_eq!(status, 404, "{method} {filled} with the attacker's session");
                 } else {
