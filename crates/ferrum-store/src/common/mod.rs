@@ -2,6 +2,7 @@
 //! they share, the binding and the row mapping. A backend supplies where statements run and
 //! the statements that really differ (locking, arrays, its queue, its clock).
 
+pub(crate) mod accounts;
 pub(crate) mod batches;
 pub(crate) mod queue;
 pub(crate) mod sql;

@@ -1,229 +1,21 @@
-//! Users, tokens, projects and runners.
+//! Runner registration on SQLite (the rest of accounts is `crate::common::accounts`): the
+//! token check and the insert share one write transaction, so a revocation comes before or
+//! after both.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use ferrum_model::{Id, Principal, Project};
-use sqlx::Row;
+use ferrum_model::Id;
 
-use super::rows::{self, micros, now};
+use super::rows::now;
 use super::SqliteStore;
-use crate::{
-    hash_token, AccountStore, RunnerIdentity, RunnerToken, StoreError, StoreResult, ADMIN_EMAIL,
-};
+use crate::common::accounts::AccountSql;
+use crate::{RunnerIdentity, StoreResult};
 
 #[async_trait]
-impl AccountStore for SqliteStore {
-    async fn bootstrap_admin(&self, token: &str) -> StoreResult<Principal> {
-        let mut tx = self.write().await?;
-        let at = now();
-        sqlx::query(
-            "INSERT INTO users (id, email, is_admin, created_at) VALUES (?1, ?2, 1, ?3) \
-             ON CONFLICT (email) DO NOTHING",
-        )
-        .bind(Id::generate().to_string())
-        .bind(ADMIN_EMAIL)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-        let user_id = rows::id(
-            &sqlx::query("SELECT id FROM users WHERE email = ?1")
-                .bind(ADMIN_EMAIL)
-                .fetch_one(&mut *tx)
-                .await?,
-            "id",
-        )?;
-        sqlx::query(
-            "INSERT INTO tokens (token_hash, user_id, created_at) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (token_hash) DO NOTHING",
-        )
-        .bind(hash_token(token))
-        .bind(user_id.to_string())
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Principal {
-            user_id,
-            is_admin: true,
-        })
-    }
-
-    async fn create_user(&self, email: &str, is_admin: bool) -> StoreResult<Id> {
-        let id = Id::generate();
-        let done = sqlx::query(
-            "INSERT INTO users (id, email, is_admin, created_at) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (email) DO NOTHING",
-        )
-        .bind(id.to_string())
-        .bind(email)
-        .bind(is_admin)
-        .bind(now())
-        .execute(&self.writer)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Conflict(format!(
-                "user {email:?} already exists"
-            )));
-        }
-        Ok(id)
-    }
-
-    async fn start_session(
+impl AccountSql for SqliteStore {
+    async fn register(
         &self,
-        user_id: Id,
-        token: &str,
-        expires_at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        sqlx::query("DELETE FROM dashboard_sessions WHERE expires_at <= ?1")
-            .bind(now())
-            .execute(&self.writer)
-            .await?;
-        sqlx::query(
-            "INSERT INTO dashboard_sessions (token_hash, user_id, created_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?4)",
-        )
-        .bind(hash_token(token))
-        .bind(user_id.to_string())
-        .bind(now())
-        .bind(micros(expires_at))
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
-
-    async fn session(&self, token: &str) -> StoreResult<Option<Principal>> {
-        let row = sqlx::query(
-            "SELECT u.id, u.is_admin FROM dashboard_sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = ?1 AND s.expires_at > ?2",
-        )
-        .bind(hash_token(token))
-        .bind(now())
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(|r| {
-            Ok(Principal {
-                user_id: rows::id(&r, "id")?,
-                is_admin: r.try_get("is_admin")?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn end_session(&self, token: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM dashboard_sessions WHERE token_hash = ?1")
-            .bind(hash_token(token))
-            .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn add_user_token(&self, user_id: Id, token: &str) -> StoreResult<()> {
-        sqlx::query("INSERT INTO tokens (token_hash, user_id, created_at) VALUES (?1, ?2, ?3)")
-            .bind(hash_token(token))
-            .bind(user_id.to_string())
-            .bind(now())
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
-
-    async fn authenticate(&self, token: &str) -> StoreResult<Option<Principal>> {
-        let row = sqlx::query(
-            "SELECT u.id, u.is_admin FROM tokens t JOIN users u ON u.id = t.user_id \
-             WHERE t.token_hash = ?1",
-        )
-        .bind(hash_token(token))
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(|r| {
-            Ok(Principal {
-                user_id: rows::id(&r, "id")?,
-                is_admin: r.try_get("is_admin")?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn create_project(&self, owner: Id, name: &str) -> StoreResult<Project> {
-        let row = sqlx::query(
-            "INSERT INTO projects (id, name, owner_id, created_at) VALUES (?1, ?2, ?3, ?4) \
-             RETURNING *",
-        )
-        .bind(Id::generate().to_string())
-        .bind(name)
-        .bind(owner.to_string())
-        .bind(now())
-        .fetch_one(&self.writer)
-        .await?;
-        rows::project(&row)
-    }
-
-    async fn project(&self, who: &Principal, id: Id) -> StoreResult<Option<Project>> {
-        let row = sqlx::query("SELECT * FROM projects WHERE id = ?1 AND (?2 OR owner_id = ?3)")
-            .bind(id.to_string())
-            .bind(who.is_admin)
-            .bind(who.user_id.to_string())
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(rows::project).transpose()
-    }
-
-    async fn projects(&self, who: &Principal) -> StoreResult<Vec<Project>> {
-        let rows = sqlx::query("SELECT * FROM projects WHERE ?1 OR owner_id = ?2 ORDER BY id DESC")
-            .bind(who.is_admin)
-            .bind(who.user_id.to_string())
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(rows::project).collect()
-    }
-
-    async fn set_project_concurrency(&self, project: Id, limit: Option<i32>) -> StoreResult<()> {
-        sqlx::query("UPDATE projects SET max_concurrency = ?2 WHERE id = ?1")
-            .bind(project.to_string())
-            .bind(limit)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
-
-    async fn add_runner_token(&self, cluster: &str, token: &str) -> StoreResult<Id> {
-        let id = Id::generate();
-        let mut tx = self.write().await?;
-        let at = now();
-        sqlx::query(
-            "INSERT INTO clusters (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-        )
-        .bind(cluster)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO runner_tokens (id, token_hash, cluster, created_at) \
-             VALUES (?1, ?2, ?3, ?4)",
-        )
-        .bind(id.to_string())
-        .bind(hash_token(token))
-        .bind(cluster)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(id)
-    }
-
-    async fn authenticate_runner(&self, token: &str) -> StoreResult<Option<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT cluster FROM runner_tokens WHERE token_hash = ?1 AND revoked_at IS NULL",
-        )
-        .bind(hash_token(token))
-        .fetch_optional(&self.reader)
-        .await?)
-    }
-
-    async fn register_runner(
-        &self,
-        token: &str,
-        secret: &str,
+        token_hash: String,
+        secret_hash: String,
         hostname: &str,
         concurrency: i32,
         version: &str,
@@ -234,7 +26,7 @@ impl AccountStore for SqliteStore {
             "UPDATE runner_tokens SET last_used_at = ?2 \
              WHERE token_hash = ?1 AND revoked_at IS NULL RETURNING cluster",
         )
-        .bind(hash_token(token))
+        .bind(&token_hash)
         .bind(at)
         .fetch_optional(&mut *tx)
         .await?;
@@ -252,8 +44,8 @@ impl AccountStore for SqliteStore {
         .bind(hostname)
         .bind(concurrency)
         .bind(at)
-        .bind(hash_token(token))
-        .bind(hash_token(secret))
+        .bind(token_hash)
+        .bind(secret_hash)
         .bind(version)
         .execute(&mut *tx)
         .await?;
@@ -263,40 +55,5 @@ impl AccountStore for SqliteStore {
             cluster,
             draining: false,
         }))
-    }
-
-    async fn authenticate_runner_secret(
-        &self,
-        secret: &str,
-    ) -> StoreResult<Option<RunnerIdentity>> {
-        let row = sqlx::query(
-            "SELECT r.id, r.cluster, r.drain_requested_at IS NOT NULL AS draining FROM runners r \
-             JOIN runner_tokens k ON k.token_hash = r.token_hash \
-             WHERE r.secret_hash = ?1 AND k.revoked_at IS NULL",
-        )
-        .bind(hash_token(secret))
-        .fetch_optional(&self.reader)
-        .await?;
-        row.as_ref().map(rows::runner_identity).transpose()
-    }
-
-    async fn runner_tokens(&self) -> StoreResult<Vec<RunnerToken>> {
-        let sql = format!(
-            "SELECT {} FROM runner_tokens ORDER BY created_at, id",
-            rows::RUNNER_TOKEN_COLUMNS
-        );
-        let rows = sqlx::query(&sql).fetch_all(&self.reader).await?;
-        rows.iter().map(rows::runner_token).collect()
-    }
-
-    async fn revoke_runner_token(&self, id: Id) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE runner_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-        )
-        .bind(id.to_string())
-        .bind(now())
-        .execute(&self.writer)
-        .await?;
-        Ok(done.rows_affected() == 1)
     }
 }
