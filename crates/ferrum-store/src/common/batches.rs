@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use async_trait::async_trait;
 use ferrum_model::{Batch, BatchItem, BatchStatus, Id, NewBatch, Page, TaskStatus};
 
-use super::queue::Queue;
+use super::queue::{Queue, Unfinished};
 use super::sql::{args, first, one, Arg, SqlTx};
 use crate::batches::{
     batch, first_parked, item, item_tasks, next_step, reduce_failed, reduce_task, release_range,
@@ -47,8 +47,6 @@ pub(crate) trait BatchSql: Queue {
         items: Vec<String>,
         released: Option<i32>,
     ) -> StoreResult<(i32, i32, i32)>;
-    /// Cancels the unfinished tasks of batch `id` of `project` (items and reduce).
-    async fn cancel_tasks(tx: &mut Self::Tx, project: Id, id: Id) -> StoreResult<()>;
 }
 
 #[async_trait]
@@ -209,7 +207,7 @@ impl<S: BatchSql> BatchStore for S {
             return Ok(Some(b.status));
         }
         set_status::<S>(&mut tx, id, BatchStatus::Cancelled, None, None).await?;
-        S::cancel_tasks(&mut tx, project, id).await?;
+        S::cancel_unfinished(&mut tx, project, Unfinished::Batch(id)).await?;
         tx.commit().await?;
         Ok(Some(BatchStatus::Cancelled))
     }
@@ -326,7 +324,7 @@ async fn fan_in_one<S: BatchSql>(
         }
         Step::Fail(msg) => {
             set_status::<S>(tx, id, BatchStatus::Failed, Some(msg), None).await?;
-            S::cancel_tasks(tx, b.project_id, id).await?;
+            S::cancel_unfinished(tx, b.project_id, Unfinished::Batch(id)).await?;
             Ok(None)
         }
         Step::Reduce => {

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use ferrum_model::{Code, CodeRevision, Id, NewRevision, Page, TaskStatus};
 
 use super::queue::{Queue, Unfinished};
-use super::sql::{args, first, one, Arg, Sql, SqlTx};
+use super::sql::{args, first, one, Arg, SqlTx};
 use crate::derived::keep_margin;
 use crate::rows::{self, Cols};
 use crate::{CodeStore, StoreError, StoreResult};

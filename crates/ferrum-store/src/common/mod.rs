@@ -4,6 +4,7 @@
 
 pub(crate) mod accounts;
 pub(crate) mod batches;
+pub(crate) mod codes;
 pub(crate) mod queue;
 pub(crate) mod sql;
 pub(crate) mod webhooks;

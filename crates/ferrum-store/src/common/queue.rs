@@ -8,6 +8,15 @@ use ferrum_model::{Id, NewTask};
 use super::sql::Sql;
 use crate::StoreResult;
 
+/// Whose unfinished tasks [`Queue::cancel_unfinished`] cancels.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Unfinished {
+    /// A batch's (its items and its reduce task).
+    Batch(Id),
+    /// A code's.
+    Code(Id),
+}
+
 #[async_trait]
 pub(crate) trait Queue: Sql {
     /// Refuses `n` more tasks for `project` past its queued cap or creation rate
@@ -22,6 +31,9 @@ pub(crate) trait Queue: Sql {
         retries: Option<(i32, i32)>,
         limited: &mut Vec<String>,
     ) -> StoreResult<Vec<Id>>;
+    /// Cancels the project's unfinished tasks `of`: queued ones at once, leased ones by
+    /// flagging them for their runner. How many it affected.
+    async fn cancel_unfinished(tx: &mut Self::Tx, project: Id, of: Unfinished) -> StoreResult<u64>;
     /// After the commit: admits the `limited` codes' new tasks (Postgres; SQLite's lease
     /// applies the limits itself).
     async fn after_commit(&self, limited: Vec<String>);

@@ -19,9 +19,12 @@ pub(crate) enum Arg {
     Text(Option<String>),
     Int(Option<i32>),
     Big(Option<i64>),
+    Float(Option<f64>),
     Flag(bool),
     Bytes(Option<Vec<u8>>),
     Time(Option<DateTime<Utc>>),
+    /// A JSON document: `jsonb` in Postgres, text in SQLite.
+    Json(serde_json::Value),
     /// A list, read by the SQL [`Sql::any`] writes: a `text[]` in Postgres, JSON text in
     /// SQLite.
     List(Vec<String>),
@@ -52,6 +55,9 @@ arg_from! {
     i32 => |v| Arg::Int(Some(v)),
     Option<i32> => |v| Arg::Int(v),
     i64 => |v| Arg::Big(Some(v)),
+    Option<i64> => |v| Arg::Big(v),
+    Option<f64> => |v| Arg::Float(v),
+    serde_json::Value => |v| Arg::Json(v),
     bool => |v| Arg::Flag(v),
     Vec<u8> => |v| Arg::Bytes(Some(v)),
     Option<Vec<u8>> => |v| Arg::Bytes(v),
@@ -87,6 +93,9 @@ pub(crate) trait Sql: Send + Sync {
     /// What a `SELECT` adds to lock the rows it reads until the transaction ends: `FOR UPDATE`
     /// in Postgres; nothing in SQLite, whose write transactions already exclude each other.
     const FOR_UPDATE: &'static str;
+    /// Tasks with the status tenants see: the view `task_records` in Postgres (a leased task
+    /// is `preparing` there), the table `tasks` in SQLite (which stores that status).
+    const RECORDS: &'static str;
     /// Rows of a read (SQLite: on the reader pool, which never waits for the writer).
     async fn read(&self, sql: &str, args: Vec<Arg>) -> StoreResult<Vec<Self::Row>>;
     /// Rows of a statement on the write side (SQLite: the one writer) in a transaction of its

@@ -5,7 +5,6 @@ use async_trait::async_trait;
 use ferrum_model::{Batch, Id};
 use sqlx::{Postgres, Row, Transaction};
 
-use super::tasks::cancel_unfinished;
 use super::PgStore;
 use crate::common::batches::BatchSql;
 use crate::StoreResult;
@@ -98,16 +97,6 @@ impl BatchSql for PgStore {
             counted.try_get("failed")?,
             counted.try_get("freed")?,
         ))
-    }
-
-    async fn cancel_tasks(
-        tx: &mut Transaction<'static, Postgres>,
-        project: Id,
-        id: Id,
-    ) -> StoreResult<()> {
-        let project = project.to_string();
-        cancel_unfinished(tx, &project, "t.batch_id = $2", &id.to_string()).await?;
-        Ok(())
     }
 }
 

@@ -7,9 +7,9 @@ use sqlx::postgres::{PgArguments, PgQueryResult, PgRow};
 use sqlx::query::Query;
 use sqlx::{Postgres, Transaction};
 
-use super::tasks::insert_tasks_with;
+use super::tasks::{cancel_unfinished, insert_tasks_with};
 use super::PgStore;
-use crate::common::queue::Queue;
+use crate::common::queue::{Queue, Unfinished};
 use crate::common::sql::{execute, fetch, Arg, Bind, Sql};
 use crate::StoreResult;
 
@@ -19,8 +19,10 @@ impl Bind for Postgres {
             Arg::Text(v) => q.bind(v),
             Arg::Int(v) => q.bind(v),
             Arg::Big(v) => q.bind(v),
+            Arg::Float(v) => q.bind(v),
             Arg::Flag(v) => q.bind(v),
             Arg::Bytes(v) => q.bind(v),
+            Arg::Json(v) => q.bind(v),
             Arg::Time(v) => q.bind(v),
             Arg::List(v) => q.bind(v),
             // The SQL says now(): the database's clock, the same for the whole transaction.
@@ -39,6 +41,7 @@ impl Sql for PgStore {
     type Tx = Transaction<'static, Postgres>;
 
     const FOR_UPDATE: &'static str = " FOR UPDATE";
+    const RECORDS: &'static str = "task_records";
 
     fn now(_: usize) -> String {
         "now()".into()
@@ -81,6 +84,14 @@ impl Queue for PgStore {
         let inserted = insert_tasks_with(tx, project, tasks, retries).await?;
         limited.extend(inserted.limited_codes);
         Ok(inserted.ids)
+    }
+
+    async fn cancel_unfinished(tx: &mut Self::Tx, project: Id, of: Unfinished) -> StoreResult<u64> {
+        let (filter, id) = match of {
+            Unfinished::Batch(id) => ("t.batch_id = $2", id),
+            Unfinished::Code(id) => ("t.code_id = $2", id),
+        };
+        cancel_unfinished(tx, &project.to_string(), filter, &id.to_string()).await
     }
 
     async fn after_commit(&self, limited: Vec<String>) {

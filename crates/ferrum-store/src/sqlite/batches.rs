@@ -7,7 +7,6 @@ use ferrum_model::{Batch, Id};
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::rows::now;
-use super::tasks::cancel_unfinished;
 use super::SqliteStore;
 use crate::common::batches::BatchSql;
 use crate::StoreResult;
@@ -108,14 +107,5 @@ impl BatchSql for SqliteStore {
             .execute(&mut **tx)
             .await?;
         Ok((done, failed, freed))
-    }
-
-    async fn cancel_tasks(
-        tx: &mut Transaction<'static, Sqlite>,
-        _project: Id,
-        id: Id,
-    ) -> StoreResult<()> {
-        cancel_unfinished(tx, "batch_id = ?1", &id.to_string()).await?;
-        Ok(())
     }
 }

@@ -8,9 +8,9 @@ use sqlx::sqlite::{SqliteArguments, SqliteQueryResult, SqliteRow};
 use sqlx::{Sqlite, Transaction};
 
 use super::rows::{micros, now};
-use super::tasks::insert_tasks_with;
+use super::tasks::{cancel_unfinished, insert_tasks_with};
 use super::SqliteStore;
-use crate::common::queue::Queue;
+use crate::common::queue::{Queue, Unfinished};
 use crate::common::sql::{execute, fetch, Arg, Bind, Sql};
 use crate::StoreResult;
 
@@ -23,8 +23,10 @@ impl Bind for Sqlite {
             Arg::Text(v) => q.bind(v),
             Arg::Int(v) => q.bind(v),
             Arg::Big(v) => q.bind(v),
+            Arg::Float(v) => q.bind(v),
             Arg::Flag(v) => q.bind(v),
             Arg::Bytes(v) => q.bind(v),
+            Arg::Json(v) => q.bind(v.to_string()),
             Arg::Time(v) => q.bind(v.map(micros)),
             Arg::List(v) => q.bind(serde_json::Value::from(v).to_string()),
             Arg::Now => q.bind(now()),
@@ -42,6 +44,7 @@ impl Sql for SqliteStore {
     type Tx = Transaction<'static, Sqlite>;
 
     const FOR_UPDATE: &'static str = "";
+    const RECORDS: &'static str = "tasks";
 
     fn now(n: usize) -> String {
         format!("${n}")
@@ -82,6 +85,18 @@ impl Queue for SqliteStore {
         _limited: &mut Vec<String>,
     ) -> StoreResult<Vec<Id>> {
         insert_tasks_with(tx, project, tasks, retries).await
+    }
+
+    async fn cancel_unfinished(
+        tx: &mut Self::Tx,
+        _project: Id,
+        of: Unfinished,
+    ) -> StoreResult<u64> {
+        let (filter, id) = match of {
+            Unfinished::Batch(id) => ("batch_id = ?1", id),
+            Unfinished::Code(id) => ("code_id = ?1", id),
+        };
+        cancel_unfinished(tx, filter, &id.to_string()).await
     }
 
     async fn after_commit(&self, _limited: Vec<String>) {}
