@@ -56,7 +56,7 @@ impl<S: BatchSql> BatchStore for S {
         let mut tx = self.begin().await?;
         // A batch's items count against the project's queued cap and creation rate like
         // any enqueue: past either, nothing is written (429).
-        S::enforce_quotas(&mut tx, project, b.payloads.len()).await?;
+        super::quotas::enforce::<S>(&mut tx, project, b.payloads.len()).await?;
         if let Some(r) = &b.reduce {
             let known = tx
                 .fetch(

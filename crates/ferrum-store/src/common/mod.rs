@@ -6,5 +6,6 @@ pub(crate) mod accounts;
 pub(crate) mod batches;
 pub(crate) mod codes;
 pub(crate) mod queue;
+pub(crate) mod quotas;
 pub(crate) mod sql;
 pub(crate) mod webhooks;

@@ -19,9 +19,12 @@ pub(crate) enum Unfinished {
 
 #[async_trait]
 pub(crate) trait Queue: Sql {
-    /// Refuses `n` more tasks for `project` past its queued cap or creation rate
-    /// (`crate::quotas`), inside the enqueue's transaction.
-    async fn enforce_quotas(tx: &mut Self::Tx, project: Id, n: usize) -> StoreResult<()>;
+    /// `n`: how many of project `$1`'s tasks wait to be leased, counted up to `$2`.
+    const QUEUED: &'static str;
+    /// What reading a project's quotas adds to lock its row until the enqueue commits, so that
+    /// its counts and tokens stay exact: `FOR NO KEY UPDATE` in Postgres (it does not block
+    /// the foreign-key checks of tasks being inserted); nothing in SQLite (one writer).
+    const LOCK_QUOTAS: &'static str;
     /// Queues `tasks` (with the batch's `retries` setting, when given) and answers their ids.
     /// Codes whose tasks must be admitted once the transaction commits go into `limited`.
     async fn insert_tasks(

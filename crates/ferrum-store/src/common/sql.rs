@@ -56,6 +56,7 @@ arg_from! {
     Option<i32> => |v| Arg::Int(v),
     i64 => |v| Arg::Big(Some(v)),
     Option<i64> => |v| Arg::Big(v),
+    f64 => |v| Arg::Float(Some(v)),
     Option<f64> => |v| Arg::Float(v),
     serde_json::Value => |v| Arg::Json(v),
     bool => |v| Arg::Flag(v),

@@ -70,9 +70,9 @@ impl Sql for PgStore {
 
 #[async_trait]
 impl Queue for PgStore {
-    async fn enforce_quotas(tx: &mut Self::Tx, project: Id, n: usize) -> StoreResult<()> {
-        super::quotas::enforce(tx, project, n).await
-    }
+    const QUEUED: &'static str = "SELECT count(*) AS n FROM (SELECT 1 FROM task_queue \
+         WHERE project_id = $1 AND NOT leased LIMIT $2) q";
+    const LOCK_QUOTAS: &'static str = " FOR NO KEY UPDATE";
 
     async fn insert_tasks(
         tx: &mut Self::Tx,

@@ -264,7 +264,7 @@ pub(crate) async fn cancel_unfinished(
 impl TaskStore for PgStore {
     async fn enqueue(&self, project: Id, tasks: Vec<NewTask>) -> StoreResult<Vec<Id>> {
         let mut tx = self.pool.begin().await?;
-        super::quotas::enforce(&mut tx, project, tasks.len()).await?;
+        crate::common::quotas::enforce::<PgStore>(&mut tx, project, tasks.len()).await?;
         let queued = insert_tasks(&mut tx, project, tasks).await?;
         tx.commit().await?;
         self.admit(queued.limited_codes).await;

@@ -17,7 +17,7 @@ impl WebhookSql for PgStore {
         task: NewTask,
     ) -> StoreResult<Delivery> {
         let mut tx = self.pool.begin().await?;
-        super::quotas::enforce(&mut tx, project, 1).await?;
+        crate::common::quotas::enforce::<PgStore>(&mut tx, project, 1).await?;
         let queued = insert_tasks(&mut tx, project, vec![task]).await?;
         let task_id = *queued
             .ids

@@ -18,7 +18,6 @@ mod dispatch;
 mod events;
 mod fleet;
 mod ops;
-mod quotas;
 mod results;
 mod retention;
 mod rows;

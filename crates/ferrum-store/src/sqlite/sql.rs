@@ -73,9 +73,9 @@ impl Sql for SqliteStore {
 
 #[async_trait]
 impl Queue for SqliteStore {
-    async fn enforce_quotas(tx: &mut Self::Tx, project: Id, n: usize) -> StoreResult<()> {
-        super::quotas::enforce(tx, project, n).await
-    }
+    const QUEUED: &'static str = "SELECT count(*) AS n FROM (SELECT 1 FROM tasks \
+         WHERE project_id = $1 AND status = 'queued' LIMIT $2)";
+    const LOCK_QUOTAS: &'static str = "";
 
     async fn insert_tasks(
         tx: &mut Self::Tx,

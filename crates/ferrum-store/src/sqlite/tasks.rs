@@ -160,7 +160,7 @@ pub(crate) async fn cancel_unfinished(
 impl TaskStore for SqliteStore {
     async fn enqueue(&self, project: Id, tasks: Vec<NewTask>) -> StoreResult<Vec<Id>> {
         let mut tx = self.write().await?;
-        super::quotas::enforce(&mut tx, project, tasks.len()).await?;
+        crate::common::quotas::enforce::<SqliteStore>(&mut tx, project, tasks.len()).await?;
         let ids = insert_tasks(&mut tx, project, tasks).await?;
         tx.commit().await?;
         Ok(ids)

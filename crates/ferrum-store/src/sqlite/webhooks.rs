@@ -38,7 +38,7 @@ impl WebhookSql for SqliteStore {
                 duplicate: true,
             });
         }
-        super::quotas::enforce(&mut tx, project, 1).await?;
+        crate::common::quotas::enforce::<SqliteStore>(&mut tx, project, 1).await?;
         let task_id = insert_tasks(&mut tx, project, vec![task])
             .await?
             .pop()
