@@ -7,5 +7,7 @@ pub(crate) mod batches;
 pub(crate) mod codes;
 pub(crate) mod queue;
 pub(crate) mod quotas;
+pub(crate) mod results;
+pub(crate) mod retention;
 pub(crate) mod sql;
 pub(crate) mod webhooks;

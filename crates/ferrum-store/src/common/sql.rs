@@ -89,6 +89,8 @@ pub(crate) trait Sql: Send + Sync {
     /// The SQL for a statement's now, bound as [`Arg::Now`] at placeholder `n`: `now()` in
     /// Postgres (the database's clock), `$n` in SQLite (the application supplies it).
     fn now(n: usize) -> String;
+    /// The SQL for the time `time` plus `secs` seconds (both SQL expressions).
+    fn plus_secs(time: &str, secs: &str) -> String;
     /// The SQL for "`col` is in the [`Arg::List`] at placeholder `n`".
     fn any(col: &str, n: usize) -> String;
     /// What a `SELECT` adds to lock the rows it reads until the transaction ends: `FOR UPDATE`

@@ -1,23 +1,17 @@
-//! Task results and task tokens on Postgres (see `crate::results`).
+//! Task results and task tokens on Postgres (see `crate::results`; the flows are
+//! `crate::common::results`).
 
 use async_trait::async_trait;
 use ferrum_model::Id;
 use sqlx::Row;
 
 use super::PgStore;
-use crate::results::{grant, stored_result, TASK_DEPTH};
-use crate::{
-    hash_token, Fenced, NewTaskToken, ResultStore, StoreResult, StoredResult, TaskGrant,
-    TaskTokenStore,
-};
-
-fn ids(tasks: &[Id]) -> Vec<String> {
-    tasks.iter().map(Id::to_string).collect()
-}
+use crate::common::results::ResultSql;
+use crate::{hash_token, Fenced, NewTaskToken, StoreResult, StoredResult};
 
 #[async_trait]
-impl ResultStore for PgStore {
-    async fn put_result(
+impl ResultSql for PgStore {
+    async fn put_fenced(
         &self,
         task: Id,
         runner: Id,
@@ -58,25 +52,7 @@ impl ResultStore for PgStore {
         }
     }
 
-    async fn result(&self, project: Id, task: Id) -> StoreResult<Option<StoredResult>> {
-        let row = sqlx::query(
-            "SELECT r.* FROM task_results r JOIN tasks t ON t.id = r.task_id \
-             WHERE t.project_id = $1 AND r.task_id = $2",
-        )
-        .bind(project.to_string())
-        .bind(task.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(stored_result).transpose()
-    }
-}
-
-#[async_trait]
-impl TaskTokenStore for PgStore {
-    async fn issue_task_tokens(&self, tokens: &[NewTaskToken]) -> StoreResult<()> {
-        if tokens.is_empty() {
-            return Ok(());
-        }
+    async fn issue(&self, tokens: &[NewTaskToken]) -> StoreResult<()> {
         let hashes: Vec<String> = tokens.iter().map(|t| hash_token(&t.token)).collect();
         let tasks: Vec<String> = tokens.iter().map(|t| t.task_id.to_string()).collect();
         let projects: Vec<String> = tokens.iter().map(|t| t.project_id.to_string()).collect();
@@ -92,49 +68,5 @@ impl TaskTokenStore for PgStore {
         .execute(&self.pool)
         .await?;
         Ok(())
-    }
-
-    async fn authenticate_task_token(&self, token: &str) -> StoreResult<Option<TaskGrant>> {
-        let row = sqlx::query(
-            "SELECT k.task_id, k.project_id, k.attempt, k.spawned \
-             FROM task_tokens k JOIN task_records t ON t.id = k.task_id \
-             WHERE k.token_hash = $1 AND t.attempt = k.attempt \
-               AND t.status IN ('preparing', 'running') \
-               AND now() < coalesce(t.start_time, k.created_at) \
-                 + make_interval(secs => t.timeout)",
-        )
-        .bind(hash_token(token))
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(grant).transpose()
-    }
-
-    async fn reserve_spawns(&self, token: &str, n: i32, max: i32) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE task_tokens SET spawned = spawned + $2 \
-             WHERE token_hash = $1 AND spawned + $2 <= $3",
-        )
-        .bind(hash_token(token))
-        .bind(n)
-        .bind(max)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn task_depth(&self, task: Id) -> StoreResult<i32> {
-        Ok(sqlx::query(TASK_DEPTH)
-            .bind(task.to_string())
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("depth")?)
-    }
-
-    async fn revoke_task_tokens(&self, tasks: &[Id]) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM task_tokens WHERE task_id = ANY($1)")
-            .bind(ids(tasks))
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
     }
 }

@@ -47,6 +47,10 @@ impl Sql for PgStore {
         "now()".into()
     }
 
+    fn plus_secs(time: &str, secs: &str) -> String {
+        format!("{time} + make_interval(secs => {secs})")
+    }
+
     fn any(col: &str, n: usize) -> String {
         format!("{col} = ANY(${n})")
     }

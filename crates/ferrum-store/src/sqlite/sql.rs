@@ -7,7 +7,7 @@ use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteQueryResult, SqliteRow};
 use sqlx::{Sqlite, Transaction};
 
-use super::rows::{micros, now};
+use super::rows::{micros, now, secs};
 use super::tasks::{cancel_unfinished, insert_tasks_with};
 use super::SqliteStore;
 use crate::common::queue::{Queue, Unfinished};
@@ -48,6 +48,10 @@ impl Sql for SqliteStore {
 
     fn now(n: usize) -> String {
         format!("${n}")
+    }
+
+    fn plus_secs(time: &str, n: &str) -> String {
+        format!("{time} + {n} * {}", secs(1))
     }
 
     fn any(col: &str, n: usize) -> String {
