@@ -5,6 +5,8 @@
 pub(crate) mod accounts;
 pub(crate) mod batches;
 pub(crate) mod codes;
+pub(crate) mod fleet;
+pub(crate) mod ops;
 pub(crate) mod queue;
 pub(crate) mod quotas;
 pub(crate) mod results;

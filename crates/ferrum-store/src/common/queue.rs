@@ -19,8 +19,9 @@ pub(crate) enum Unfinished {
 
 #[async_trait]
 pub(crate) trait Queue: Sql {
-    /// `n`: how many of project `$1`'s tasks wait to be leased, counted up to `$2`.
-    const QUEUED: &'static str;
+    /// `FROM` and `WHERE` of the tasks waiting to be leased, to which a statement adds
+    /// `AND …` (Postgres: unleased `task_queue` rows; SQLite: `queued` tasks).
+    const WAITING: &'static str;
     /// What reading a project's quotas adds to lock its row until the enqueue commits, so that
     /// its counts and tokens stay exact: `FOR NO KEY UPDATE` in Postgres (it does not block
     /// the foreign-key checks of tasks being inserted); nothing in SQLite (one writer).

@@ -1,6 +1,6 @@
 //! Project quotas, written once for both backends (see `crate::quotas`). A backend supplies
 //! how its queued tasks are counted and how the project row is locked
-//! ([`Queue::QUEUED`], [`Queue::LOCK_QUOTAS`]).
+//! ([`Queue::WAITING`], [`Queue::LOCK_QUOTAS`]).
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -80,9 +80,11 @@ pub(crate) async fn enforce<S: Queue>(tx: &mut S::Tx, project: Id, n: usize) -> 
     );
     let row = one(tx.fetch(&sql, args![project]).await?)?;
     if let Some(cap) = row.opt_int("max_queued")? {
-        let queued = one(tx
-            .fetch(S::QUEUED, args![project, i64::from(cap) + 1])
-            .await?)?;
+        let sql = format!(
+            "SELECT count(*) AS n FROM (SELECT 1 FROM {} AND project_id = $1 LIMIT $2) q",
+            S::WAITING
+        );
+        let queued = one(tx.fetch(&sql, args![project, i64::from(cap) + 1]).await?)?;
         check_queued(cap, queued.big("n")?, n)?;
     }
     if let Some(per_minute) = row.opt_int("tasks_per_minute")? {

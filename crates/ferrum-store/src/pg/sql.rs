@@ -74,8 +74,7 @@ impl Sql for PgStore {
 
 #[async_trait]
 impl Queue for PgStore {
-    const QUEUED: &'static str = "SELECT count(*) AS n FROM (SELECT 1 FROM task_queue \
-         WHERE project_id = $1 AND NOT leased LIMIT $2) q";
+    const WAITING: &'static str = "task_queue WHERE NOT leased";
     const LOCK_QUOTAS: &'static str = " FOR NO KEY UPDATE";
 
     async fn insert_tasks(

@@ -1,88 +1,9 @@
-//! The runner fleet on SQLite (see `crate::fleet`).
+//! The runner fleet on SQLite (see `crate::fleet`; the flows are `crate::common::fleet`).
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use ferrum_model::{Id, Page};
-use sqlx::Row;
-
-use super::rows::{micros, now};
 use super::SqliteStore;
-use crate::fleet::{
-    cluster_info, cluster_sums, runner_info, ClusterInfo, FleetStore, RunnerInfo, RunnerState,
-    RUNNER_COLUMNS,
-};
-use crate::StoreResult;
+use crate::common::fleet::FleetSql;
 
-#[async_trait]
-impl FleetStore for SqliteStore {
-    async fn runner_heartbeat(&self, runner: Id, running: i32) -> StoreResult<Option<RunnerState>> {
-        // One statement on the one writer: no lease is taken between the check and the mark.
-        let row = sqlx::query(
-            "UPDATE runners SET last_seen_at = ?3, running = ?2, \
-               drained_at = CASE WHEN drained_at IS NULL AND drain_requested_at IS NOT NULL \
-                 AND ?2 = 0 AND NOT EXISTS (SELECT 1 FROM tasks \
-                   WHERE runner_id = ?1 AND status IN ('preparing', 'running')) \
-                 THEN ?3 ELSE drained_at END \
-             WHERE id = ?1 \
-             RETURNING drain_requested_at IS NOT NULL AS draining, drained_at IS NOT NULL AS drained",
-        )
-        .bind(runner.to_string())
-        .bind(running)
-        .bind(now())
-        .fetch_optional(&self.writer)
-        .await?;
-        Ok(row.map(|r| RunnerState {
-            draining: r.get("draining"),
-            drained: r.get("drained"),
-        }))
-    }
-
-    async fn runner_draining(&self, runner: Id) -> StoreResult<bool> {
-        let draining: Option<bool> =
-            sqlx::query_scalar("SELECT drain_requested_at IS NOT NULL FROM runners WHERE id = ?1")
-                .bind(runner.to_string())
-                .fetch_optional(&self.reader)
-                .await?;
-        Ok(draining.unwrap_or(false))
-    }
-
-    async fn drain_runner(&self, runner: Id) -> StoreResult<Option<RunnerInfo>> {
-        let sql = format!(
-            "UPDATE runners SET drain_requested_at = coalesce(drain_requested_at, ?2) \
-             WHERE id = ?1 RETURNING {RUNNER_COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(runner.to_string())
-            .bind(now())
-            .fetch_optional(&self.writer)
-            .await?;
-        row.as_ref().map(runner_info).transpose()
-    }
-
-    async fn runners(&self, cluster: Option<&str>, page: Page) -> StoreResult<Vec<RunnerInfo>> {
-        let sql = format!(
-            "SELECT {RUNNER_COLUMNS} FROM runners WHERE ?1 IS NULL OR cluster = ?1 \
-             ORDER BY id DESC LIMIT ?2 OFFSET ?3"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(cluster)
-            .bind(page.limit())
-            .bind(page.offset())
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(runner_info).collect()
-    }
-
-    async fn clusters(
-        &self,
-        name: Option<&str>,
-        seen_since: DateTime<Utc>,
-    ) -> StoreResult<Vec<ClusterInfo>> {
-        let rows = sqlx::query(cluster_sums!("?1", "?2"))
-            .bind(micros(seen_since))
-            .bind(name)
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(cluster_info).collect()
-    }
+impl FleetSql for SqliteStore {
+    const RUNNER_BUSY: &'static str = "SELECT 1 FROM tasks \
+         WHERE runner_id = $1 AND status IN ('preparing', 'running')";
 }

@@ -77,8 +77,7 @@ impl Sql for SqliteStore {
 
 #[async_trait]
 impl Queue for SqliteStore {
-    const QUEUED: &'static str = "SELECT count(*) AS n FROM (SELECT 1 FROM tasks \
-         WHERE project_id = $1 AND status = 'queued' LIMIT $2)";
+    const WAITING: &'static str = "tasks WHERE status = 'queued'";
     const LOCK_QUOTAS: &'static str = "";
 
     async fn insert_tasks(
