@@ -126,6 +126,22 @@ async fn main() -> Result<(), Error> {
     }
     raw_run(&docker, "bench-raw-warm", &mount, &program).await?;
 
+    let batch_items = env_num("BENCH_BATCH_ITEMS", 0);
+    if batch_items > 0 {
+        let rounds = env_num("BENCH_BATCH_ROUNDS", 4).max(1);
+        let (batch, tasks) = client.batch_vs_tasks(&project, batch_items, rounds).await?;
+        drop(procs);
+        println!(
+            "# Ferrum batch benchmark: {batch_items} no-op items on the pooled runner at \
+             concurrency {concurrency}, in {rounds} alternating rounds"
+        );
+        println!("one batch of the items, queued to batch complete: {batch:.1} s");
+        println!("the items as independent tasks, queued to all complete: {tasks:.1} s");
+        println!("batch / independent tasks: {:.2}", batch / tasks);
+        let _ = std::fs::remove_dir_all(&work);
+        return Ok(());
+    }
+
     let (mut cold_lat, mut pooled_lat, mut raw_lat) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..samples {
         cold_lat.push(client.latency(&project, COLD).await?);
@@ -386,6 +402,80 @@ impl Client {
         let ids = self.queue(project, cluster, n).await?;
         self.wait_complete(project, &ids).await?;
         Ok(n as f64 / start.elapsed().as_secs_f64())
+    }
+
+    /// Issue 17's end-to-end comparison: `n` no-op items as batches against `n` independent
+    /// tasks queued in one call, both on the pooled runner, in `rounds` that alternate so any
+    /// drift in the machine's load falls on both alike. Returns the seconds each side took,
+    /// from the call that queues them to the moment the API reports them all done.
+    async fn batch_vs_tasks(
+        &self,
+        project: &str,
+        n: usize,
+        rounds: usize,
+    ) -> Result<(f64, f64), Error> {
+        let code = self.code_id(project, "now").await?;
+        let (mut batch_secs, mut task_secs) = (0.0, 0.0);
+        for round in 0..rounds {
+            let share = n / rounds + usize::from(round < n % rounds);
+            let start = Instant::now();
+            let body = json!({"code_name": "now", "cluster": POOLED, "payloads": vec![""; share]});
+            let batch = self
+                .post(&format!("/2/projects/{project}/batches"), body)
+                .await?;
+            let path = format!(
+                "/2/projects/{project}/batches/{}",
+                batch["id"].as_str().unwrap_or_default()
+            );
+            loop {
+                let b: Value = serde_json::from_str(&self.text(&path).await?)?;
+                match b["status"].as_str() {
+                    Some("complete") => break,
+                    Some("running" | "reducing") => {
+                        tokio::time::sleep(Duration::from_millis(20)).await
+                    }
+                    other => return Err(format!("batch ended {other:?}: {b}").into()),
+                }
+            }
+            batch_secs += start.elapsed().as_secs_f64();
+
+            let stats = format!("/2/projects/{project}/codes/{code}/stats");
+            let done_before = self.completed(&stats).await?;
+            let start = Instant::now();
+            self.queue(project, POOLED, share).await?;
+            while self.completed(&stats).await? < done_before + share as i64 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            task_secs += start.elapsed().as_secs_f64();
+        }
+        Ok((batch_secs, task_secs))
+    }
+
+    /// The id of the project's code called `name`.
+    async fn code_id(&self, project: &str, name: &str) -> Result<String, Error> {
+        let codes: Value =
+            serde_json::from_str(&self.text(&format!("/2/projects/{project}/codes")).await?)?;
+        codes["codes"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == name))
+            .and_then(|c| c["id"].as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no code {name}").into())
+    }
+
+    /// How many of a code's tasks completed in the last 24 h, from its stats route; any that
+    /// ended otherwise stops the benchmark.
+    async fn completed(&self, stats: &str) -> Result<i64, Error> {
+        let counts: Value = serde_json::from_str(&self.text(stats).await?)?;
+        for failed in ["error", "timeout", "killed", "cancelled"] {
+            if counts[failed].as_i64().unwrap_or(0) > 0 {
+                let project = stats.split('/').nth(3).unwrap_or_default();
+                let list = format!("/2/projects/{project}/tasks?code_name=now&{failed}=1");
+                let tasks = self.text(&list).await?;
+                return Err(format!("a task ended {failed}: {counts}; {tasks}").into());
+            }
+        }
+        Ok(counts["complete"].as_i64().unwrap_or(0))
     }
 
     async fn queue(&self, project: &str, cluster: &str, n: usize) -> Result<Vec<String>, Error> {
