@@ -11,5 +11,7 @@ pub(crate) mod queue;
 pub(crate) mod quotas;
 pub(crate) mod results;
 pub(crate) mod retention;
+pub(crate) mod schedules;
 pub(crate) mod sql;
+pub(crate) mod tasks;
 pub(crate) mod webhooks;

@@ -11,6 +11,8 @@ use crate::StoreResult;
 /// Whose unfinished tasks [`Queue::cancel_unfinished`] cancels.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Unfinished {
+    /// One task.
+    Task(Id),
     /// A batch's (its items and its reduce task).
     Batch(Id),
     /// A code's.
@@ -22,10 +24,6 @@ pub(crate) trait Queue: Sql {
     /// `FROM` and `WHERE` of the tasks waiting to be leased, to which a statement adds
     /// `AND …` (Postgres: unleased `task_queue` rows; SQLite: `queued` tasks).
     const WAITING: &'static str;
-    /// What reading a project's quotas adds to lock its row until the enqueue commits, so that
-    /// its counts and tokens stay exact: `FOR NO KEY UPDATE` in Postgres (it does not block
-    /// the foreign-key checks of tasks being inserted); nothing in SQLite (one writer).
-    const LOCK_QUOTAS: &'static str;
     /// Queues `tasks` (with the batch's `retries` setting, when given) and answers their ids.
     /// Codes whose tasks must be admitted once the transaction commits go into `limited`.
     async fn insert_tasks(

@@ -1,6 +1,8 @@
 //! Project quotas, written once for both backends (see `crate::quotas`). A backend supplies
-//! how its queued tasks are counted and how the project row is locked
-//! ([`Queue::WAITING`], [`Queue::LOCK_QUOTAS`]).
+//! which of its tasks wait ([`Queue::WAITING`]). The project row is locked while the
+//! enqueue's transaction lasts (Postgres: `FOR NO KEY UPDATE`, which does not block the
+//! foreign-key checks of tasks being inserted; SQLite: the one writer), so that its counts
+//! and tokens stay exact.
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -76,7 +78,7 @@ pub(crate) async fn enforce<S: Queue>(tx: &mut S::Tx, project: Id, n: usize) -> 
     let sql = format!(
         "SELECT max_queued, tasks_per_minute, rate_tokens, rate_at FROM projects \
          WHERE id = $1{}",
-        S::LOCK_QUOTAS
+        S::FOR_NO_KEY_UPDATE
     );
     let row = one(tx.fetch(&sql, args![project]).await?)?;
     if let Some(cap) = row.opt_int("max_queued")? {

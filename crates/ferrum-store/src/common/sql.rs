@@ -10,6 +10,7 @@ use sqlx::query::Query;
 use sqlx::{Database, Executor, IntoArguments};
 
 use crate::rows::Cols;
+use crate::task_list::Dialect;
 use crate::{StoreError, StoreResult};
 
 /// A value to bind. The backend decides how each is stored: timestamps are `timestamptz` in
@@ -96,6 +97,11 @@ pub(crate) trait Sql: Send + Sync {
     /// What a `SELECT` adds to lock the rows it reads until the transaction ends: `FOR UPDATE`
     /// in Postgres; nothing in SQLite, whose write transactions already exclude each other.
     const FOR_UPDATE: &'static str;
+    /// Like [`Sql::FOR_UPDATE`], but not blocking foreign-key checks of rows that refer to
+    /// the locked ones (Postgres: `FOR NO KEY UPDATE`).
+    const FOR_NO_KEY_UPDATE: &'static str;
+    /// The task list's dialect (`crate::task_list`).
+    const DIALECT: Dialect;
     /// Tasks with the status tenants see: the view `task_records` in Postgres (a leased task
     /// is `preparing` there), the table `tasks` in SQLite (which stores that status).
     const RECORDS: &'static str;

@@ -11,6 +11,7 @@ use super::tasks::{cancel_unfinished, insert_tasks_with};
 use super::PgStore;
 use crate::common::queue::{Queue, Unfinished};
 use crate::common::sql::{execute, fetch, Arg, Bind, Sql};
+use crate::task_list::Dialect;
 use crate::StoreResult;
 
 impl Bind for Postgres {
@@ -41,6 +42,8 @@ impl Sql for PgStore {
     type Tx = Transaction<'static, Postgres>;
 
     const FOR_UPDATE: &'static str = " FOR UPDATE";
+    const FOR_NO_KEY_UPDATE: &'static str = " FOR NO KEY UPDATE";
+    const DIALECT: Dialect = Dialect::Postgres;
     const RECORDS: &'static str = "task_records";
 
     fn now(_: usize) -> String {
@@ -75,7 +78,6 @@ impl Sql for PgStore {
 #[async_trait]
 impl Queue for PgStore {
     const WAITING: &'static str = "task_queue WHERE NOT leased";
-    const LOCK_QUOTAS: &'static str = " FOR NO KEY UPDATE";
 
     async fn insert_tasks(
         tx: &mut Self::Tx,
@@ -91,6 +93,7 @@ impl Queue for PgStore {
 
     async fn cancel_unfinished(tx: &mut Self::Tx, project: Id, of: Unfinished) -> StoreResult<u64> {
         let (filter, id) = match of {
+            Unfinished::Task(id) => ("t.id = $2", id),
             Unfinished::Batch(id) => ("t.batch_id = $2", id),
             Unfinished::Code(id) => ("t.code_id = $2", id),
         };

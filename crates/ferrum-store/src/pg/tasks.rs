@@ -1,15 +1,12 @@
-//! Tasks as tenants see them: queueing, listing, cancelling, progress, retry and logs.
+//! Queueing and cancelling tasks on Postgres: a task's dispatch state is its `task_queue`
+//! row (the flows are `crate::common::tasks`).
 
 use std::collections::HashMap;
 
-use crate::task_list::{list_query, Bind, Dialect};
-use async_trait::async_trait;
-use ferrum_model::{Id, NewTask, Task, TaskFilter, TaskOrigin, TaskStatus};
+use ferrum_model::{Id, NewTask, TaskOrigin};
 use sqlx::{PgConnection, Row};
 
-use super::{rows, PgStore};
-use crate::derived::retry_of;
-use crate::{StoreError, StoreResult, TaskStore};
+use crate::{StoreError, StoreResult};
 
 /// The code facts a new task copies at queue time.
 struct CodeHead {
@@ -24,7 +21,7 @@ struct CodeHead {
 }
 
 /// Tasks written by [`insert_tasks`]: their ids, and the limited codes among theirs, which
-/// [`PgStore::admit`] must be given once the transaction commits.
+/// [`super::PgStore::admit`] must be given once the transaction commits.
 #[derive(Default)]
 pub(crate) struct Inserted {
     pub ids: Vec<Id>,
@@ -258,142 +255,4 @@ pub(crate) async fn cancel_unfinished(
     .fetch_one(conn)
     .await?;
     Ok(u64::try_from(done).unwrap_or(0))
-}
-
-#[async_trait]
-impl TaskStore for PgStore {
-    async fn enqueue(&self, project: Id, tasks: Vec<NewTask>) -> StoreResult<Vec<Id>> {
-        let mut tx = self.pool.begin().await?;
-        crate::common::quotas::enforce::<PgStore>(&mut tx, project, tasks.len()).await?;
-        let queued = insert_tasks(&mut tx, project, tasks).await?;
-        tx.commit().await?;
-        self.admit(queued.limited_codes).await;
-        Ok(queued.ids)
-    }
-
-    async fn task(&self, project: Id, id: Id) -> StoreResult<Option<Task>> {
-        let row = sqlx::query("SELECT * FROM task_records WHERE project_id = $1 AND id = $2")
-            .bind(project.to_string())
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(rows::task).transpose()
-    }
-
-    async fn tasks(&self, project: Id, f: &TaskFilter) -> StoreResult<Vec<Task>> {
-        let q = list_query(Dialect::Postgres, project, f);
-        let mut query = sqlx::query(&q.sql);
-        for b in q.binds {
-            query = match b {
-                Bind::Text(s) => query.bind(s),
-                Bind::Time(t) => query.bind(t),
-            };
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(rows::task).collect()
-    }
-
-    async fn cancel(&self, project: Id, id: Id) -> StoreResult<Option<TaskStatus>> {
-        let mut tx = self.pool.begin().await?;
-        let exists: Option<String> =
-            sqlx::query_scalar("SELECT id FROM tasks WHERE project_id = $1 AND id = $2")
-                .bind(project.to_string())
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(id_s) = exists else {
-            return Ok(None);
-        };
-        cancel_unfinished(&mut tx, &project.to_string(), "t.id = $2", &id_s).await?;
-        let status: String = sqlx::query_scalar("SELECT status FROM task_records WHERE id = $1")
-            .bind(&id_s)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        status
-            .parse()
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(format!("{e}")))
-    }
-
-    /// Locks the code row first (`FOR NO KEY UPDATE`), as pausing, resuming and deleting the
-    /// code do: each of them locks many of the code's queue rows in the order its plan reads
-    /// them, and two such statements at once could each hold rows the other waits for (a
-    /// deadlock). Taking turns on the code row rules that out. Enqueues, which hold the code
-    /// row `FOR KEY SHARE`, go on meanwhile.
-    async fn cancel_all(&self, project: Id, code: Id) -> StoreResult<u64> {
-        let mut tx = self.pool.begin().await?;
-        let owned: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM codes WHERE project_id = $1 AND id = $2 FOR NO KEY UPDATE",
-        )
-        .bind(project.to_string())
-        .bind(code.to_string())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(code_id) = owned else {
-            return Ok(0);
-        };
-        let project = project.to_string();
-        let cancelled = cancel_unfinished(&mut tx, &project, "t.code_id = $2", &code_id).await?;
-        tx.commit().await?;
-        Ok(cancelled)
-    }
-
-    async fn set_progress(
-        &self,
-        project: Id,
-        id: Id,
-        percent: Option<i32>,
-        msg: Option<String>,
-    ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE tasks SET percent = coalesce($3, percent), msg = coalesce($4, msg), \
-             updated_at = now() WHERE project_id = $1 AND id = $2",
-        )
-        .bind(project.to_string())
-        .bind(id.to_string())
-        .bind(percent)
-        .bind(msg)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn retry(&self, project: Id, id: Id, delay: i32) -> StoreResult<Option<Id>> {
-        let Some(task) = self.task(project, id).await? else {
-            return Ok(None);
-        };
-        Ok(self
-            .enqueue(project, vec![retry_of(task, delay)])
-            .await?
-            .pop())
-    }
-
-    async fn read_log(
-        &self,
-        project: Id,
-        id: Id,
-        stdout_only: bool,
-    ) -> StoreResult<Option<Vec<u8>>> {
-        let attempt: Option<i32> = sqlx::query_scalar(
-            "SELECT attempt FROM task_records WHERE project_id = $1 AND id = $2",
-        )
-        .bind(project.to_string())
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(attempt) = attempt.filter(|a| *a > 0) else {
-            return Ok(None);
-        };
-        let chunks: Vec<Vec<u8>> = sqlx::query_scalar(
-            "SELECT data FROM task_log_chunks WHERE task_id = $1 AND attempt = $2 \
-             AND (NOT $3 OR stream = 'stdout') ORDER BY seq",
-        )
-        .bind(id.to_string())
-        .bind(attempt)
-        .bind(stdout_only)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(Some(chunks.concat()))
-    }
 }

@@ -12,6 +12,7 @@ use super::tasks::{cancel_unfinished, insert_tasks_with};
 use super::SqliteStore;
 use crate::common::queue::{Queue, Unfinished};
 use crate::common::sql::{execute, fetch, Arg, Bind, Sql};
+use crate::task_list::Dialect;
 use crate::StoreResult;
 
 impl Bind for Sqlite {
@@ -44,6 +45,8 @@ impl Sql for SqliteStore {
     type Tx = Transaction<'static, Sqlite>;
 
     const FOR_UPDATE: &'static str = "";
+    const FOR_NO_KEY_UPDATE: &'static str = "";
+    const DIALECT: Dialect = Dialect::Sqlite;
     const RECORDS: &'static str = "tasks";
 
     fn now(n: usize) -> String {
@@ -78,7 +81,6 @@ impl Sql for SqliteStore {
 #[async_trait]
 impl Queue for SqliteStore {
     const WAITING: &'static str = "tasks WHERE status = 'queued'";
-    const LOCK_QUOTAS: &'static str = "";
 
     async fn insert_tasks(
         tx: &mut Self::Tx,
@@ -96,6 +98,7 @@ impl Queue for SqliteStore {
         of: Unfinished,
     ) -> StoreResult<u64> {
         let (filter, id) = match of {
+            Unfinished::Task(id) => ("id = ?1", id),
             Unfinished::Batch(id) => ("batch_id = ?1", id),
             Unfinished::Code(id) => ("code_id = ?1", id),
         };

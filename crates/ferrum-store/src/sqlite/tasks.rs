@@ -1,16 +1,13 @@
-//! Tasks as tenants see them: queueing, listing, cancelling, progress, retry and logs.
+//! Queueing and cancelling tasks on SQLite: a task's dispatch state is in its `tasks` row
+//! (the flows are `crate::common::tasks`).
 
 use std::collections::HashMap;
 
-use crate::task_list::{list_query, Bind, Dialect};
-use async_trait::async_trait;
-use ferrum_model::{Id, NewTask, Task, TaskFilter, TaskOrigin, TaskStatus};
+use ferrum_model::{Id, NewTask, TaskOrigin};
 use sqlx::{Row, SqliteConnection};
 
-use super::rows::{self, micros, now, secs};
-use super::SqliteStore;
-use crate::derived::retry_of;
-use crate::{StoreError, StoreResult, TaskStore};
+use super::rows::{now, secs};
+use crate::{StoreError, StoreResult};
 
 /// The code facts a new task copies at queue time.
 struct CodeHead {
@@ -154,131 +151,4 @@ pub(crate) async fn cancel_unfinished(
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
-}
-
-#[async_trait]
-impl TaskStore for SqliteStore {
-    async fn enqueue(&self, project: Id, tasks: Vec<NewTask>) -> StoreResult<Vec<Id>> {
-        let mut tx = self.write().await?;
-        crate::common::quotas::enforce::<SqliteStore>(&mut tx, project, tasks.len()).await?;
-        let ids = insert_tasks(&mut tx, project, tasks).await?;
-        tx.commit().await?;
-        Ok(ids)
-    }
-
-    async fn task(&self, project: Id, id: Id) -> StoreResult<Option<Task>> {
-        let row = sqlx::query("SELECT * FROM tasks WHERE project_id = ?1 AND id = ?2")
-            .bind(project.to_string())
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(rows::task).transpose()
-    }
-
-    async fn tasks(&self, project: Id, f: &TaskFilter) -> StoreResult<Vec<Task>> {
-        let q = list_query(Dialect::Sqlite, project, f);
-        let mut query = sqlx::query(&q.sql);
-        for b in q.binds {
-            query = match b {
-                Bind::Text(s) => query.bind(s),
-                Bind::Time(t) => query.bind(micros(t)),
-            };
-        }
-        let rows = query.fetch_all(&self.reader).await?;
-        rows.iter().map(rows::task).collect()
-    }
-
-    async fn cancel(&self, project: Id, id: Id) -> StoreResult<Option<TaskStatus>> {
-        let mut tx = self.write().await?;
-        let exists: Option<String> =
-            sqlx::query_scalar("SELECT id FROM tasks WHERE project_id = ?1 AND id = ?2")
-                .bind(project.to_string())
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(id_s) = exists else {
-            return Ok(None);
-        };
-        cancel_unfinished(&mut tx, "id = ?1", &id_s).await?;
-        let row = sqlx::query("SELECT status FROM tasks WHERE id = ?1")
-            .bind(&id_s)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        rows::status(&row, "status").map(Some)
-    }
-
-    async fn cancel_all(&self, project: Id, code: Id) -> StoreResult<u64> {
-        let mut tx = self.write().await?;
-        let owned: Option<String> =
-            sqlx::query_scalar("SELECT id FROM codes WHERE project_id = ?1 AND id = ?2")
-                .bind(project.to_string())
-                .bind(code.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let n = match owned {
-            Some(code_id) => cancel_unfinished(&mut tx, "code_id = ?1", &code_id).await?,
-            None => 0,
-        };
-        tx.commit().await?;
-        Ok(n)
-    }
-
-    async fn set_progress(
-        &self,
-        project: Id,
-        id: Id,
-        percent: Option<i32>,
-        msg: Option<String>,
-    ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE tasks SET percent = coalesce(?3, percent), msg = coalesce(?4, msg), \
-             updated_at = ?5 WHERE project_id = ?1 AND id = ?2",
-        )
-        .bind(project.to_string())
-        .bind(id.to_string())
-        .bind(percent)
-        .bind(msg)
-        .bind(now())
-        .execute(&self.writer)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn retry(&self, project: Id, id: Id, delay: i32) -> StoreResult<Option<Id>> {
-        let Some(task) = self.task(project, id).await? else {
-            return Ok(None);
-        };
-        Ok(self
-            .enqueue(project, vec![retry_of(task, delay)])
-            .await?
-            .pop())
-    }
-
-    async fn read_log(
-        &self,
-        project: Id,
-        id: Id,
-        stdout_only: bool,
-    ) -> StoreResult<Option<Vec<u8>>> {
-        let attempt: Option<i32> =
-            sqlx::query_scalar("SELECT attempt FROM tasks WHERE project_id = ?1 AND id = ?2")
-                .bind(project.to_string())
-                .bind(id.to_string())
-                .fetch_optional(&self.reader)
-                .await?;
-        let Some(attempt) = attempt.filter(|a| *a > 0) else {
-            return Ok(None);
-        };
-        let chunks: Vec<Vec<u8>> = sqlx::query_scalar(
-            "SELECT data FROM task_log_chunks WHERE task_id = ?1 AND attempt = ?2 \
-             AND (NOT ?3 OR stream = 'stdout') ORDER BY seq",
-        )
-        .bind(id.to_string())
-        .bind(attempt)
-        .bind(stdout_only)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(Some(chunks.concat()))
-    }
 }
