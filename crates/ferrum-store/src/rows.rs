@@ -38,6 +38,31 @@ pub(crate) trait Cols {
     fn json(&self, col: &str) -> StoreResult<serde_json::Value>;
 }
 
+/// The [`Cols`] methods whose values both drivers decode alike (text, integers, floats,
+/// flags, bytes), for a backend's `impl Cols`: the same body for two row types.
+macro_rules! cols_decoded_alike {
+    () => {
+        $crate::rows::cols_decoded_alike! {
+            text -> String,
+            opt_text -> Option<String>,
+            int -> i32,
+            opt_int -> Option<i32>,
+            big -> i64,
+            opt_big -> Option<i64>,
+            opt_float -> Option<f64>,
+            flag -> bool,
+            bytes -> Vec<u8>,
+            opt_bytes -> Option<Vec<u8>>,
+        }
+    };
+    ($($name:ident -> $t:ty),* $(,)?) => {
+        $(fn $name(&self, col: &str) -> $crate::StoreResult<$t> {
+            Ok(sqlx::Row::try_get(self, col)?)
+        })*
+    };
+}
+pub(crate) use cols_decoded_alike;
+
 pub(crate) fn id(row: &impl Cols, col: &str) -> StoreResult<Id> {
     row.text(col)?
         .parse()

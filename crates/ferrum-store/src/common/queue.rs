@@ -2,11 +2,15 @@
 //! queues into `task_queue` and admits limited codes after the commit; SQLite's queue is the
 //! `tasks` table itself.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use ferrum_model::{Id, NewTask};
+use sqlx::{Executor, IntoArguments};
 
-use super::sql::Sql;
-use crate::StoreResult;
+use super::sql::{args, fetch, Bind, Sql};
+use crate::rows::Cols;
+use crate::{StoreError, StoreResult};
 
 /// Whose unfinished tasks [`Queue::cancel_unfinished`] cancels.
 #[derive(Debug, Clone, Copy)]
@@ -39,4 +43,63 @@ pub(crate) trait Queue: Sql {
     /// After the commit: admits the `limited` codes' new tasks (Postgres; SQLite's lease
     /// applies the limits itself).
     async fn after_commit(&self, limited: Vec<String>);
+}
+
+/// The code facts a new task copies at queue time.
+pub(crate) struct CodeHead {
+    pub id: String,
+    pub revision_id: String,
+    pub rev: i32,
+    pub default_priority: i32,
+    pub retries: i32,
+    pub retries_delay: i32,
+    /// The code has a concurrency limit: its new tasks wait to be admitted (Postgres).
+    pub limited: bool,
+}
+
+/// The codes `tasks` name, with their latest revisions, by name: what inserting them needs
+/// first. [`StoreError::UnknownCode`] for the first task whose code the project lacks, before
+/// anything is written. `S` says how a list is matched; `conn` may be a savepoint.
+pub(crate) async fn code_heads<'c, S, DB, E>(
+    conn: E,
+    project: Id,
+    tasks: &[NewTask],
+) -> StoreResult<HashMap<String, CodeHead>>
+where
+    S: Sql,
+    DB: Bind,
+    DB::Row: Cols,
+    E: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+{
+    let mut names: Vec<String> = tasks.iter().map(|t| t.code_name.clone()).collect();
+    names.sort();
+    names.dedup();
+    let sql = format!(
+        "SELECT c.name, c.id, c.latest_revision_id, c.latest_rev, r.default_priority, \
+         r.retries, r.retries_delay, c.max_concurrency IS NOT NULL AS limited \
+         FROM codes c JOIN code_revisions r ON r.id = c.latest_revision_id \
+         WHERE c.project_id = $1 AND {} AND c.deleted_at IS NULL",
+        S::any("c.name", 2)
+    );
+    let heads = fetch(conn, &sql, args![project, names])
+        .await?
+        .iter()
+        .map(|r| {
+            let head = CodeHead {
+                id: r.text("id")?,
+                revision_id: r.text("latest_revision_id")?,
+                rev: r.int("latest_rev")?,
+                default_priority: r.int("default_priority")?,
+                retries: r.int("retries")?,
+                retries_delay: r.int("retries_delay")?,
+                limited: r.flag("limited")?,
+            };
+            Ok((r.text("name")?, head))
+        })
+        .collect::<StoreResult<HashMap<_, _>>>()?;
+    if let Some(t) = tasks.iter().find(|t| !heads.contains_key(&t.code_name)) {
+        return Err(StoreError::UnknownCode(t.code_name.clone()));
+    }
+    Ok(heads)
 }

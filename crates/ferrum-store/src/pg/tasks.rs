@@ -1,24 +1,12 @@
 //! Queueing and cancelling tasks on Postgres: a task's dispatch state is its `task_queue`
 //! row (the flows are `crate::common::tasks`).
 
-use std::collections::HashMap;
-
 use ferrum_model::{Id, NewTask, TaskOrigin};
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 
-use crate::{StoreError, StoreResult};
-
-/// The code facts a new task copies at queue time.
-struct CodeHead {
-    id: String,
-    revision_id: String,
-    rev: i32,
-    default_priority: i32,
-    retries: i32,
-    retries_delay: i32,
-    /// The code has a concurrency limit: its new tasks wait to be admitted.
-    limited: bool,
-}
+use super::PgStore;
+use crate::common::queue::{code_heads, CodeHead};
+use crate::StoreResult;
 
 /// Tasks written by [`insert_tasks`]: their ids, and the limited codes among theirs, which
 /// [`super::PgStore::admit`] must be given once the transaction commits.
@@ -26,40 +14,6 @@ struct CodeHead {
 pub(crate) struct Inserted {
     pub ids: Vec<Id>,
     pub limited_codes: Vec<String>,
-}
-
-/// Looks up the named codes of a project with their latest revisions.
-async fn code_heads(
-    conn: &mut PgConnection,
-    project: &str,
-    names: &[String],
-) -> StoreResult<HashMap<String, CodeHead>> {
-    let rows = sqlx::query(
-        "SELECT c.name, c.id, c.latest_revision_id, c.latest_rev, r.default_priority, \
-         r.retries, r.retries_delay, c.max_concurrency IS NOT NULL AS limited \
-         FROM codes c JOIN code_revisions r ON r.id = c.latest_revision_id \
-         WHERE c.project_id = $1 AND c.name = ANY($2) AND c.deleted_at IS NULL",
-    )
-    .bind(project)
-    .bind(names)
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get("name")?,
-                CodeHead {
-                    id: r.try_get("id")?,
-                    revision_id: r.try_get("latest_revision_id")?,
-                    rev: r.try_get("latest_rev")?,
-                    default_priority: r.try_get("default_priority")?,
-                    retries: r.try_get("retries")?,
-                    retries_delay: r.try_get("retries_delay")?,
-                    limited: r.try_get("limited")?,
-                },
-            ))
-        })
-        .collect()
 }
 
 /// Inserts tasks, and their dispatch queue rows, with one multi-row statement and wakes runners
@@ -84,18 +38,13 @@ pub(crate) async fn insert_tasks_with(
     retries: Option<(i32, i32)>,
 ) -> StoreResult<Inserted> {
     let project_s = project.to_string();
-    let mut names: Vec<String> = tasks.iter().map(|t| t.code_name.clone()).collect();
-    names.sort();
-    names.dedup();
-    let heads = code_heads(conn, &project_s, &names).await?;
+    let heads = code_heads::<PgStore, _, _>(&mut *conn, project, &tasks).await?;
     let n = tasks.len();
     let mut cols = TaskColumns::with_capacity(n);
     let mut ids = Vec::with_capacity(n);
     let mut limited_codes = Vec::new();
     for t in tasks {
-        let head = heads
-            .get(&t.code_name)
-            .ok_or_else(|| StoreError::UnknownCode(t.code_name.clone()))?;
+        let head = &heads[&t.code_name];
         if head.limited && !limited_codes.contains(&head.id) {
             limited_codes.push(head.id.clone());
         }

@@ -30,48 +30,10 @@ fn from_micros(col: &str, v: i64) -> StoreResult<DateTime<Utc>> {
 }
 
 impl Cols for SqliteRow {
-    fn text(&self, col: &str) -> StoreResult<String> {
-        Ok(self.try_get(col)?)
-    }
-
-    fn opt_text(&self, col: &str) -> StoreResult<Option<String>> {
-        Ok(self.try_get(col)?)
-    }
-
-    fn int(&self, col: &str) -> StoreResult<i32> {
-        Ok(self.try_get(col)?)
-    }
-
-    fn opt_int(&self, col: &str) -> StoreResult<Option<i32>> {
-        Ok(self.try_get(col)?)
-    }
+    cols_decoded_alike!();
 
     fn small(&self, col: &str) -> StoreResult<i32> {
         self.int(col)
-    }
-
-    fn big(&self, col: &str) -> StoreResult<i64> {
-        Ok(self.try_get(col)?)
-    }
-
-    fn opt_big(&self, col: &str) -> StoreResult<Option<i64>> {
-        Ok(self.try_get(col)?)
-    }
-
-    fn opt_float(&self, col: &str) -> StoreResult<Option<f64>> {
-        Ok(self.try_get(col)?)
-    }
-
-    fn flag(&self, col: &str) -> StoreResult<bool> {
-        Ok(self.try_get(col)?)
-    }
-
-    fn bytes(&self, col: &str) -> StoreResult<Vec<u8>> {
-        Ok(self.try_get(col)?)
-    }
-
-    fn opt_bytes(&self, col: &str) -> StoreResult<Option<Vec<u8>>> {
-        Ok(self.try_get(col)?)
     }
 
     fn time(&self, col: &str) -> StoreResult<DateTime<Utc>> {

@@ -1,58 +1,13 @@
 //! Queueing and cancelling tasks on SQLite: a task's dispatch state is in its `tasks` row
 //! (the flows are `crate::common::tasks`).
 
-use std::collections::HashMap;
-
 use ferrum_model::{Id, NewTask, TaskOrigin};
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
 use super::rows::{now, secs};
-use crate::{StoreError, StoreResult};
-
-/// The code facts a new task copies at queue time.
-struct CodeHead {
-    id: String,
-    revision_id: String,
-    rev: i32,
-    default_priority: i32,
-    retries: i32,
-    retries_delay: i32,
-}
-
-/// Looks up the named codes of a project with their latest revisions.
-async fn code_heads(
-    conn: &mut SqliteConnection,
-    project: &str,
-    names: &[&str],
-) -> StoreResult<HashMap<String, CodeHead>> {
-    let names = serde_json::to_string(names).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let rows = sqlx::query(
-        "SELECT c.name, c.id, c.latest_revision_id, c.latest_rev, r.default_priority, \
-         r.retries, r.retries_delay \
-         FROM codes c JOIN code_revisions r ON r.id = c.latest_revision_id \
-         WHERE c.project_id = ?1 AND c.name IN (SELECT value FROM json_each(?2)) \
-         AND c.deleted_at IS NULL",
-    )
-    .bind(project)
-    .bind(names)
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get("name")?,
-                CodeHead {
-                    id: r.try_get("id")?,
-                    revision_id: r.try_get("latest_revision_id")?,
-                    rev: r.try_get("latest_rev")?,
-                    default_priority: r.try_get("default_priority")?,
-                    retries: r.try_get("retries")?,
-                    retries_delay: r.try_get("retries_delay")?,
-                },
-            ))
-        })
-        .collect()
-}
+use super::SqliteStore;
+use crate::common::queue::code_heads;
+use crate::StoreResult;
 
 /// Inserts tasks inside the caller's write transaction; an unknown code fails the whole call
 /// before anything is written. Runners are woken by the API's in-process queue signal.
@@ -73,13 +28,7 @@ pub(crate) async fn insert_tasks_with(
     retries: Option<(i32, i32)>,
 ) -> StoreResult<Vec<Id>> {
     let project_s = project.to_string();
-    let mut names: Vec<&str> = tasks.iter().map(|t| t.code_name.as_str()).collect();
-    names.sort_unstable();
-    names.dedup();
-    let heads = code_heads(conn, &project_s, &names).await?;
-    if let Some(t) = tasks.iter().find(|t| !heads.contains_key(&t.code_name)) {
-        return Err(StoreError::UnknownCode(t.code_name.clone()));
-    }
+    let heads = code_heads::<SqliteStore, _, _>(&mut *conn, project, &tasks).await?;
     let at = now();
     let mut ids = Vec::with_capacity(tasks.len());
     for t in tasks {
