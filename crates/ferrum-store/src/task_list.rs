@@ -17,6 +17,8 @@
 use chrono::{DateTime, Utc};
 use ferrum_model::{Id, TaskFilter, TaskStatus};
 
+use crate::common::sql::Arg;
+
 /// Slack between an id's second and its row's `created_at` (the id is made in the
 /// application, `created_at` by the database's clock).
 const ID_CLOCK_SLACK_SECS: i64 = 60;
@@ -27,29 +29,20 @@ pub(crate) enum Dialect {
     Sqlite,
 }
 
-/// A value to bind, in placeholder order.
-pub(crate) enum Bind {
-    Text(String),
-    Time(DateTime<Utc>),
-}
-
 pub(crate) struct ListQuery {
     pub sql: String,
-    pub binds: Vec<Bind>,
+    pub binds: Vec<Arg>,
 }
 
+/// The arguments of the statement being built: `$n` placeholders, which both drivers read.
 struct Builder {
-    dialect: Dialect,
-    binds: Vec<Bind>,
+    binds: Vec<Arg>,
 }
 
 impl Builder {
-    fn push(&mut self, b: Bind) -> String {
-        self.binds.push(b);
-        match self.dialect {
-            Dialect::Postgres => format!("${}", self.binds.len()),
-            Dialect::Sqlite => format!("?{}", self.binds.len()),
-        }
+    fn push(&mut self, b: impl Into<Arg>) -> String {
+        self.binds.push(b.into());
+        format!("${}", self.binds.len())
     }
 }
 
@@ -74,14 +67,11 @@ fn id_ceiling(t: DateTime<Utc>) -> String {
 
 /// The list statement for `project` and `f`; rows come out newest first.
 pub(crate) fn list_query(dialect: Dialect, project: Id, f: &TaskFilter) -> ListQuery {
-    let mut b = Builder {
-        dialect,
-        binds: Vec::new(),
-    };
-    let mut conds = vec![format!("t.project_id = {}", b.push(text(project)))];
+    let mut b = Builder { binds: Vec::new() };
+    let mut conds = vec![format!("t.project_id = {}", b.push(project))];
     let mut eq = |b: &mut Builder, col: &str, v: Option<String>| {
         if let Some(v) = v {
-            conds.push(format!("t.{col} = {}", b.push(Bind::Text(v))));
+            conds.push(format!("t.{col} = {}", b.push(v)));
         }
     };
     eq(&mut b, "code_name", f.code_name.clone());
@@ -91,15 +81,15 @@ pub(crate) fn list_query(dialect: Dialect, project: Id, f: &TaskFilter) -> ListQ
     eq(&mut b, "parent_id", f.parent_id.map(|i| i.to_string()));
     eq(&mut b, "batch_id", f.batch_id.map(|i| i.to_string()));
     if let Some(before) = f.before {
-        conds.push(format!("t.id < {}", b.push(text(before))));
+        conds.push(format!("t.id < {}", b.push(before)));
     }
     if let Some(from) = f.from_time {
-        conds.push(format!("t.id >= {}", b.push(Bind::Text(id_floor(from)))));
-        conds.push(format!("t.created_at >= {}", b.push(Bind::Time(from))));
+        conds.push(format!("t.id >= {}", b.push(id_floor(from))));
+        conds.push(format!("t.created_at >= {}", b.push(from)));
     }
     if let Some(to) = f.to_time {
-        conds.push(format!("t.id <= {}", b.push(Bind::Text(id_ceiling(to)))));
-        conds.push(format!("t.created_at <= {}", b.push(Bind::Time(to))));
+        conds.push(format!("t.id <= {}", b.push(id_ceiling(to))));
+        conds.push(format!("t.created_at <= {}", b.push(to)));
     }
     let (cols, from) = match dialect {
         // Postgres picks the page's ids from the table (it holds the indexed columns; the
@@ -135,7 +125,7 @@ pub(crate) fn list_query(dialect: Dialect, project: Id, f: &TaskFilter) -> ListQ
     let branches: Vec<String> = stored_statuses
         .iter()
         .map(|st| {
-            let mut extra = format!(" AND t.status = {}", b.push(Bind::Text(st.to_string())));
+            let mut extra = format!(" AND t.status = {}", b.push(st.to_string()));
             if dialect == Dialect::Postgres && *st == TaskStatus::Queued.as_str() {
                 // `queued` holds both queued and preparing (leased) tasks: keep those asked
                 // for, as the view `task_records` tells them apart.
@@ -169,8 +159,4 @@ pub(crate) fn list_query(dialect: Dialect, project: Id, f: &TaskFilter) -> ListQ
         sql: wrap(sql),
         binds: b.binds,
     }
-}
-
-fn text(id: Id) -> Bind {
-    Bind::Text(id.to_string())
 }

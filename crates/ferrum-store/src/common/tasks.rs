@@ -8,7 +8,7 @@ use super::queue::{Queue, Unfinished};
 use super::sql::{args, first, one, Arg, SqlTx};
 use crate::derived::retry_of;
 use crate::rows::{self, Cols};
-use crate::task_list::{list_query, Bind};
+use crate::task_list::list_query;
 use crate::{StoreResult, TaskStore};
 
 #[async_trait]
@@ -34,15 +34,7 @@ impl<S: Queue> TaskStore for S {
 
     async fn tasks(&self, project: Id, f: &TaskFilter) -> StoreResult<Vec<Task>> {
         let q = list_query(S::DIALECT, project, f);
-        let binds = q
-            .binds
-            .into_iter()
-            .map(|b| match b {
-                Bind::Text(s) => Arg::from(s),
-                Bind::Time(t) => Arg::from(t),
-            })
-            .collect();
-        let rows = self.read(&q.sql, binds).await?;
+        let rows = self.read(&q.sql, q.binds).await?;
         rows.iter().map(rows::task).collect()
     }
 
