@@ -34,6 +34,7 @@ pub(crate) enum Arg {
     Now,
 }
 
+/// `From` conversions of the values the store binds, one line each.
 macro_rules! arg_from {
     ($($t:ty => |$v:ident| $e:expr),* $(,)?) => {
         $(impl From<$t> for Arg {
@@ -75,12 +76,6 @@ macro_rules! args {
     };
 }
 pub(crate) use args;
-
-impl From<&Arg> for Arg {
-    fn from(v: &Arg) -> Self {
-        v.clone()
-    }
-}
 
 /// A backend's statements: where reads, writes and transactions run.
 #[async_trait]
