@@ -40,8 +40,8 @@ pub use retention::{Deleted, RetentionStore};
 pub use sqlite::SqliteStore;
 pub use traits::{
     AccountStore, CodeStore, Delivery, DispatchStore, Fenced, LeaseSpec, LeasedTask, Outcome,
-    ReapReport, RunnerIdentity, RunnerToken, ScheduleStore, ScheduleUpdate, Store, TaskStore,
-    WebhookStore,
+    ReapReport, RunnerIdentity, RunnerToken, ScheduleStore, ScheduleTiming, ScheduleUpdate, Store,
+    TaskStore, WebhookStore,
 };
 
 /// The bootstrap admin user's email, in every backend.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ferrum_model::protocol::LogStream;
+use ferrum_model::recurrence::MisfirePolicy;
 use ferrum_model::{
     Code, CodeRevision, Id, NewRevision, NewSchedule, NewTask, NewWebhook, Page, Principal,
     Project, Schedule, Task, TaskFilter, TaskStatus, Webhook,
@@ -304,10 +305,23 @@ pub struct ScheduleUpdate {
     pub timeout: Option<i32>,
     pub cluster: Option<String>,
     pub label: Option<String>,
-    pub run_every: Option<i32>,
     pub run_times: Option<i32>,
     pub end_at: Option<DateTime<Utc>>,
     pub task_delay: Option<i32>,
+    /// A new answer to "when does it fire", replacing the old one whole.
+    pub timing: Option<ScheduleTiming>,
+}
+
+/// How a schedule repeats and its next slot, validated together: an update that changes how a
+/// schedule repeats also moves its next firing onto the new recurrence, in the same write, so
+/// no slot of the old recurrence fires after the update (a firing pass holds the row's lock).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleTiming {
+    pub run_every: Option<i32>,
+    pub cron: Option<String>,
+    pub timezone: Option<String>,
+    pub misfire: MisfirePolicy,
+    pub next_start: DateTime<Utc>,
 }
 
 /// Schedules, and firing them.

@@ -160,6 +160,32 @@ fn schedules_webhooks_and_jsonl_queueing_through_the_cli() {
         "cron",
     );
 
+    // Update: the cron moves to another zone and time; the next run follows it.
+    let updated = ok(dev.cli(&[
+        "schedule",
+        "update",
+        &id,
+        "--cron",
+        "15 9 * * *",
+        "--timezone",
+        "Asia/Kolkata",
+        "--label",
+        "daily",
+    ]));
+    assert!(
+        updated.contains("03:45:00"),
+        "09:15 in Kolkata is 03:45 UTC: {updated}"
+    );
+    let s = json_of(&ok(dev.cli(&["list", "schedules", "--output", "json"])));
+    let s = &s["schedules"][0];
+    assert_eq!(s["cron"], "15 9 * * *");
+    assert_eq!(s["timezone"], "Asia/Kolkata");
+    assert_eq!(s["label"], "daily");
+    one_line_error(
+        dev.cli(&["schedule", "update", &id, "--run-every", "5"]),
+        "run_every",
+    );
+
     // Webhooks: each call mints a URL; list shows them; revoke stops a URL at once.
     let first = ok(dev.cli(&["webhook", "hi"])).trim().to_owned();
     let second = ok(dev.cli(&["webhook", "hi", "--label", "two"]))

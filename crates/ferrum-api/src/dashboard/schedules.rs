@@ -127,6 +127,34 @@ impl ScheduleForm {
     /// given, as in a `PUT` naming only them). The API keeps a field it is not given, so
     /// emptying one is refused rather than silently undone; the payload may be emptied.
     fn input(&self, was: Option<&ScheduleForm>) -> Result<ScheduleInput, ApiError> {
+        let this = match was {
+            Some(was) => self.switched_from(was),
+            None => self.clone(),
+        };
+        this.given(was)
+    }
+
+    /// This edit with what a change of how the schedule repeats empties put back as it was:
+    /// a cron typed over `run_every` replaces it (and the other way round), so emptying the
+    /// replaced one is no removal; an emptied time zone is UTC.
+    fn switched_from(&self, was: &ScheduleForm) -> ScheduleForm {
+        let emptied = |v: &Option<String>| v.as_deref().is_some_and(|v| v.trim().is_empty());
+        let typed = |v: &Option<String>| !text(v).trim().is_empty();
+        let mut now = self.clone();
+        if emptied(&now.run_every) && typed(&now.cron) {
+            now.run_every.clone_from(&was.run_every);
+        }
+        if emptied(&now.cron) && typed(&now.run_every) {
+            now.cron.clone_from(&was.cron);
+            now.timezone.clone_from(&was.timezone);
+        }
+        if emptied(&now.timezone) && typed(&was.timezone) && typed(&now.cron) {
+            now.timezone = Some("UTC".into());
+        }
+        now
+    }
+
+    fn given(&self, was: Option<&ScheduleForm>) -> Result<ScheduleInput, ApiError> {
         let field = |name: &str, now: &Option<String>, before: Option<&Option<String>>| {
             let Some(now) = now.as_deref().map(str::trim) else {
                 return Ok(None);
@@ -267,8 +295,7 @@ fn buttons(ctx: &ProjectPage, s: &Schedule) -> Markup {
 }
 
 /// The labelled inputs of a schedule form holding `f`: every field for a new schedule; for
-/// the edit of `editing`, what the API lets change, with its cron and time zone shown read
-/// only (changing them is a new schedule).
+/// the edit of `editing`, all but its code and start.
 fn fields(f: &ScheduleForm, editing: Option<&Schedule>) -> Markup {
     let prefix = if editing.is_some() { "edit" } else { "new" };
     let id = |name: &str| format!("{prefix}-{name}");
@@ -278,40 +305,34 @@ fn fields(f: &ScheduleForm, editing: Option<&Schedule>) -> Markup {
             input id=(id(name)) type=(kind) name=(name) value=(value) step=[(kind == "number").then_some("any")];
         }
     };
-    let fixed = |name: &'static str, label: &'static str, value: &str| {
-        html! {
-            label for=(id(name)) { (label) }
-            input id=(id(name)) type="text" name=(name) value=(value) readonly aria-describedby="fixed-note";
-        }
-    };
     let time = "text";
+    // An edit keeps the policy it has unless another is chosen: no "default" to pick.
+    let policies = [
+        ("", "default (run once)"),
+        ("run_once", "run once"),
+        ("skip", "skip"),
+        ("catch_up", "catch up"),
+    ];
+    let policies = &policies[usize::from(editing.is_some())..];
     html! {
-        @match editing {
-            None => {
-                label for=(id("code_name")) { "Code" }
-                input id=(id("code_name")) type="text" name="code_name" value=(text(&f.code_name)) required;
-                label for=(id("cron")) { "Cron" }
-                input id=(id("cron")) type="text" name="cron" value=(text(&f.cron)) placeholder="*/5 * * * *";
-                label for=(id("timezone")) { "Time zone" }
-                input id=(id("timezone")) type="text" name="timezone" value=(text(&f.timezone)) placeholder="UTC";
-                (input("run_every", "Or every (seconds)", "number", text(&f.run_every)))
-                label for=(id("misfire")) { "Missed runs" }
-                select id=(id("misfire")) name="misfire" {
-                    @for (value, shown) in [("", "default (run once)"), ("run_once", "run once"), ("skip", "skip"), ("catch_up", "catch up")] {
-                        option value=(value) selected[text(&f.misfire) == value] { (shown) }
-                    }
-                }
-                label for=(id("start_at")) { "Start at" }
-                input id=(id("start_at")) type=(time) name="start_at" value=(text(&f.start_at)) placeholder="2030-01-01T09:00:00Z";
+        @if editing.is_none() {
+            label for=(id("code_name")) { "Code" }
+            input id=(id("code_name")) type="text" name="code_name" value=(text(&f.code_name)) required;
+        }
+        label for=(id("cron")) { "Cron" }
+        input id=(id("cron")) type="text" name="cron" value=(text(&f.cron)) placeholder="*/5 * * * *";
+        label for=(id("timezone")) { "Time zone" }
+        input id=(id("timezone")) type="text" name="timezone" value=(text(&f.timezone)) placeholder="UTC";
+        (input("run_every", "Or every (seconds)", "number", text(&f.run_every)))
+        label for=(id("misfire")) { "Missed runs" }
+        select id=(id("misfire")) name="misfire" {
+            @for (value, shown) in policies {
+                option value=(value) selected[text(&f.misfire) == *value] { (shown) }
             }
-            Some(s) => {
-                @if s.cron.is_some() {
-                    (fixed("cron", "Cron", text(&f.cron)))
-                    (fixed("timezone", "Time zone", text(&f.timezone)))
-                } @else {
-                    (input("run_every", "Every (seconds)", "number", text(&f.run_every)))
-                }
-            }
+        }
+        @if editing.is_none() {
+            label for=(id("start_at")) { "Start at" }
+            input id=(id("start_at")) type=(time) name="start_at" value=(text(&f.start_at)) placeholder="2030-01-01T09:00:00Z";
         }
         label for=(id("end_at")) { "End at" }
         input id=(id("end_at")) type=(time) name="end_at" value=(text(&f.end_at)) placeholder="2030-12-31T00:00:00Z";
@@ -322,9 +343,6 @@ fn fields(f: &ScheduleForm, editing: Option<&Schedule>) -> Markup {
         (input("timeout", "Timeout (seconds)", "number", text(&f.timeout)))
         (input("cluster", "Cluster", "text", text(&f.cluster)))
         (input("label", "Label", "text", text(&f.label)))
-        @if editing.is_some_and(|s| s.cron.is_some()) {
-            p id="fixed-note" { "A schedule's cron and time zone cannot change: cancel it and create a new one." }
-        }
     }
 }
 

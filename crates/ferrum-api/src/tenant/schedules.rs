@@ -5,7 +5,7 @@ use axum::Json;
 use chrono::Utc;
 use ferrum_model::validation::{new_schedule, ScheduleOptions};
 use ferrum_model::{Id, NewSchedule, Schedule, ScheduleStatus, TaskFilter};
-use ferrum_store::ScheduleUpdate;
+use ferrum_store::{ScheduleTiming, ScheduleUpdate};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -31,8 +31,13 @@ pub fn routes() -> Vec<Route> {
         .body(bodies::schedules())
         .errors(&[403]),
         Route::get(SCHEDULE, "Get a schedule", get_schedule),
-        Route::put(SCHEDULE, "Update some fields of a schedule", put_schedule)
-            .body(bodies::schedule_update()),
+        Route::put(
+            SCHEDULE,
+            "Update some fields of a schedule, how it repeats included (409 once it has ended)",
+            put_schedule,
+        )
+        .body(bodies::schedule_update())
+        .errors(&[409]),
         Route::post(
             "/2/projects/{project_id}/schedules/{schedule_id}/cancel",
             "Cancel a schedule; tasks it already queued are not touched",
@@ -115,18 +120,26 @@ impl ScheduleInput {
     }
 
     /// The fields this body sets, checked by the same rules as a new schedule; `null` and
-    /// absent fields stay as they are. `start_at`, `code_name` and how the schedule repeats
-    /// by cron cannot change: that is a new schedule.
+    /// absent fields stay as they are. `start_at` and `code_name` cannot change: that is a new
+    /// schedule. How it repeats can (`cron`, `timezone`, `misfire`, `run_every`; a cron given
+    /// replaces `run_every` and the other way round), on an active schedule: its next slot
+    /// then follows the new recurrence, counted from now (from its last run for `run_every`),
+    /// and `run_count` stays.
     pub(crate) fn into_update(
         self,
         existing: &Schedule,
         config: &ApiConfig,
     ) -> Result<ScheduleUpdate, ApiError> {
-        if self.cron.is_some() || self.timezone.is_some() || self.misfire.is_some() {
-            return Err(ApiError::bad_request(
-                "cron, timezone and misfire cannot change; cancel the schedule and create \
-                 a new one",
-            ));
+        let retimed = self.cron.is_some()
+            || self.timezone.is_some()
+            || self.misfire.is_some()
+            || self.run_every.is_some();
+        if retimed && existing.status != ScheduleStatus::Scheduled {
+            return Err(ApiError::conflict(format!(
+                "the schedule is {}: its cron, timezone, misfire and run_every cannot change; \
+                 create a new one",
+                existing.status.as_str()
+            )));
         }
         let given_payload = self.payload.is_some();
         let given_priority = self.fields.priority.is_some();
@@ -136,25 +149,55 @@ impl ScheduleInput {
         let given_task_delay = self.task_delay.is_some();
         let given_end_at = self.end_at.is_some();
         let (_, payload, mut opts) = self.options(config)?;
-        opts.start_at = Some(existing.start_at);
-        opts.cron.clone_from(&existing.cron);
-        opts.timezone.clone_from(&existing.timezone);
+        let now = Utc::now();
+        if opts.cron.is_none() && opts.run_every.is_none() {
+            opts.cron.clone_from(&existing.cron);
+            opts.run_every = existing.run_every.map(f64::from);
+        }
+        // The stored zone goes with the stored cron; one given with run_every is refused.
+        if opts.timezone.is_none() && opts.cron.is_some() {
+            opts.timezone.clone_from(&existing.timezone);
+        }
+        if opts.misfire.is_none() {
+            opts.misfire = Some(existing.misfire.as_str().to_owned());
+        }
+        opts.start_at = Some(if retimed {
+            existing.start_at.max(now)
+        } else {
+            existing.start_at
+        });
         let payload = if given_payload {
             payload
         } else {
             existing.payload.clone()
         };
-        let valid = new_schedule(&existing.code_name, payload, opts, Utc::now())?;
+        let valid = new_schedule(&existing.code_name, payload, opts, now)?;
+        let timing = retimed.then(|| {
+            // Every `run_every` from the last run, or now when that has passed.
+            let next_start = match (valid.cron.as_ref(), valid.run_every, existing.last_run_time) {
+                (None, Some(every), Some(last)) => valid
+                    .first_slot
+                    .max(last + chrono::Duration::seconds(every.into())),
+                _ => valid.first_slot,
+            };
+            ScheduleTiming {
+                run_every: valid.run_every,
+                cron: valid.cron.clone(),
+                timezone: valid.timezone.clone(),
+                misfire: valid.misfire,
+                next_start,
+            }
+        });
         Ok(ScheduleUpdate {
             payload: given_payload.then_some(valid.payload),
             priority: given_priority.then_some(valid.priority),
             timeout: given_timeout.then_some(valid.timeout),
             cluster: given_cluster.then_some(valid.cluster),
             label: if given_label { valid.label } else { None },
-            run_every: valid.run_every,
             run_times: valid.run_times,
             end_at: if given_end_at { valid.end_at } else { None },
             task_delay: given_task_delay.then_some(valid.task_delay),
+            timing,
         })
     }
 }
@@ -207,7 +250,13 @@ pub(crate) fn updated(existing: &Schedule, u: ScheduleUpdate) -> Schedule {
     s.timeout = u.timeout.unwrap_or(s.timeout);
     s.cluster = u.cluster.unwrap_or(s.cluster);
     s.label = u.label.or(s.label);
-    s.run_every = u.run_every.or(s.run_every);
+    if let Some(t) = u.timing.filter(|_| s.status == ScheduleStatus::Scheduled) {
+        s.run_every = t.run_every;
+        s.cron = t.cron;
+        s.timezone = t.timezone;
+        s.misfire = t.misfire;
+        s.next_start = Some(t.next_start);
+    }
     s.run_times = u.run_times.or(s.run_times);
     s.end_at = u.end_at.or(s.end_at);
     s.task_delay = u.task_delay.unwrap_or(s.task_delay);

@@ -351,11 +351,15 @@ async fn a_schedule_is_edited_through_the_apis_checks_only_by_its_tenant_with_th
         serde_json::from_str::<Value>(&preview).unwrap()["msg"],
         api_msg
     );
-    let cron = [("csrf", session.csrf.as_str()), ("cron", "0 9 * * *")];
-    let (status, refused) = session.send(&app, Method::POST, &page, &cron).await;
+    let both = [
+        ("csrf", session.csrf.as_str()),
+        ("cron", "0 9 * * *"),
+        ("run_every", "7200"),
+    ];
+    let (status, refused) = session.send(&app, Method::POST, &page, &both).await;
     assert_eq!(status, 400);
     assert!(
-        refused.contains("cron, timezone and misfire cannot change"),
+        refused.contains("give run_every or cron, not both"),
         "{refused}"
     );
 
@@ -397,6 +401,27 @@ async fn a_schedule_is_edited_through_the_apis_checks_only_by_its_tenant_with_th
     let (_, shown) = session.call(&app, Method::GET, &page).await;
     assert!(shown.contains("2030-01-01 02:00:00 UTC"), "{shown}");
     assert!(!shown.contains("2030-01-01 01:00:00 UTC"));
+
+    // How it repeats changes too: a cron typed over run_every replaces it, in its zone.
+    let form = [
+        ("csrf", session.csrf.as_str()),
+        ("cron", "0 9 * * *"),
+        ("timezone", "Europe/Paris"),
+        ("run_every", ""),
+    ];
+    assert_eq!(session.send(&app, Method::POST, &page, &form).await.0, 303);
+    let after = app.get(&t, &api).await.expect(200).json();
+    assert_eq!(
+        (&after["cron"], &after["timezone"], &after["run_every"]),
+        (&json!("0 9 * * *"), &json!("Europe/Paris"), &json!(0)),
+        "{after}"
+    );
+    let (_, shown) = session.call(&app, Method::GET, &page).await;
+    assert!(
+        shown.contains("2030-01-01 08:00:00 UTC"),
+        "9:00 in Paris: {shown}"
+    );
+    assert!(shown.contains("2030-01-02 08:00:00 UTC"), "{shown}");
 }
 
 #[tokio::test]

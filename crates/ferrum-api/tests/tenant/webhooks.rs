@@ -292,16 +292,27 @@ async fn cron_schedules_validate_pause_and_list_their_next_fire_times() {
         msg(app.post(&t, &format!("{one}/resume"), json!({})).await),
         "Resumed"
     );
-    let put = app.call(
-        Method::PUT,
-        &one,
-        Some(&t.token),
-        Body::Json(json!({"cron": "* * * * *"})),
+    // How it repeats can change: the next fire times follow at once.
+    let put = |body: Value| app.call(Method::PUT, &one, Some(&t.token), Body::Json(body));
+    put(json!({"cron": "15 * * * *", "timezone": "Asia/Kolkata"}))
+        .await
+        .expect(200);
+    let moved = app.get(&t, &one).await.expect(200).json();
+    assert_eq!(
+        (&moved["cron"], &moved["timezone"]),
+        (&json!("15 * * * *"), &json!("Asia/Kolkata"))
     );
-    put.await.expect(400);
+    // A quarter past the hour in India (UTC+5:30) is a quarter to, in UTC.
+    let times = moved["next_fire_times"].as_array().unwrap();
+    assert!(times.iter().all(|t| t.as_str().unwrap().contains(":45:00")));
+    assert_eq!(times[0], moved["next_start"]);
+    let refused = put(json!({"run_every": 3600, "timezone": "UTC"})).await;
+    assert!(refused.expect(400).msg().contains("timezone"));
     app.post(&t, &format!("{one}/cancel"), json!({}))
         .await
         .expect(200);
+    let refused = put(json!({"cron": "0 * * * *"})).await.expect(409).msg();
+    assert!(refused.contains("cancelled"), "{refused}");
     app.post(&t, &format!("{one}/resume"), json!({}))
         .await
         .expect(409);

@@ -127,10 +127,10 @@ impl<S: ScheduleSql> ScheduleStore for S {
             "UPDATE schedules SET payload = coalesce($3, payload), \
              priority = coalesce($4, priority), timeout = coalesce($5, timeout), \
              cluster = coalesce($6, cluster), label = coalesce($7, label), \
-             run_every = coalesce($8, run_every), run_times = coalesce($9, run_times), \
-             end_at = coalesce($10, end_at), task_delay = coalesce($11, task_delay), \
+             run_times = coalesce($8, run_times), \
+             end_at = coalesce($9, end_at), task_delay = coalesce($10, task_delay), \
              updated_at = {} WHERE project_id = $1 AND id = $2",
-            S::now(12)
+            S::now(11)
         );
         let args = args![
             project,
@@ -140,13 +140,26 @@ impl<S: ScheduleSql> ScheduleStore for S {
             u.timeout,
             u.cluster,
             u.label,
-            u.run_every,
             u.run_times,
             u.end_at,
             u.task_delay,
             Arg::Now,
         ];
         let done = tx.execute(&sql, args).await?;
+        // A schedule that has ended stays ended: only an active one takes a new timing.
+        if let Some(t) = u.timing {
+            let sql = "UPDATE schedules SET run_every = $2, cron = $3, timezone = $4, \
+                       misfire = $5, next_start = $6 WHERE id = $1 AND status = 'scheduled'";
+            let args = args![
+                id,
+                t.run_every,
+                t.cron,
+                t.timezone,
+                t.misfire.as_str(),
+                t.next_start
+            ];
+            tx.execute(sql, args).await?;
+        }
         // New limits may already be reached: the schedule ends now rather than firing once
         // more past them.
         let sql = format!(

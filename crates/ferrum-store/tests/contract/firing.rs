@@ -1,8 +1,10 @@
 //! Schedule firing (cron, misfires, pause, limits), delayed tasks and webhook deliveries.
 
 use chrono::{DateTime, SubsecRound, Utc};
+use ferrum_model::recurrence::MisfirePolicy;
 use ferrum_model::validation::{new_schedule, ScheduleOptions};
 use ferrum_model::{CodeSpec, Id, NewTask, NewWebhook, Page, ScheduleStatus, TaskFilter};
+use ferrum_store::{ScheduleTiming, ScheduleUpdate};
 
 use super::world::{world, Backend, World};
 
@@ -101,6 +103,77 @@ pub async fn run_times_end_at_and_pause_stop_firing(backend: Backend) {
     assert_eq!(s.next_fire_times(5).len(), 5);
     let next = w.store.next_fire_at(now).await.unwrap().unwrap();
     assert_eq!(Some(next), s.next_start);
+}
+
+/// A new timing replaces how a schedule repeats and its next slot in one write; firing then
+/// follows it and `run_count` goes on. An ended schedule keeps its old timing.
+pub async fn an_update_of_the_timing_moves_the_next_slot(backend: Backend) {
+    let w = world(backend).await;
+    w.code("c", CodeSpec::default()).await;
+    let now = Utc::now().trunc_subsecs(0);
+    let hourly = schedule(&w, opts(None, Some(3600.0), now - secs(10), "run_once")).await;
+    w.store.fire_due(now, 100).await.unwrap();
+    assert_eq!(tasks_of(&w, hourly).await, 1);
+    let next = now + secs(5);
+    let timing = ScheduleTiming {
+        run_every: None,
+        cron: Some("* * * * * *".into()),
+        timezone: Some("Europe/Paris".into()),
+        misfire: MisfirePolicy::CatchUp,
+        next_start: next,
+    };
+    let update = ScheduleUpdate {
+        timing: Some(timing.clone()),
+        ..ScheduleUpdate::default()
+    };
+    let updated = w.store.update_schedule(w.project, hourly, update.clone());
+    assert!(updated.await.unwrap());
+    let s = w.store.schedule(w.project, hourly).await.unwrap().unwrap();
+    assert_eq!(
+        (s.run_every, s.cron.as_deref(), s.timezone.as_deref()),
+        (None, Some("* * * * * *"), Some("Europe/Paris"))
+    );
+    assert_eq!(
+        (s.misfire, s.next_start),
+        (MisfirePolicy::CatchUp, Some(next))
+    );
+    assert!(w
+        .store
+        .fire_due(next - secs(1), 100)
+        .await
+        .unwrap()
+        .is_empty());
+    w.store.fire_due(next + secs(2), 100).await.unwrap();
+    assert_eq!(
+        tasks_of(&w, hourly).await,
+        4,
+        "the first run, then every second"
+    );
+    let s = w.store.schedule(w.project, hourly).await.unwrap().unwrap();
+    assert_eq!((s.run_count, s.next_start), (4, Some(next + secs(3))));
+
+    assert!(w.store.cancel_schedule(w.project, hourly).await.unwrap());
+    let cancelled = w.store.schedule(w.project, hourly).await.unwrap().unwrap();
+    let later = ScheduleUpdate {
+        timing: Some(ScheduleTiming {
+            next_start: now + secs(60),
+            cron: None,
+            timezone: None,
+            run_every: Some(60),
+            ..timing
+        }),
+        ..ScheduleUpdate::default()
+    };
+    assert!(w
+        .store
+        .update_schedule(w.project, hourly, later)
+        .await
+        .unwrap());
+    let s = w.store.schedule(w.project, hourly).await.unwrap().unwrap();
+    assert_eq!(
+        (s.status, s.cron, s.next_start),
+        (cancelled.status, cancelled.cron, cancelled.next_start)
+    );
 }
 
 pub async fn delayed_tasks_are_found_for_waking_runners(backend: Backend) {

@@ -116,6 +116,8 @@ pub enum ListCommand {
 pub enum ScheduleCommand {
     /// Creates a schedule; prints its id.
     Create(schedules::CreateArgs),
+    /// Changes a schedule: its payload, options, timing or limits; prints the next run.
+    Update(schedules::UpdateArgs),
     /// Cancels a schedule (tasks it already queued are not touched).
     Cancel { id: String },
 }
@@ -141,6 +143,9 @@ pub async fn run(command: Command, format: Format) -> anyhow::Result<()> {
         Command::List(ListCommand::Schedules) => schedules::list(&api()?, format).await,
         Command::Schedule(ScheduleCommand::Create(args)) => {
             schedules::create(&api()?, args, format).await
+        }
+        Command::Schedule(ScheduleCommand::Update(args)) => {
+            schedules::update(&api()?, args, format).await
         }
         Command::Schedule(ScheduleCommand::Cancel { id }) => {
             schedules::cancel(&api()?, &id, format).await

@@ -1,4 +1,6 @@
-//! Schedules: `ferrum schedule create|cancel`, `ferrum list schedules`.
+//! Schedules: `ferrum schedule create|update|cancel`, `ferrum list schedules`.
+
+use std::path::PathBuf;
 
 use anyhow::Context;
 use serde_json::{json, Map};
@@ -66,6 +68,79 @@ pub async fn create(api: &Api, args: CreateArgs, format: Format) -> anyhow::Resu
         output::json(&json!({ "id": id }));
     } else {
         println!("{id}");
+    }
+    Ok(())
+}
+
+/// What `ferrum schedule update` may change; what is not given stays as it is.
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    /// The schedule to change.
+    pub id: String,
+    /// The new payload, as text (usually JSON).
+    #[arg(long, conflicts_with = "payload_file")]
+    pub payload: Option<String>,
+    /// A file whose contents become the payload.
+    #[arg(long)]
+    pub payload_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub options: TaskOptions,
+    /// Seconds between runs (at least 60); replaces a cron.
+    #[arg(long, conflicts_with = "cron")]
+    pub run_every: Option<i32>,
+    /// A cron expression; replaces run_every.
+    #[arg(long)]
+    pub cron: Option<String>,
+    /// The IANA time zone the cron is read in.
+    #[arg(long, conflicts_with = "run_every")]
+    pub timezone: Option<String>,
+    /// What slots missed while no API ran do: `run_once`, `skip` or `catch_up`.
+    #[arg(long, value_parser = ["run_once", "skip", "catch_up"])]
+    pub misfire: Option<String>,
+    /// Most runs.
+    #[arg(long)]
+    pub run_times: Option<i32>,
+    /// No runs after this time, RFC 3339.
+    #[arg(long)]
+    pub end_at: Option<String>,
+}
+
+pub async fn update(api: &Api, args: UpdateArgs, format: Format) -> anyhow::Result<()> {
+    let mut s = Map::new();
+    let payload = match (args.payload, args.payload_file) {
+        (Some(p), _) => Some(p),
+        (None, Some(f)) => Some(
+            std::fs::read_to_string(&f)
+                .with_context(|| format!("cannot read payload file {}", f.display()))?,
+        ),
+        (None, None) => None,
+    };
+    args.options.insert_into(&mut s);
+    let fields = [
+        ("payload", payload.map(|v| json!(v))),
+        ("run_every", args.run_every.map(|v| json!(v))),
+        ("cron", args.cron.map(|v| json!(v))),
+        ("timezone", args.timezone.map(|v| json!(v))),
+        ("misfire", args.misfire.map(|v| json!(v))),
+        ("run_times", args.run_times.map(|v| json!(v))),
+        ("end_at", args.end_at.map(|v| json!(v))),
+    ];
+    for (k, v) in fields {
+        if let Some(v) = v {
+            s.insert(k.into(), v);
+        }
+    }
+    anyhow::ensure!(!s.is_empty(), "nothing to change: give at least one option");
+    let id = &args.id;
+    let path = api.project_path(&format!("schedules/{id}"))?;
+    api.put_json(&path, &json!(s)).await?;
+    // The update answers only a message; the schedule as it now is says when it runs next.
+    let answer = api.get_json(&path).await?;
+    if format.is_json() {
+        output::json(&answer);
+    } else {
+        let next = answer["next_start"].as_str().unwrap_or("-");
+        println!("Schedule {id} updated; next run {next}");
     }
     Ok(())
 }
