@@ -1,9 +1,7 @@
 //! Schedules: `ferrum schedule create|update|cancel`, `ferrum list schedules`.
 
-use std::path::PathBuf;
-
 use anyhow::Context;
-use serde_json::{json, Map};
+use serde_json::{json, Map, Value};
 
 use super::client::Api;
 use super::output::{self, Format};
@@ -26,6 +24,9 @@ pub struct CreateArgs {
     /// The IANA time zone --cron is read in (default UTC), e.g. Europe/Paris.
     #[arg(long, requires = "cron")]
     pub timezone: Option<String>,
+    /// What slots missed while no API ran do: `run_once` (default), `skip` or `catch_up`.
+    #[arg(long, value_parser = MISFIRE)]
+    pub misfire: Option<String>,
     /// Most runs.
     #[arg(long)]
     pub run_times: Option<i32>,
@@ -42,19 +43,18 @@ pub async fn create(api: &Api, args: CreateArgs, format: Format) -> anyhow::Resu
     s.insert("code_name".into(), json!(args.code));
     s.insert("payload".into(), json!(args.payload.text()?));
     args.options.insert_into(&mut s);
-    let fields = [
-        ("run_every", args.run_every.map(|v| json!(v))),
-        ("cron", args.cron.map(|v| json!(v))),
-        ("timezone", args.timezone.map(|v| json!(v))),
-        ("run_times", args.run_times.map(|v| json!(v))),
-        ("start_at", args.start_at.map(|v| json!(v))),
-        ("end_at", args.end_at.map(|v| json!(v))),
-    ];
-    for (k, v) in fields {
-        if let Some(v) = v {
-            s.insert(k.into(), v);
-        }
-    }
+    insert_given(
+        &mut s,
+        [
+            ("run_every", args.run_every.map(|v| json!(v))),
+            ("cron", args.cron.map(|v| json!(v))),
+            ("timezone", args.timezone.map(|v| json!(v))),
+            ("misfire", args.misfire.map(|v| json!(v))),
+            ("run_times", args.run_times.map(|v| json!(v))),
+            ("start_at", args.start_at.map(|v| json!(v))),
+            ("end_at", args.end_at.map(|v| json!(v))),
+        ],
+    );
     let answer = api
         .post_json(
             &api.project_path("schedules")?,
@@ -77,12 +77,8 @@ pub async fn create(api: &Api, args: CreateArgs, format: Format) -> anyhow::Resu
 pub struct UpdateArgs {
     /// The schedule to change.
     pub id: String,
-    /// The new payload, as text (usually JSON).
-    #[arg(long, conflicts_with = "payload_file")]
-    pub payload: Option<String>,
-    /// A file whose contents become the payload.
-    #[arg(long)]
-    pub payload_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub payload: PayloadArgs,
     #[command(flatten)]
     pub options: TaskOptions,
     /// Seconds between runs (at least 60); replaces a cron.
@@ -95,7 +91,7 @@ pub struct UpdateArgs {
     #[arg(long, conflicts_with = "run_every")]
     pub timezone: Option<String>,
     /// What slots missed while no API ran do: `run_once`, `skip` or `catch_up`.
-    #[arg(long, value_parser = ["run_once", "skip", "catch_up"])]
+    #[arg(long, value_parser = MISFIRE)]
     pub misfire: Option<String>,
     /// Most runs.
     #[arg(long)]
@@ -107,29 +103,19 @@ pub struct UpdateArgs {
 
 pub async fn update(api: &Api, args: UpdateArgs, format: Format) -> anyhow::Result<()> {
     let mut s = Map::new();
-    let payload = match (args.payload, args.payload_file) {
-        (Some(p), _) => Some(p),
-        (None, Some(f)) => Some(
-            std::fs::read_to_string(&f)
-                .with_context(|| format!("cannot read payload file {}", f.display()))?,
-        ),
-        (None, None) => None,
-    };
     args.options.insert_into(&mut s);
-    let fields = [
-        ("payload", payload.map(|v| json!(v))),
-        ("run_every", args.run_every.map(|v| json!(v))),
-        ("cron", args.cron.map(|v| json!(v))),
-        ("timezone", args.timezone.map(|v| json!(v))),
-        ("misfire", args.misfire.map(|v| json!(v))),
-        ("run_times", args.run_times.map(|v| json!(v))),
-        ("end_at", args.end_at.map(|v| json!(v))),
-    ];
-    for (k, v) in fields {
-        if let Some(v) = v {
-            s.insert(k.into(), v);
-        }
-    }
+    insert_given(
+        &mut s,
+        [
+            ("payload", args.payload.given()?.map(|v| json!(v))),
+            ("run_every", args.run_every.map(|v| json!(v))),
+            ("cron", args.cron.map(|v| json!(v))),
+            ("timezone", args.timezone.map(|v| json!(v))),
+            ("misfire", args.misfire.map(|v| json!(v))),
+            ("run_times", args.run_times.map(|v| json!(v))),
+            ("end_at", args.end_at.map(|v| json!(v))),
+        ],
+    );
     anyhow::ensure!(!s.is_empty(), "nothing to change: give at least one option");
     let id = &args.id;
     let path = api.project_path(&format!("schedules/{id}"))?;
@@ -143,6 +129,18 @@ pub async fn update(api: &Api, args: UpdateArgs, format: Format) -> anyhow::Resu
         println!("Schedule {id} updated; next run {next}");
     }
     Ok(())
+}
+
+/// The misfire policies the API knows (`ferrum_model::recurrence`).
+const MISFIRE: [&str; 3] = ["run_once", "skip", "catch_up"];
+
+/// Puts each field that was given into the request body.
+fn insert_given<const N: usize>(s: &mut Map<String, Value>, fields: [(&str, Option<Value>); N]) {
+    for (k, v) in fields {
+        if let Some(v) = v {
+            s.insert(k.into(), v);
+        }
+    }
 }
 
 pub async fn cancel(api: &Api, id: &str, format: Format) -> anyhow::Result<()> {

@@ -27,12 +27,19 @@ pub struct PayloadArgs {
 }
 
 impl PayloadArgs {
+    /// The payload given, or `{}`.
     pub fn text(&self) -> anyhow::Result<String> {
+        Ok(self.given()?.unwrap_or_else(|| "{}".into()))
+    }
+
+    /// The payload given, if either option was.
+    pub fn given(&self) -> anyhow::Result<Option<String>> {
         match (&self.payload, &self.payload_file) {
-            (Some(p), _) => Ok(p.clone()),
+            (Some(p), _) => Ok(Some(p.clone())),
             (None, Some(f)) => std::fs::read_to_string(f)
+                .map(Some)
                 .with_context(|| format!("cannot read payload file {}", f.display())),
-            (None, None) => Ok("{}".into()),
+            (None, None) => Ok(None),
         }
     }
 }
