@@ -129,17 +129,7 @@ pub(crate) async fn ensure_isolated(
     docker: &Docker,
     engine_netns: Option<&Path>,
 ) -> Result<Ipv4Addr, ExecError> {
-    let gateway = match inspect(docker).await? {
-        Some(gateway) => gateway,
-        None => {
-            create(docker).await?;
-            inspect(docker).await?.ok_or_else(|| {
-                sandbox_error(format!(
-                    "network {ISOLATED_NETWORK} vanished after creation"
-                ))
-            })?
-        }
-    };
+    let gateway = bridge_gateway(docker, ISOLATED_NETWORK, ISOLATED_BRIDGE).await?;
     let engine_netns = engine_netns.map(Path::to_owned);
     tokio::task::spawn_blocking(move || match engine_netns {
         Some(path) => netns::run_in(&path, move || install_filter(gateway)),
@@ -150,36 +140,46 @@ pub(crate) async fn ensure_isolated(
     Ok(gateway)
 }
 
-async fn create(docker: &Docker) -> Result<(), ExecError> {
+/// The gateway of the Docker network `name` on Linux bridge `bridge`, created if missing.
+///
+/// Runners starting together on one engine race to create it: Docker's name check is not
+/// atomic, so the loser may get a bridge-name conflict (403) rather than a 409. Whoever won,
+/// the network then exists; only its absence after the attempt is an error.
+async fn bridge_gateway(docker: &Docker, name: &str, bridge: &str) -> Result<Ipv4Addr, ExecError> {
+    if let Some(gateway) = inspect(docker, name, bridge).await? {
+        return Ok(gateway);
+    }
+    let created = create(docker, name, bridge).await;
+    match (inspect(docker, name, bridge).await?, created) {
+        (Some(gateway), _) => Ok(gateway),
+        (None, Err(e)) => Err(e),
+        (None, Ok(())) => Err(sandbox_error(format!(
+            "network {name} vanished after creation"
+        ))),
+    }
+}
+
+async fn create(docker: &Docker, name: &str, bridge: &str) -> Result<(), ExecError> {
     let options = CreateNetworkOptions {
-        name: ISOLATED_NETWORK,
+        name,
         check_duplicate: true,
         driver: "bridge",
         enable_ipv6: false,
         options: HashMap::from([
-            (BRIDGE_OPTION, ISOLATED_BRIDGE),
+            (BRIDGE_OPTION, bridge),
             (ICC_OPTION, "false"),
             ("com.docker.network.bridge.enable_ip_masquerade", "true"),
         ]),
         labels: HashMap::from([("ferrum.network", "isolated")]),
         ..Default::default()
     };
-    match docker.create_network(options).await {
-        Ok(_) => Ok(()),
-        // Another runner on this host created it first.
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 409, ..
-        }) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    docker.create_network(options).await?;
+    Ok(())
 }
 
-/// The gateway of the existing isolated network, `None` when there is none.
-async fn inspect(docker: &Docker) -> Result<Option<Ipv4Addr>, ExecError> {
-    let network = match docker
-        .inspect_network::<String>(ISOLATED_NETWORK, None)
-        .await
-    {
+/// The gateway of the existing network `name`, `None` when there is none.
+async fn inspect(docker: &Docker, name: &str, bridge: &str) -> Result<Option<Ipv4Addr>, ExecError> {
+    let network = match docker.inspect_network::<String>(name, None).await {
         Ok(n) => n,
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
@@ -188,10 +188,10 @@ async fn inspect(docker: &Docker) -> Result<Option<Ipv4Addr>, ExecError> {
     };
     let options = network.options.unwrap_or_default();
     let opt = |k: &str| options.get(k).map(String::as_str);
-    if opt(ICC_OPTION) != Some("false") || opt(BRIDGE_OPTION) != Some(ISOLATED_BRIDGE) {
+    if opt(ICC_OPTION) != Some("false") || opt(BRIDGE_OPTION) != Some(bridge) {
         return Err(sandbox_error(format!(
-            "Docker network {ISOLATED_NETWORK} exists with other settings (it needs \
-             {ICC_OPTION}=false and bridge name {ISOLATED_BRIDGE}); remove it and restart"
+            "Docker network {name} exists with other settings (it needs \
+             {ICC_OPTION}=false and bridge name {bridge}); remove it and restart"
         )));
     }
     let gateway = network
@@ -203,7 +203,7 @@ async fn inspect(docker: &Docker) -> Result<Option<Ipv4Addr>, ExecError> {
         .find_map(|g| g.parse::<Ipv4Addr>().ok());
     gateway
         .map(Some)
-        .ok_or_else(|| sandbox_error(format!("network {ISOLATED_NETWORK} has no IPv4 gateway")))
+        .ok_or_else(|| sandbox_error(format!("network {name} has no IPv4 gateway")))
 }
 
 fn sandbox_error(msg: String) -> ExecError {
@@ -329,6 +329,19 @@ fn iptables(tool: &str, args: &[&str]) -> Result<String, ExecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runners started together on a fresh engine all get the one network, none an error.
+    #[tokio::test]
+    async fn runners_racing_to_create_the_network_all_get_it() {
+        let docker = Docker::connect_with_local_defaults().expect("a Docker engine");
+        let pid = std::process::id();
+        let (name, bridge) = (format!("ferrum-race-{pid}"), format!("frace{pid}"));
+        let racers = (0..4).map(|_| bridge_gateway(&docker, &name, &bridge));
+        let gateways = futures_util::future::join_all(racers).await;
+        let _ = docker.remove_network(&name).await;
+        let gateways: Vec<Ipv4Addr> = gateways.into_iter().map(Result::unwrap).collect();
+        assert!(gateways.windows(2).all(|w| w[0] == w[1]), "{gateways:?}");
+    }
 
     #[test]
     fn modes_parse() {
