@@ -182,8 +182,8 @@ fn schedules_webhooks_and_jsonl_queueing_through_the_cli() {
     assert_eq!(s["timezone"], "Asia/Kolkata");
     assert_eq!(s["label"], "daily");
     one_line_error(
-        dev.cli(&["schedule", "update", &id, "--run-every", "5"]),
-        "run_every",
+        dev.cli(&["schedule", "update", &id, "--timezone", "Mars/Olympus"]),
+        "timezone",
     );
 
     // Webhooks: each call mints a URL; list shows them; revoke stops a URL at once.

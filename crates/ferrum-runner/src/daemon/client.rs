@@ -5,8 +5,11 @@
 //!
 //! A runner may be given several API replicas (`ferrum runner --api URL,URL`): they share one
 //! database, so any of them answers any call, a runner's credential included. The client
-//! calls one until it cannot reach it, then the next at once, in the same call; so a runner
-//! follows the replicas that are up with no load balancer in front of them.
+//! calls one until it cannot reach it, or until it (or a proxy in front of it) answers that
+//! it cannot serve (502, 503, 504), then the next at once, in the same call; so a runner
+//! follows the replicas that are up with no load balancer in front of them. Sending a call
+//! twice is safe: each per-task call is fenced by the attempt (or log sequence) it carries,
+//! and a lease whose answer was lost runs out and its task is leased again.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -107,7 +110,8 @@ impl ApiClient {
 
     /// Sends the request `build` makes (given `method`, the URL and the timeout) to the
     /// current replica; when that one cannot be reached (no connection, or none that lasted
-    /// until its answer), to each other in turn. Answers the first answer, checked.
+    /// until its answer) or answers that it cannot serve, to each other in turn. Answers the
+    /// first other answer, checked, or the last failure.
     async fn send(
         &self,
         method: Method,
@@ -117,7 +121,7 @@ impl ApiClient {
     ) -> Result<Response, ApiError> {
         let bases = &self.apis.bases;
         let first = self.apis.current.load(Ordering::Relaxed);
-        let mut failure = None;
+        let mut failure = ApiError::NoApi;
         for i in 0..bases.len() {
             let at = (first + i) % bases.len();
             let request = self
@@ -126,6 +130,10 @@ impl ApiClient {
                 .bearer_auth(&self.token)
                 .timeout(timeout);
             match build(request).send().await {
+                Ok(response) if unavailable(response.status()) => {
+                    tracing::debug!(api = bases[at], status = %response.status(), "API replica cannot serve");
+                    failure = check(response).await.err().unwrap_or(ApiError::NoApi);
+                }
                 Ok(response) => {
                     if at != first {
                         self.apis.current.store(at, Ordering::Relaxed);
@@ -135,11 +143,11 @@ impl ApiClient {
                 }
                 Err(e) => {
                     tracing::debug!(api = bases[at], error = %e, "API replica unreachable");
-                    failure = Some(e);
+                    failure = ApiError::Network(e);
                 }
             }
         }
-        Err(failure.map_or(ApiError::NoApi, ApiError::Network))
+        Err(failure)
     }
 
     async fn post<B: Serialize, R: DeserializeOwned>(
@@ -244,6 +252,15 @@ fn octets(request: RequestBuilder, data: &Bytes) -> RequestBuilder {
         .body(data.clone())
 }
 
+/// An answer that says this replica cannot serve now, where another may: its database is
+/// unreachable (503), or the proxy in front of it found no one behind (502, 504).
+fn unavailable(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+    )
+}
+
 async fn check(response: Response) -> Result<Response, ApiError> {
     let status = response.status();
     if status.is_success() {
@@ -259,3 +276,7 @@ async fn check(response: Response) -> Result<Response, ApiError> {
         body: body.chars().take(500).collect(),
     })
 }
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;
