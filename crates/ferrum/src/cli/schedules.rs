@@ -7,6 +7,50 @@ use super::client::Api;
 use super::output::{self, Format};
 use super::tasks::{PayloadArgs, TaskOptions};
 
+/// How a schedule repeats and ends: the same options for `create` and `update`.
+#[derive(Debug, clap::Args)]
+pub struct TimingArgs {
+    /// Seconds between runs (at least 60 by default); replaces a cron. Without it and
+    /// --cron, a new schedule runs once.
+    #[arg(long, conflicts_with = "cron")]
+    pub run_every: Option<i32>,
+    /// A cron expression: 5 fields (minute hour day month weekday), or 6 with seconds first;
+    /// replaces run_every.
+    #[arg(long)]
+    pub cron: Option<String>,
+    /// The IANA time zone the cron is read in (default UTC), e.g. Europe/Paris.
+    #[arg(long, conflicts_with = "run_every")]
+    pub timezone: Option<String>,
+    /// What slots missed while no API ran do: `run_once` (default), `skip` or `catch_up`.
+    #[arg(long, value_parser = ["run_once", "skip", "catch_up"])]
+    pub misfire: Option<String>,
+    /// Most runs.
+    #[arg(long)]
+    pub run_times: Option<i32>,
+    /// No runs after this time, RFC 3339.
+    #[arg(long)]
+    pub end_at: Option<String>,
+}
+
+impl TimingArgs {
+    /// Puts each option that was given into the request body `s`.
+    fn insert_into(self, s: &mut Map<String, Value>) {
+        let fields = [
+            ("run_every", self.run_every.map(|v| json!(v))),
+            ("cron", self.cron.map(|v| json!(v))),
+            ("timezone", self.timezone.map(|v| json!(v))),
+            ("misfire", self.misfire.map(|v| json!(v))),
+            ("run_times", self.run_times.map(|v| json!(v))),
+            ("end_at", self.end_at.map(|v| json!(v))),
+        ];
+        for (k, v) in fields {
+            if let Some(v) = v {
+                s.insert(k.into(), v);
+            }
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {
     /// The code each run queues a task of.
@@ -15,27 +59,11 @@ pub struct CreateArgs {
     pub payload: PayloadArgs,
     #[command(flatten)]
     pub options: TaskOptions,
-    /// Seconds between runs (at least 60); without it (and --cron) the schedule runs once.
-    #[arg(long, conflicts_with = "cron")]
-    pub run_every: Option<i32>,
-    /// A cron expression: 5 fields (minute hour day month weekday), or 6 with seconds first.
-    #[arg(long)]
-    pub cron: Option<String>,
-    /// The IANA time zone --cron is read in (default UTC), e.g. Europe/Paris.
-    #[arg(long, requires = "cron")]
-    pub timezone: Option<String>,
-    /// What slots missed while no API ran do: `run_once` (default), `skip` or `catch_up`.
-    #[arg(long, value_parser = MISFIRE)]
-    pub misfire: Option<String>,
-    /// Most runs.
-    #[arg(long)]
-    pub run_times: Option<i32>,
+    #[command(flatten)]
+    pub timing: TimingArgs,
     /// First run, RFC 3339 (default: now).
     #[arg(long)]
     pub start_at: Option<String>,
-    /// No runs after this time, RFC 3339.
-    #[arg(long)]
-    pub end_at: Option<String>,
 }
 
 pub async fn create(api: &Api, args: CreateArgs, format: Format) -> anyhow::Result<()> {
@@ -43,18 +71,10 @@ pub async fn create(api: &Api, args: CreateArgs, format: Format) -> anyhow::Resu
     s.insert("code_name".into(), json!(args.code));
     s.insert("payload".into(), json!(args.payload.text()?));
     args.options.insert_into(&mut s);
-    insert_given(
-        &mut s,
-        [
-            ("run_every", args.run_every.map(|v| json!(v))),
-            ("cron", args.cron.map(|v| json!(v))),
-            ("timezone", args.timezone.map(|v| json!(v))),
-            ("misfire", args.misfire.map(|v| json!(v))),
-            ("run_times", args.run_times.map(|v| json!(v))),
-            ("start_at", args.start_at.map(|v| json!(v))),
-            ("end_at", args.end_at.map(|v| json!(v))),
-        ],
-    );
+    args.timing.insert_into(&mut s);
+    if let Some(start_at) = args.start_at {
+        s.insert("start_at".into(), json!(start_at));
+    }
     let answer = api
         .post_json(
             &api.project_path("schedules")?,
@@ -81,41 +101,17 @@ pub struct UpdateArgs {
     pub payload: PayloadArgs,
     #[command(flatten)]
     pub options: TaskOptions,
-    /// Seconds between runs (at least 60); replaces a cron.
-    #[arg(long, conflicts_with = "cron")]
-    pub run_every: Option<i32>,
-    /// A cron expression; replaces run_every.
-    #[arg(long)]
-    pub cron: Option<String>,
-    /// The IANA time zone the cron is read in.
-    #[arg(long, conflicts_with = "run_every")]
-    pub timezone: Option<String>,
-    /// What slots missed while no API ran do: `run_once`, `skip` or `catch_up`.
-    #[arg(long, value_parser = MISFIRE)]
-    pub misfire: Option<String>,
-    /// Most runs.
-    #[arg(long)]
-    pub run_times: Option<i32>,
-    /// No runs after this time, RFC 3339.
-    #[arg(long)]
-    pub end_at: Option<String>,
+    #[command(flatten)]
+    pub timing: TimingArgs,
 }
 
 pub async fn update(api: &Api, args: UpdateArgs, format: Format) -> anyhow::Result<()> {
     let mut s = Map::new();
     args.options.insert_into(&mut s);
-    insert_given(
-        &mut s,
-        [
-            ("payload", args.payload.given()?.map(|v| json!(v))),
-            ("run_every", args.run_every.map(|v| json!(v))),
-            ("cron", args.cron.map(|v| json!(v))),
-            ("timezone", args.timezone.map(|v| json!(v))),
-            ("misfire", args.misfire.map(|v| json!(v))),
-            ("run_times", args.run_times.map(|v| json!(v))),
-            ("end_at", args.end_at.map(|v| json!(v))),
-        ],
-    );
+    if let Some(payload) = args.payload.given()? {
+        s.insert("payload".into(), json!(payload));
+    }
+    args.timing.insert_into(&mut s);
     anyhow::ensure!(!s.is_empty(), "nothing to change: give at least one option");
     let id = &args.id;
     let path = api.project_path(&format!("schedules/{id}"))?;
@@ -129,18 +125,6 @@ pub async fn update(api: &Api, args: UpdateArgs, format: Format) -> anyhow::Resu
         println!("Schedule {id} updated; next run {next}");
     }
     Ok(())
-}
-
-/// The misfire policies the API knows (`ferrum_model::recurrence`).
-const MISFIRE: [&str; 3] = ["run_once", "skip", "catch_up"];
-
-/// Puts each field that was given into the request body.
-fn insert_given<const N: usize>(s: &mut Map<String, Value>, fields: [(&str, Option<Value>); N]) {
-    for (k, v) in fields {
-        if let Some(v) = v {
-            s.insert(k.into(), v);
-        }
-    }
 }
 
 pub async fn cancel(api: &Api, id: &str, format: Format) -> anyhow::Result<()> {
