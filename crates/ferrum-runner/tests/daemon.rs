@@ -241,7 +241,7 @@ async fn daemon_runs_reports_cancels_and_drains(kind: Kind) {
     let state: Shared = Arc::default();
     let api = serve(state.clone()).await;
     let work = scratch("daemon");
-    let mut config = RunnerConfig::new(api, RUNNER_TOKEN, &work);
+    let mut config = RunnerConfig::new(vec![api], RUNNER_TOKEN, &work);
     config.executor.host_id = format!("test-daemon-{}", Id::generate());
     config.executor.network = ferrum_runner::executor::NetworkMode::None;
     config.concurrency = 4;

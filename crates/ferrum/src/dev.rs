@@ -111,7 +111,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
 
     let listener = server::bind(&args.listen).await?;
     let api = local_url(listener.local_addr()?);
-    let mut runner = RunnerConfig::new(&api, runner_token, data_dir.join("runner"));
+    let mut runner = RunnerConfig::new(vec![api.clone()], runner_token, data_dir.join("runner"));
     if let Some(n) = args.concurrency {
         runner.concurrency = n;
     }

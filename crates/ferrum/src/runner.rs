@@ -211,8 +211,7 @@ enum StacksCommand {
 }
 
 pub async fn runner(args: RunnerArgs) -> anyhow::Result<()> {
-    let mut config = RunnerConfig::new(String::new(), args.token, args.work_dir);
-    config.apis = args.api;
+    let mut config = RunnerConfig::new(args.api, args.token, args.work_dir);
     config.cluster = args.cluster;
     if let Some(n) = args.concurrency {
         config.concurrency = n;

@@ -79,16 +79,12 @@ pub struct RunnerConfig {
 }
 
 impl RunnerConfig {
-    /// Defaults: `api` as the one API replica, this host's name, one slot per CPU, 60 s
+    /// Defaults: the API replicas `apis` (base URLs), this host's name, one slot per CPU, 60 s
     /// drain, 20 s long polls, a 1 GiB zip cache, task dirs under `work_dir`, [`DEFAULT_POOL`] parked containers per stack. The container label (`ferrum.runner`) is `<hostname>:<work_dir>`:
     /// stable across restarts, so a restarted runner finds its orphans, yet distinct for two
     /// runners on one host (e.g. `ferrum dev` next to `ferrum runner`), so neither removes the
     /// other's containers.
-    pub fn new(
-        api: impl Into<String>,
-        token: impl Into<String>,
-        work_dir: impl Into<PathBuf>,
-    ) -> Self {
+    pub fn new(apis: Vec<String>, token: impl Into<String>, work_dir: impl Into<PathBuf>) -> Self {
         let hostname = local_hostname();
         let work_dir = work_dir.into();
         let work_dir = std::path::absolute(&work_dir).unwrap_or(work_dir);
@@ -97,7 +93,7 @@ impl RunnerConfig {
             .map(|n| n.get() as u32)
             .unwrap_or(2);
         RunnerConfig {
-            apis: vec![api.into()],
+            apis,
             token: token.into(),
             cluster: None,
             executor: ExecutorConfig::new(work_dir, host_id),
