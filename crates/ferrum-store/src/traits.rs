@@ -297,16 +297,17 @@ pub trait DispatchStore {
     async fn next_delayed_at(&self, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>>;
 }
 
-/// A partial update of a schedule (S5): `None` leaves a field as it is.
+/// A partial update of a schedule (S5): `None` leaves a field as it is. The fields a schedule
+/// may also lack (`label`, `run_times`, `end_at`) take `Some(None)` to remove them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScheduleUpdate {
     pub payload: Option<Vec<u8>>,
     pub priority: Option<i32>,
     pub timeout: Option<i32>,
     pub cluster: Option<String>,
-    pub label: Option<String>,
-    pub run_times: Option<i32>,
-    pub end_at: Option<DateTime<Utc>>,
+    pub label: Option<Option<String>>,
+    pub run_times: Option<Option<i32>>,
+    pub end_at: Option<Option<DateTime<Utc>>>,
     pub task_delay: Option<i32>,
     /// A new answer to "when does it fire", replacing the old one whole.
     pub timing: Option<ScheduleTiming>,

@@ -167,6 +167,17 @@ impl ScheduleForm {
                 _ => Ok(Some(now.to_owned()).filter(|v| !v.is_empty())),
             }
         };
+        // The label and the limits may be removed: emptied, they are sent empty (run_times
+        // as 0), which the API reads as "none".
+        let removable = |now: &Option<String>, before: Option<&Option<String>>| {
+            let emptied = now.as_deref().is_some_and(|n| n.trim().is_empty())
+                && before.is_some_and(|b| !text(b).trim().is_empty());
+            if emptied {
+                Ok(Some(String::new()))
+            } else {
+                field("", now, before)
+            }
+        };
         let number = |name: &str, now: &Option<String>, before: Option<&Option<String>>| {
             field(name, now, before)?
                 .map(|v| v.parse::<f64>())
@@ -189,9 +200,12 @@ impl ScheduleForm {
             code_name: field("code_name", &self.code_name, w(|f| &f.code_name))?,
             payload,
             start_at: field("start_at", &self.start_at, w(|f| &f.start_at))?,
-            end_at: field("end_at", &self.end_at, w(|f| &f.end_at))?,
+            end_at: removable(&self.end_at, w(|f| &f.end_at))?,
             run_every: number("run_every", &self.run_every, w(|f| &f.run_every))?,
-            run_times: number("run_times", &self.run_times, w(|f| &f.run_times))?,
+            run_times: match removable(&self.run_times, w(|f| &f.run_times))? {
+                Some(v) if v.is_empty() => Some(0.0),
+                _ => number("run_times", &self.run_times, w(|f| &f.run_times))?,
+            },
             task_delay: None,
             cron: field("cron", &self.cron, w(|f| &f.cron))?,
             timezone: field("timezone", &self.timezone, w(|f| &f.timezone))?,
@@ -201,7 +215,7 @@ impl ScheduleForm {
                 timeout: number("timeout", &self.timeout, w(|f| &f.timeout))?,
                 delay: None,
                 cluster: field("cluster", &self.cluster, w(|f| &f.cluster))?,
-                label: field("label", &self.label, w(|f| &f.label))?,
+                label: removable(&self.label, w(|f| &f.label))?,
             },
         })
     }
@@ -524,7 +538,7 @@ mod tests {
     }
 
     #[test]
-    fn an_edit_gives_only_the_fields_changed_and_refuses_emptying_one() {
+    fn an_edit_gives_only_the_fields_changed_removes_a_label_and_keeps_a_cluster() {
         let mut now = was();
         now.payload = Some("{\"a\":1}\r\n".into());
         let input = now.input(Some(&was())).unwrap();
@@ -535,8 +549,19 @@ mod tests {
         assert_eq!(now.input(Some(&was())).unwrap().run_every, Some(7200.0));
 
         now.label = Some(" ".into());
-        let refused = now.input(Some(&was())).err().unwrap();
-        assert_eq!(refused.msg, "label cannot be removed, only changed");
+        let input = now.input(Some(&was())).unwrap();
+        assert_eq!(
+            input.fields.label.as_deref(),
+            Some(""),
+            "an emptied label is removed"
+        );
+
+        let mut no_cluster = was();
+        no_cluster.cluster = Some("gpu".into());
+        let mut emptied = was();
+        emptied.cluster = Some(String::new());
+        let refused = emptied.input(Some(&no_cluster)).err().unwrap();
+        assert_eq!(refused.msg, "cluster cannot be removed, only changed");
 
         now.label = None;
         let input = now.input(Some(&was())).unwrap();

@@ -120,7 +120,8 @@ impl ScheduleInput {
     }
 
     /// The fields this body sets, checked by the same rules as a new schedule; `null` and
-    /// absent fields stay as they are. `start_at` and `code_name` cannot change: that is a new
+    /// absent fields stay as they are. An empty `label`, an empty or unset (`0001-01-01…`)
+    /// `end_at` and `run_times` 0 remove the label and the limits, as they read when unset. `start_at` and `code_name` cannot change: that is a new
     /// schedule. How it repeats can (`cron`, `timezone`, `misfire`, `run_every`; a cron given
     /// replaces `run_every` and the other way round), on an active schedule: its next slot
     /// then follows the new recurrence, counted from now (from its last run for `run_every`),
@@ -148,6 +149,7 @@ impl ScheduleInput {
         let given_label = self.fields.label.is_some();
         let given_task_delay = self.task_delay.is_some();
         let given_end_at = self.end_at.is_some();
+        let given_run_times = self.run_times.is_some();
         let (_, payload, mut opts) = self.options(config)?;
         let now = Utc::now();
         if opts.cron.is_none() && opts.run_every.is_none() {
@@ -193,9 +195,9 @@ impl ScheduleInput {
             priority: given_priority.then_some(valid.priority),
             timeout: given_timeout.then_some(valid.timeout),
             cluster: given_cluster.then_some(valid.cluster),
-            label: if given_label { valid.label } else { None },
-            run_times: valid.run_times,
-            end_at: if given_end_at { valid.end_at } else { None },
+            label: given_label.then_some(valid.label),
+            run_times: given_run_times.then_some(valid.run_times),
+            end_at: given_end_at.then_some(valid.end_at),
             task_delay: given_task_delay.then_some(valid.task_delay),
             timing,
         })
@@ -249,7 +251,7 @@ pub(crate) fn updated(existing: &Schedule, u: ScheduleUpdate) -> Schedule {
     s.priority = u.priority.unwrap_or(s.priority);
     s.timeout = u.timeout.unwrap_or(s.timeout);
     s.cluster = u.cluster.unwrap_or(s.cluster);
-    s.label = u.label.or(s.label);
+    s.label = u.label.unwrap_or(s.label);
     if let Some(t) = u.timing.filter(|_| s.status == ScheduleStatus::Scheduled) {
         s.run_every = t.run_every;
         s.cron = t.cron;
@@ -257,8 +259,8 @@ pub(crate) fn updated(existing: &Schedule, u: ScheduleUpdate) -> Schedule {
         s.misfire = t.misfire;
         s.next_start = Some(t.next_start);
     }
-    s.run_times = u.run_times.or(s.run_times);
-    s.end_at = u.end_at.or(s.end_at);
+    s.run_times = u.run_times.unwrap_or(s.run_times);
+    s.end_at = u.end_at.unwrap_or(s.end_at);
     s.task_delay = u.task_delay.unwrap_or(s.task_delay);
     let past_end = matches!((s.next_start, s.end_at), (Some(next), Some(end)) if next > end);
     let ran_out = s.run_times.is_some_and(|max| s.run_count >= max);

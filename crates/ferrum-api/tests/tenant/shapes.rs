@@ -117,6 +117,35 @@ async fn schedules_have_every_schedule_key() {
         (s["label"].clone(), s["run_every"].clone()),
         (json!("nightly"), json!(120))
     );
+
+    // The label and the limits can be removed: given as they read when unset.
+    let one = format!("{path}/{id}");
+    let put = |body: Value| app.call(Method::PUT, &one, Some(&t.token), Body::Json(body));
+    put(json!({"end_at": "2031-01-01T00:00:00Z"}))
+        .await
+        .expect(200);
+    put(json!({"payload": "kept"})).await.expect(200);
+    let s = app.get(&t, &format!("{path}/{id}")).await.json();
+    assert_eq!(
+        (&s["label"], &s["run_times"], &s["end_at"]),
+        (
+            &json!("nightly"),
+            &json!(3),
+            &json!("2031-01-01T00:00:00.000Z")
+        ),
+        "what an update does not give stays"
+    );
+    put(json!({"label": "", "run_times": 0, "end_at": "0001-01-01T00:00:00Z"}))
+        .await
+        .expect(200);
+    let s = app.get(&t, &format!("{path}/{id}")).await.json();
+    assert!(s.get("label").is_none_or(Value::is_null), "{s}");
+    assert_eq!(
+        (&s["run_times"], &s["end_at"]),
+        (&json!(0), &json!("0001-01-01T00:00:00Z"))
+    );
+    assert_eq!(s["status"], "scheduled");
+
     let cancel = app
         .call(
             Method::POST,

@@ -123,14 +123,18 @@ impl<S: ScheduleSql> ScheduleStore for S {
 
     async fn update_schedule(&self, project: Id, id: Id, u: ScheduleUpdate) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
+        // `label`, `run_times` and `end_at` may be removed: each comes with a flag saying
+        // whether it was given, as NULL is a value for them.
         let sql = format!(
             "UPDATE schedules SET payload = coalesce($3, payload), \
              priority = coalesce($4, priority), timeout = coalesce($5, timeout), \
-             cluster = coalesce($6, cluster), label = coalesce($7, label), \
-             run_times = coalesce($8, run_times), \
-             end_at = coalesce($9, end_at), task_delay = coalesce($10, task_delay), \
+             cluster = coalesce($6, cluster), \
+             label = CASE WHEN $7 THEN $8 ELSE label END, \
+             run_times = CASE WHEN $9 THEN $10 ELSE run_times END, \
+             end_at = CASE WHEN $11 THEN $12 ELSE end_at END, \
+             task_delay = coalesce($13, task_delay), \
              updated_at = {} WHERE project_id = $1 AND id = $2",
-            S::now(11)
+            S::now(14)
         );
         let args = args![
             project,
@@ -139,9 +143,12 @@ impl<S: ScheduleSql> ScheduleStore for S {
             u.priority,
             u.timeout,
             u.cluster,
-            u.label,
-            u.run_times,
-            u.end_at,
+            u.label.is_some(),
+            u.label.flatten(),
+            u.run_times.is_some(),
+            u.run_times.flatten(),
+            u.end_at.is_some(),
+            u.end_at.flatten(),
             u.task_delay,
             Arg::Now,
         ];

@@ -389,3 +389,38 @@ pub async fn a_task_with_a_huge_stored_cluster_is_reaped(backend: Backend) {
     let t = w.store.task(w.project, other).await.unwrap().unwrap();
     assert_eq!(t.status, ferrum_model::TaskStatus::Queued);
 }
+
+pub async fn an_update_removes_the_label_and_limits_only_when_told(backend: Backend) {
+    let w = world(backend).await;
+    w.code("c", CodeSpec::default()).await;
+    let end = (Utc::now() + secs(86_400)).trunc_subsecs(3);
+    let mut o = opts(None, Some(60.0), Utc::now(), "run_once");
+    o.end_at = Some(end);
+    o.run_times = Some(5.0);
+    o.task.label = Some("nightly".into());
+    let id = schedule(&w, o).await;
+    let keep = ScheduleUpdate {
+        priority: Some(2),
+        ..ScheduleUpdate::default()
+    };
+    assert!(w.store.update_schedule(w.project, id, keep).await.unwrap());
+    let s = w.store.schedule(w.project, id).await.unwrap().unwrap();
+    assert_eq!(
+        (s.label.as_deref(), s.run_times, s.end_at, s.priority),
+        (Some("nightly"), Some(5), Some(end), 2)
+    );
+    let remove = ScheduleUpdate {
+        label: Some(None),
+        run_times: Some(None),
+        end_at: Some(None),
+        ..ScheduleUpdate::default()
+    };
+    assert!(w
+        .store
+        .update_schedule(w.project, id, remove)
+        .await
+        .unwrap());
+    let s = w.store.schedule(w.project, id).await.unwrap().unwrap();
+    assert_eq!((s.label, s.run_times, s.end_at), (None, None, None));
+    assert_eq!(s.status, ScheduleStatus::Scheduled);
+}

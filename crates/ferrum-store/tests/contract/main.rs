@@ -83,6 +83,7 @@ contract!(
     after_downtime_run_once_fires_once_and_catch_up_fires_every_slot,
     run_times_end_at_and_pause_stop_firing,
     an_update_of_the_timing_moves_the_next_slot,
+    an_update_removes_the_label_and_limits_only_when_told,
     a_schedule_that_cannot_fire_stops_no_other,
     a_schedule_with_a_huge_stored_cluster_still_fires,
     a_task_with_a_huge_stored_cluster_is_reaped,
