@@ -113,7 +113,7 @@ pub fn new_schedule(
         },
     )?;
     let run_every = seconds("run_every", opts.run_every)?.filter(|s| *s != 0);
-    let run_times = seconds("run_times", opts.run_times)?.filter(|n| *n > 0);
+    let run_times = count("run_times", opts.run_times)?.filter(|n| *n > 0);
     let cron = optional(&limits::CRON, opts.cron.filter(|c| !c.trim().is_empty()))?;
     let timezone = optional(&limits::TIMEZONE, opts.timezone)?;
     let recurrence = Recurrence::new(run_every, cron.as_deref(), timezone.as_deref())?;
@@ -293,6 +293,16 @@ fn seconds(what: &str, raw: Option<f64>) -> Result<Option<i32>, ValidationError>
     }
 }
 
+/// A count (`run_times`): like [`seconds`], and said as what it is.
+fn count(what: &str, raw: Option<f64>) -> Result<Option<i32>, ValidationError> {
+    seconds(what, raw).map_err(|_| {
+        ValidationError::Invalid(format!(
+            "{what} must be a non-negative number, got {}",
+            raw.unwrap_or_default()
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,6 +427,15 @@ mod tests {
         assert_eq!(
             (s.run_every, s.run_times, s.start_at),
             (Some(60), None, now)
+        );
+        let negative = ScheduleOptions {
+            run_times: Some(-1.0),
+            ..Default::default()
+        };
+        let err = new_schedule("c", b"{}".to_vec(), negative, now).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "run_times must be a non-negative number, got -1"
         );
     }
 
