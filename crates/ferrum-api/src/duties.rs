@@ -30,7 +30,11 @@ const FIRE_BATCH: i64 = 500;
 /// How long webhook delivery keys are kept to recognise a retried delivery. Senders retry
 /// within minutes (Slack) to hours (GitHub redeliveries by hand); a day covers both.
 const DELIVERY_MEMORY: chrono::Duration = chrono::Duration::hours(24);
-/// How often old delivery keys are purged.
+/// How long a runner not heard from stays listed (as offline) before it is forgotten: long
+/// enough for an operator to see a runner that died over a weekend, short enough that a fleet
+/// restarted daily does not pile up rows.
+const RUNNER_MEMORY: chrono::Duration = chrono::Duration::days(7);
+/// How often old delivery keys are purged and silent runners forgotten.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 /// The running duties of this process; [`Duties::stop`] ends them.
@@ -75,7 +79,7 @@ pub fn spawn(state: AppState) -> Duties {
     ));
     duties.start(crate::zip_gc::run(state.clone()));
     duties.start(crate::retention::run(state.clone()));
-    duties.start(purge_deliveries(state));
+    duties.start(purge(state));
     duties
 }
 
@@ -177,15 +181,25 @@ async fn wake_for_delayed_tasks(state: AppState) {
     }
 }
 
-async fn purge_deliveries(state: AppState) {
+/// Forgets what is kept only for a while: webhook delivery keys, and runners long silent.
+async fn purge(state: AppState) {
     let mut tick = tokio::time::interval(PURGE_EVERY);
     loop {
         tick.tick().await;
-        let before = Utc::now() - DELIVERY_MEMORY;
-        let purged = state.store.purge_deliveries(before).await;
+        let purged = state
+            .store
+            .purge_deliveries(Utc::now() - DELIVERY_MEMORY)
+            .await;
         metrics().duty("purge_deliveries", &purged);
         if let Err(e) = purged {
             tracing::error!(error = %e, "purging webhook delivery keys failed");
+        }
+        let forgotten = state.store.forget_runners(Utc::now() - RUNNER_MEMORY).await;
+        metrics().duty("forget_runners", &forgotten);
+        match forgotten {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(runners = n, "forgot runners silent for 7 days"),
+            Err(e) => tracing::error!(error = %e, "forgetting silent runners failed"),
         }
     }
 }

@@ -110,6 +110,10 @@ pub trait FleetStore {
     async fn drain_runner(&self, runner: Id) -> StoreResult<Option<RunnerInfo>>;
     /// Registered runners, newest first, of one cluster or all.
     async fn runners(&self, cluster: Option<&str>, page: Page) -> StoreResult<Vec<RunnerInfo>>;
+    /// Deletes the runners last heard from before `seen_before` that hold no lease, with
+    /// their credentials; answers how many. A runner that comes back after that is refused
+    /// (401) and registers anew when restarted.
+    async fn forget_runners(&self, seen_before: DateTime<Utc>) -> StoreResult<u64>;
     /// Clusters by name (one, or all), each with the runners heard from since `seen_since`
     /// summed up; drained runners count in none of the sums.
     async fn clusters(

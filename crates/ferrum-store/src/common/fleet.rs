@@ -15,7 +15,8 @@ use crate::StoreResult;
 
 /// What a backend does its own way for the fleet.
 pub(crate) trait FleetSql: Sql {
-    /// A `SELECT 1` of the tasks runner `$1` holds a lease on.
+    /// A `SELECT 1` of the tasks runner `$1` holds a lease on (`$1` may be replaced by a
+    /// column, to correlate it).
     const RUNNER_BUSY: &'static str;
 }
 
@@ -76,6 +77,12 @@ impl<S: FleetSql> FleetStore for S {
             .read(&sql, args![cluster, page.limit(), page.offset()])
             .await?;
         rows.iter().map(runner_info).collect()
+    }
+
+    async fn forget_runners(&self, seen_before: DateTime<Utc>) -> StoreResult<u64> {
+        let busy = S::RUNNER_BUSY.replace("$1", "runners.id");
+        let sql = format!("DELETE FROM runners WHERE last_seen_at < $1 AND NOT EXISTS ({busy})");
+        self.write_count(&sql, args![seen_before]).await
     }
 
     async fn clusters(

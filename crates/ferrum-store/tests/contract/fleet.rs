@@ -98,3 +98,48 @@ pub async fn a_draining_runner_drains_once_its_last_lease_ends(backend: Backend)
     assert_eq!(s.runner_heartbeat(nobody, 0).await.unwrap(), None);
     assert!(s.drain_runner(nobody).await.unwrap().is_none());
 }
+
+pub async fn runners_long_silent_and_idle_are_forgotten(backend: Backend) {
+    let w = world(backend).await;
+    let s = &*w.store;
+    s.add_runner_token("default", "tok").await.unwrap();
+    let reg = |secret| s.register_runner("tok", secret, "host", 1, "1.0");
+    reg("s-idle").await.unwrap().unwrap();
+    let busy = reg("s-busy").await.unwrap().unwrap().runner_id;
+    w.code("c", CodeSpec::default()).await;
+    let task = w.queue("c", 0, 0).await;
+    let spec = LeaseSpec {
+        runner_id: busy,
+        cluster: "default".into(),
+        max_tasks: 1,
+        lease_for: Duration::from_secs(30),
+    };
+    assert_eq!(s.lease(&spec).await.unwrap()[0].id, task);
+
+    let before_both = Utc::now() - chrono::Duration::seconds(60);
+    assert_eq!(
+        s.forget_runners(before_both).await.unwrap(),
+        0,
+        "both heard from since"
+    );
+    let after_both = Utc::now() + chrono::Duration::seconds(60);
+    assert_eq!(s.forget_runners(after_both).await.unwrap(), 1);
+    let left: Vec<Id> = s
+        .runners(None, Page::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(left, [busy], "a runner holding a lease is kept");
+    assert!(s
+        .authenticate_runner_secret("s-idle")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s
+        .authenticate_runner_secret("s-busy")
+        .await
+        .unwrap()
+        .is_some());
+}

@@ -112,6 +112,7 @@ contract!(
     runner_tokens_register_runners_and_revoking_ends_their_authority,
     zips_go_when_no_task_needs_them,
     a_draining_runner_drains_once_its_last_lease_ends,
+    runners_long_silent_and_idle_are_forgotten,
     retention_deletes_exactly_what_ended_before_the_cutoff_while_leasing_goes_on,
     retention_applies_a_projects_own_days_else_the_default,
     retention_keeps_a_running_batchs_tasks_and_deletes_an_ended_batch_with_its_last,
