@@ -32,6 +32,8 @@ struct Fake {
     lost: HashSet<Id>,
     logs: BTreeMap<(Id, u64), (LogStream, Vec<u8>)>,
     completed: HashMap<Id, CompleteRequest>,
+    /// The runner's credential is refused from now on (revoked, or the runner forgotten).
+    refused: bool,
 }
 
 type Shared = Arc<Mutex<Fake>>;
@@ -68,19 +70,25 @@ async fn register(Json(_): Json<RegisterRequest>) -> Json<RegisterResponse> {
     })
 }
 
-async fn lease(State(s): State<Shared>, Json(req): Json<LeaseRequest>) -> Json<LeaseResponse> {
+async fn lease(
+    State(s): State<Shared>,
+    Json(req): Json<LeaseRequest>,
+) -> Result<Json<LeaseResponse>, StatusCode> {
     let until = Instant::now() + Duration::from_millis(req.wait_ms);
     loop {
         let leases: Vec<Lease> = {
             let mut fake = s.lock().unwrap();
+            if fake.refused {
+                return Err(StatusCode::UNAUTHORIZED);
+            }
             let n = fake.queue.len().min(req.max_tasks as usize);
             fake.queue.drain(..n).collect()
         };
         if !leases.is_empty() || Instant::now() >= until {
-            return Json(LeaseResponse {
+            return Ok(Json(LeaseResponse {
                 leases,
                 draining: false,
-            });
+            }));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -354,3 +362,38 @@ async fn daemon_runs_reports_cancels_and_drains(kind: Kind) {
 }
 
 suite!(daemon_runs_reports_cancels_and_drains);
+
+/// A runner whose credential is refused (its token revoked, or the runner forgotten) stops
+/// with an error a supervisor sees, its running task killed and nothing left behind.
+#[tokio::test]
+async fn a_refused_credential_stops_the_runner_with_an_error() {
+    ensure_sh_image().await;
+    let state: Shared = Arc::default();
+    let api = serve(state.clone()).await;
+    let work = scratch("daemon-refused");
+    let mut config = RunnerConfig::new(vec![api], RUNNER_TOKEN, &work);
+    config.executor.host_id = format!("test-daemon-{}", Id::generate());
+    config.executor.network = ferrum_runner::executor::NetworkMode::None;
+    config.pool = None;
+    config.lease_wait = Duration::from_millis(200);
+    let host = config.executor.host_id.clone();
+    let daemon = tokio::spawn(run(config, std::future::pending()));
+    let sleeper = queue(&state, "sleep 60", b"");
+    until("sleeper to start", Duration::from_secs(20), || {
+        let fake = state.lock().unwrap();
+        fake.started.contains(&sleeper).then_some(())
+    })
+    .await;
+    state.lock().unwrap().refused = true;
+    let ended = tokio::time::timeout(Duration::from_secs(30), daemon)
+        .await
+        .expect("the runner stops")
+        .unwrap();
+    assert!(
+        matches!(ended, Err(ferrum_runner::daemon::RunnerError::Refused)),
+        "{ended:?}"
+    );
+    assert!(!state.lock().unwrap().completed.contains_key(&sleeper));
+    assert_eq!(all_containers(&host), 0);
+    assert!(mounts_under(&work).is_empty(), "{:?}", mounts_under(&work));
+}

@@ -12,6 +12,11 @@
 //! their containers are killed and removed **without** reporting an outcome. Their leases
 //! expire and the API retries them on another runner: at-least-once delivery, rather than a
 //! final `killed` that would lose the work.
+//!
+//! A lease call answered 401 (the runner's credential revoked, or the runner forgotten after
+//! a long silence) ends the runner with [`RunnerError::Refused`]: its tasks, which can no
+//! longer report, are killed at once, and the error reaches its supervisor rather than a log
+//! of retries nobody reads.
 
 mod client;
 mod fleet;
@@ -127,6 +132,18 @@ pub enum RunnerError {
     Io(#[from] std::io::Error),
     #[error("concurrency must be at least 1")]
     NoSlots,
+    /// The API refused this runner's credential (401): its token was revoked, or the runner
+    /// was silent so long that it was forgotten. Exiting lets a supervisor restart it, and a
+    /// restarted runner registers anew if its token still holds.
+    #[error("the API refused this runner's credential (revoked or forgotten); exiting")]
+    Refused,
+}
+
+/// Why the lease loop ended.
+enum LoopEnd {
+    Shutdown,
+    Drain,
+    Refused,
 }
 
 /// Runs the runner until `shutdown` resolves and running tasks are drained.
@@ -201,19 +218,20 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     let slots = Arc::new(Semaphore::new(config.concurrency as usize));
     let mut backoff = Duration::from_millis(500);
-    // Leases until shutdown (true) or until the API asks this runner to drain (false).
-    let shut_down = loop {
+    // Leases until shutdown, until the API asks this runner to drain, or until it refuses
+    // the runner's credential.
+    let ended = loop {
         while tasks.try_join_next().is_some() {}
         if *drain_asked.borrow_and_update() {
-            break false;
+            break LoopEnd::Drain;
         }
         let first = tokio::select! {
             permit = slots.clone().acquire_owned() => match permit {
                 Ok(p) => p,
-                Err(_) => break true,
+                Err(_) => break LoopEnd::Shutdown,
             },
             _ = drain_asked.changed() => continue,
-            _ = &mut shutdown => break true,
+            _ = &mut shutdown => break LoopEnd::Shutdown,
         };
         let mut permits = vec![first];
         while let Ok(p) = slots.clone().try_acquire_owned() {
@@ -226,7 +244,7 @@ pub async fn run(
         let asked = Instant::now();
         let leased = tokio::select! {
             r = client.lease(&request) => r,
-            _ = &mut shutdown => break true,
+            _ = &mut shutdown => break LoopEnd::Shutdown,
         };
         match leased {
             Ok(response) => {
@@ -256,25 +274,36 @@ pub async fn run(
                     });
                 }
             }
+            Err(ApiError::Status { status: 401, .. }) => break LoopEnd::Refused,
             Err(e) => {
                 health.lease_failed();
                 tracing::warn!(error = %e, retry_in = ?backoff, "lease failed");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = &mut shutdown => break true,
+                    _ = &mut shutdown => break LoopEnd::Shutdown,
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     };
-    if !shut_down {
-        finish_then_idle(&mut tasks, &nudge, &mut shutdown).await;
-    }
-    drain(tasks, kill, config.drain_timeout).await;
+    let drain_timeout = match ended {
+        LoopEnd::Drain => {
+            finish_then_idle(&mut tasks, &nudge, &mut shutdown).await;
+            config.drain_timeout
+        }
+        LoopEnd::Shutdown => config.drain_timeout,
+        // No call of this runner's is heard any more: its tasks cannot report, and their
+        // leases run out and are retried elsewhere.
+        LoopEnd::Refused => Duration::ZERO,
+    };
+    drain(tasks, kill, drain_timeout).await;
     stop_heartbeat.cancel();
     let _ = heartbeat.await;
     executor.shutdown().await;
-    Ok(())
+    match ended {
+        LoopEnd::Refused => Err(RunnerError::Refused),
+        LoopEnd::Shutdown | LoopEnd::Drain => Ok(()),
+    }
 }
 
 /// Asked to drain: lets the running tasks end on their own, has the API told at once that
