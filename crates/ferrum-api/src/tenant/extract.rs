@@ -56,7 +56,15 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     fn malformed(e: impl std::fmt::Display) -> ApiError {
         ApiError::bad_request(format!("Malformed JSON: {e}"))
     }
-    let value: Value = serde_json::from_slice(body).map_err(malformed)?;
+    let mut value: Value = serde_json::from_slice(body).map_err(malformed)?;
+    // Every body of this API is an object (`null` reads as an empty one, as no body does);
+    // serde would read an array as a struct's fields in order and answer about the first one.
+    if value.is_null() {
+        value = Value::Object(serde_json::Map::new());
+    }
+    if !value.is_object() {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    }
     if holds_nul(&value) {
         return Err(ApiError::bad_request(
             "JSON strings must not contain NUL characters (\\u0000)",
@@ -189,6 +197,9 @@ mod tests {
         let err = parse_json::<Value>(b"{\"tasks\": [").unwrap_err();
         assert_eq!(err.status, axum::http::StatusCode::BAD_REQUEST);
         assert!(err.msg.starts_with("Malformed JSON"), "{}", err.msg);
+        let err = parse_json::<Value>(b"[1, 2]").unwrap_err();
+        assert_eq!(err.msg, "the body must be a JSON object");
+        assert_eq!(parse_json::<Value>(b"null").unwrap(), serde_json::json!({}));
         let err = parse_json::<Value>(br#"{"label": ["a\u0000b"]}"#).unwrap_err();
         assert!(err.msg.contains("NUL"), "{}", err.msg);
     }
