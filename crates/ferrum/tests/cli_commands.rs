@@ -186,6 +186,15 @@ fn schedules_webhooks_and_jsonl_queueing_through_the_cli() {
         "timezone",
     );
 
+    // Pause and resume: the schedule says so, and a second pause is a no-op, not an error.
+    assert!(ok(dev.cli(&["schedule", "pause", &id])).contains(&id));
+    ok(dev.cli(&["schedule", "pause", &id]));
+    let s = json_of(&ok(dev.cli(&["list", "schedules", "--output", "json"])));
+    assert_eq!(s["schedules"][0]["paused"], true);
+    ok(dev.cli(&["schedule", "resume", &id]));
+    let s = json_of(&ok(dev.cli(&["list", "schedules", "--output", "json"])));
+    assert_eq!(s["schedules"][0]["paused"], false);
+
     // Webhooks: each call mints a URL; list shows them; revoke stops a URL at once.
     let first = ok(dev.cli(&["webhook", "hi"])).trim().to_owned();
     let second = ok(dev.cli(&["webhook", "hi", "--label", "two"]))

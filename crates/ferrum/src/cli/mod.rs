@@ -118,6 +118,10 @@ pub enum ScheduleCommand {
     Create(schedules::CreateArgs),
     /// Changes a schedule: its payload, options, timing or limits; prints the next run.
     Update(schedules::UpdateArgs),
+    /// Pauses a schedule: it stays scheduled but queues nothing until resumed.
+    Pause { id: String },
+    /// Resumes a paused schedule at its next future slot (missed slots are not made up).
+    Resume { id: String },
     /// Cancels a schedule (tasks it already queued are not touched).
     Cancel { id: String },
 }
@@ -146,6 +150,12 @@ pub async fn run(command: Command, format: Format) -> anyhow::Result<()> {
         }
         Command::Schedule(ScheduleCommand::Update(args)) => {
             schedules::update(&api()?, args, format).await
+        }
+        Command::Schedule(ScheduleCommand::Pause { id }) => {
+            schedules::set_paused(&api()?, &id, "pause", format).await
+        }
+        Command::Schedule(ScheduleCommand::Resume { id }) => {
+            schedules::set_paused(&api()?, &id, "resume", format).await
         }
         Command::Schedule(ScheduleCommand::Cancel { id }) => {
             schedules::cancel(&api()?, &id, format).await

@@ -1,4 +1,4 @@
-//! Schedules: `ferrum schedule create|update|cancel`, `ferrum list schedules`.
+//! Schedules: `ferrum schedule create|update|pause|resume|cancel`, `ferrum list schedules`.
 
 use anyhow::Context;
 use serde_json::{json, Map, Value};
@@ -123,6 +123,21 @@ pub async fn update(api: &Api, args: UpdateArgs, format: Format) -> anyhow::Resu
     } else {
         let next = answer["next_start"].as_str().unwrap_or("-");
         println!("Schedule {id} updated; next run {next}");
+    }
+    Ok(())
+}
+
+/// Pauses (`pause`) or resumes (`resume`) a schedule; prints the API's answer.
+pub async fn set_paused(api: &Api, id: &str, action: &str, format: Format) -> anyhow::Result<()> {
+    let path = api.project_path(&format!("schedules/{id}/{action}"))?;
+    let answer = api.post_json(&path, &json!({})).await?;
+    if format.is_json() {
+        output::json(&answer);
+    } else {
+        println!(
+            "Schedule {id}: {}",
+            answer["msg"].as_str().unwrap_or(action)
+        );
     }
     Ok(())
 }
