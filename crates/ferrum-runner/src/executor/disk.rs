@@ -68,15 +68,17 @@ impl TaskDisk {
         Ok(())
     }
 
-    /// Unmounts (detaching the loop device), removes the mount point and the image; what is
+    /// Unmounts (detaching the loop device), removes the image and then the mount point; what is
     /// already gone is fine. Blocking.
     pub fn release(&self) -> io::Result<()> {
         unmount_if_mounted(&self.mount)?;
-        super::taskdir::remove_dir_if_present(&self.mount)?;
+        // The image goes before the mount point: a task dir that is gone then means the
+        // whole disk is, for whoever waits on it.
         match std::fs::remove_file(&self.image) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            other => other,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            other => other?,
         }
+        super::taskdir::remove_dir_if_present(&self.mount)
     }
 }
 
