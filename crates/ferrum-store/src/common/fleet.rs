@@ -1,5 +1,5 @@
 //! The runner fleet, written once for both backends (see `crate::fleet`). A backend supplies
-//! only [`FleetSql::RUNNER_BUSY`]: where a runner's leased tasks are.
+//! only [`FleetSql::runner_busy`]: where a runner's leased tasks are.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -15,9 +15,9 @@ use crate::StoreResult;
 
 /// What a backend does its own way for the fleet.
 pub(crate) trait FleetSql: Sql {
-    /// A `SELECT 1` of the tasks runner `$1` holds a lease on (`$1` may be replaced by a
-    /// column, to correlate it).
-    const RUNNER_BUSY: &'static str;
+    /// A `SELECT 1` of the tasks the runner `runner` (a placeholder, or a column to
+    /// correlate with) holds a lease on.
+    fn runner_busy(runner: &str) -> String;
 }
 
 #[async_trait]
@@ -35,7 +35,7 @@ impl<S: FleetSql> FleetStore for S {
              WHERE id = $1 \
              RETURNING drain_requested_at IS NOT NULL AS draining, drained_at IS NOT NULL AS drained",
             now = S::now(3),
-            busy = S::RUNNER_BUSY
+            busy = S::runner_busy("$1")
         );
         let rows = self.write(&sql, args![runner, running, Arg::Now]).await?;
         first(rows)
@@ -80,7 +80,7 @@ impl<S: FleetSql> FleetStore for S {
     }
 
     async fn forget_runners(&self, seen_before: DateTime<Utc>) -> StoreResult<u64> {
-        let busy = S::RUNNER_BUSY.replace("$1", "runners.id");
+        let busy = S::runner_busy("runners.id");
         let sql = format!("DELETE FROM runners WHERE last_seen_at < $1 AND NOT EXISTS ({busy})");
         self.write_count(&sql, args![seen_before]).await
     }

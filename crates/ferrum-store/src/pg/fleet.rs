@@ -4,5 +4,7 @@ use super::PgStore;
 use crate::common::fleet::FleetSql;
 
 impl FleetSql for PgStore {
-    const RUNNER_BUSY: &'static str = "SELECT 1 FROM task_queue WHERE runner_id = $1 AND leased";
+    fn runner_busy(runner: &str) -> String {
+        format!("SELECT 1 FROM task_queue WHERE runner_id = {runner} AND leased")
+    }
 }

@@ -4,6 +4,9 @@ use super::SqliteStore;
 use crate::common::fleet::FleetSql;
 
 impl FleetSql for SqliteStore {
-    const RUNNER_BUSY: &'static str = "SELECT 1 FROM tasks \
-         WHERE runner_id = $1 AND status IN ('preparing', 'running')";
+    fn runner_busy(runner: &str) -> String {
+        format!(
+            "SELECT 1 FROM tasks WHERE runner_id = {runner} AND status IN ('preparing', 'running')"
+        )
+    }
 }
